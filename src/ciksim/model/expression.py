@@ -1,0 +1,160 @@
+"""Rate-law expressions: parsed once, then compiled, unit-checked and rendered.
+
+An expression is a small arithmetic formula in Python syntax over the model's symbols:
+``+ - * / **``, numbers, and the functions ``exp log sqrt min max``. It is parsed with
+:mod:`ast` and checked against a whitelist, so a model file can never run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pint
+
+from ciksim.errors import ModelError, UnitError
+from ciksim.units import registry
+
+FUNCTIONS: dict[str, object] = {
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "min": np.minimum,
+    "max": np.maximum,
+}
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed formula. ``text`` is the source; ``symbols`` the names it uses."""
+
+    text: str
+    symbols: frozenset[str] = field(init=False)
+    _tree: ast.Expression = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            tree = ast.parse(self.text.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise ModelError(f"cannot parse expression {self.text!r}: {exc.msg}") from exc
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            _check_node(node, self.text, names)
+        object.__setattr__(self, "_tree", tree)
+        object.__setattr__(self, "symbols", frozenset(names))
+
+    def python(self) -> str:
+        """Source for numpy evaluation (``min``/``max`` become element-wise)."""
+        return _render(self._tree.body, python=True)
+
+    def __str__(self) -> str:
+        return _render(self._tree.body, python=False)
+
+    def units(self, env: Mapping[str, pint.Unit], *, where: str) -> pint.Unit:
+        """The unit of the expression given the unit of each symbol; raises UnitError."""
+        ureg = registry()
+        return _units(self._tree.body, env, ureg, where, self.text)
+
+
+def _check_node(node: ast.AST, text: str, names: set[str]) -> None:
+    allowed = (
+        ast.Expression, ast.BinOp, ast.UnaryOp, ast.Call, ast.Name, ast.Constant, ast.Load,
+        ast.USub, ast.UAdd, *_BINOPS,
+    )
+    if not isinstance(node, allowed):
+        raise ModelError(
+            f"expression {text!r} uses {type(node).__name__}, which rate laws do not allow; "
+            "use numbers, symbols, + - * / ** and exp, log, sqrt, min, max"
+        )
+    if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
+        raise ModelError(f"expression {text!r}: constant {node.value!r} is not a number")
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            raise ModelError(
+                f"expression {text!r}: unknown function call; allowed: {', '.join(FUNCTIONS)}"
+            )
+    elif isinstance(node, ast.Name):
+        if node.id in FUNCTIONS:
+            return
+        names.add(node.id)
+
+
+def _render(node: ast.AST, *, python: bool) -> str:
+    if isinstance(node, ast.Constant):
+        return repr(float(node.value)) if python else f"{node.value:g}"
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.UnaryOp):
+        sign = "-" if isinstance(node.op, ast.USub) else "+"
+        return f"({sign}{_render(node.operand, python=python)})"
+    if isinstance(node, ast.BinOp):
+        op = _BINOPS[type(node.op)]
+        return f"({_render(node.left, python=python)} {op} {_render(node.right, python=python)})"
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    args = ", ".join(_render(a, python=python) for a in node.args)
+    name = node.func.id
+    if python and name in ("min", "max"):
+        name = f"_np_{name}imum"
+    elif python:
+        name = f"_np_{name}"
+    return f"{name}({args})"
+
+
+def _units(node, env, ureg, where: str, text: str) -> pint.Unit:
+    dimless = ureg.dimensionless
+    if isinstance(node, ast.Constant):
+        return dimless
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        return _units(node.operand, env, ureg, where, text)
+    if isinstance(node, ast.BinOp):
+        left = _units(node.left, env, ureg, where, text)
+        if isinstance(node.op, ast.Pow):
+            if not isinstance(node.right, ast.Constant):
+                right = _units(node.right, env, ureg, where, text)
+                if not _dimensionless(left, ureg) or not _dimensionless(right, ureg):
+                    raise UnitError(f"{where}: a variable power needs dimensionless operands")
+                return dimless
+            return (ureg.Quantity(1.0, left) ** float(node.right.value)).units
+        right = _units(node.right, env, ureg, where, text)
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            return _same(left, right, ureg, where, text)
+        q = ureg.Quantity(1.0, left)
+        r = ureg.Quantity(1.0, right)
+        return (q * r).units if isinstance(node.op, ast.Mult) else (q / r).units
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    args = [_units(a, env, ureg, where, text) for a in node.args]
+    if node.func.id in ("exp", "log"):
+        if not _dimensionless(args[0], ureg):
+            raise UnitError(
+                f"{where}: {node.func.id}() needs a dimensionless argument, got {args[0]:~} "
+                f"in {text!r}"
+            )
+        return dimless
+    if node.func.id == "sqrt":
+        return (ureg.Quantity(1.0, args[0]) ** 0.5).units
+    out = args[0]
+    for other in args[1:]:
+        out = _same(out, other, ureg, where, text)
+    return out
+
+
+def _dimensionless(unit: pint.Unit, ureg) -> bool:
+    return ureg.Quantity(1.0, unit).to_base_units().dimensionless and abs(
+        ureg.Quantity(1.0, unit).to(ureg.dimensionless).magnitude - 1.0
+    ) < 1e-9
+
+
+def _same(a: pint.Unit, b: pint.Unit, ureg, where: str, text: str) -> pint.Unit:
+    from ciksim.units import same_unit
+
+    if not same_unit(a, b):
+        raise UnitError(
+            f"{where}: terms of {text!r} mix units {a:~} and {b:~}; "
+            "convert one with a parameter so both share a unit"
+        )
+    return a

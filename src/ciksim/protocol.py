@@ -1,0 +1,403 @@
+"""Protocols: timed events applied to a model's state (culture handling, dosing).
+
+A Protocol is plain data, independent of any model, validated on construction and
+immutable. It is bound to a model when simulated: species names are checked and quantities
+converted to the model's units then. Protocols are read from TOML (see ``data/protocols``).
+
+Actions:
+
+``set``      set species to values (e.g. IFN-γ 1000 IU/mL on day 0)
+``add``      add to species (cells or a cytokine bolus)
+``feed``     add fresh medium (``volume_fraction`` of the current volume, or ``volume``):
+             the volume grows, concentrations dilute towards fresh medium, and the species
+             in ``top_up`` are raised to the given concentration
+``split``    where cell density exceeds ``max_density``, dilute to ``target_density``;
+             ``cells = "keep"`` adds medium (volume grows), ``"discard"`` throws away the
+             surplus culture and refills to the same volume; ``top_up`` as for feed
+``harvest``  marks the harvest day (the product is read from the state on that day)
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ciksim.errors import ProtocolError, UnitError
+from ciksim.units import convert
+
+if TYPE_CHECKING:
+    from ciksim.model import Model
+
+ACTIONS = ("set", "add", "feed", "split", "harvest")
+_ACTION_FIELDS: dict[str, set[str]] = {
+    "set": {"values"},
+    "add": {"values"},
+    "feed": {"volume_fraction", "volume", "top_up"},
+    "split": {"max_density", "target_density", "cells", "top_up"},
+    "harvest": set(),
+}
+_TIMING_FIELDS = {"day", "days", "every", "from", "until"}
+_COMMON_FIELDS = {"action", "note"}
+
+Value = float | str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One action at one time ``day`` (days from the start of the protocol)."""
+
+    day: float
+    action: str
+    values: Mapping[str, Value] = field(default_factory=dict)
+    volume_fraction: float | None = None
+    volume: Value | None = None
+    max_density: Value | None = None
+    target_density: Value | None = None
+    cells: str = "keep"
+    top_up: Mapping[str, Value] = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"event {self.action!r} on day {self.day:g}"
+        if self.action not in ACTIONS:
+            raise ProtocolError(
+                f"unknown action {self.action!r}; expected one of {', '.join(ACTIONS)}"
+            )
+        if not math.isfinite(self.day) or self.day < 0:
+            raise ProtocolError(f"{where}: day must be a number >= 0")
+        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
+        object.__setattr__(self, "top_up", MappingProxyType(dict(self.top_up)))
+        for key, mapping in (("values", self.values), ("top_up", self.top_up)):
+            for name, v in mapping.items():
+                _nonnegative(v, f"{where}: {key}.{name}")
+        if self.action in ("set", "add") and not self.values:
+            raise ProtocolError(f"{where}: give values = {{species = amount}}")
+        if self.action == "feed":
+            if (self.volume_fraction is None) == (self.volume is None):
+                raise ProtocolError(f"{where}: give exactly one of volume_fraction or volume")
+            if self.volume_fraction is not None and not self.volume_fraction > 0:
+                raise ProtocolError(f"{where}: volume_fraction must be > 0 (e.g. 0.5)")
+            if self.volume is not None:
+                _nonnegative(self.volume, f"{where}: volume")
+        if self.action == "split":
+            if self.max_density is None or self.target_density is None:
+                raise ProtocolError(f"{where}: give max_density and target_density")
+            if self.cells not in ("keep", "discard"):
+                raise ProtocolError(f"{where}: cells must be 'keep' or 'discard'")
+            _nonnegative(self.max_density, f"{where}: max_density")
+            _nonnegative(self.target_density, f"{where}: target_density")
+
+
+def _nonnegative(value: Value, where: str) -> None:
+    if isinstance(value, bool):
+        raise ProtocolError(f"{where}: expected a number or a quantity string, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.split()[0])
+        except (ValueError, IndexError) as exc:
+            raise ProtocolError(
+                f"{where}: cannot read {value!r}; write a quantity like '500 IU/mL'"
+            ) from exc
+    else:
+        raise ProtocolError(f"{where}: expected a number or a quantity string, got {value!r}")
+    if not math.isfinite(number) or number < 0:
+        raise ProtocolError(f"{where}: {value!r} is negative or not finite; give a value >= 0")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named, ordered list of events plus parameter settings (e.g. seeding density)."""
+
+    name: str
+    events: tuple[Event, ...] = ()
+    description: str = ""
+    source: str = ""
+    harvest_day: float | None = None
+    parameters: Mapping[str, Value] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "events", tuple(sorted(self.events, key=lambda e: e.day)))
+        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+        harvests = [e.day for e in self.events if e.action == "harvest"]
+        if self.harvest_day is None and harvests:
+            object.__setattr__(self, "harvest_day", harvests[0])
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "protocol") -> Protocol:
+        """Build from parsed TOML; errors name the field (``events[2].action``) and the fix."""
+        allowed = {"name", "description", "source", "harvest_day", "parameters", "events"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ProtocolError(
+                f"{origin}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            )
+        if "name" not in data:
+            raise ProtocolError(f"{origin}: missing field 'name'")
+        events: list[Event] = []
+        previous = -math.inf
+        for i, raw in enumerate(data.get("events", [])):
+            where = f"{origin}: events[{i}]"
+            if not isinstance(raw, Mapping):
+                raise ProtocolError(f"{where}: each event must be a table ([[events]])")
+            action = raw.get("action")
+            if action not in ACTIONS:
+                raise ProtocolError(
+                    f"{where}.action: unknown action {action!r}; expected one of {', '.join(ACTIONS)}"
+                )
+            allowed_ev = _ACTION_FIELDS[action] | _TIMING_FIELDS | _COMMON_FIELDS
+            extra = sorted(set(raw) - allowed_ev)
+            if extra:
+                raise ProtocolError(
+                    f"{where}: unknown field(s) {', '.join(extra)} for action {action!r}; "
+                    f"allowed: {', '.join(sorted(allowed_ev))}"
+                )
+            days = _event_days(raw, where)
+            if days[0] < previous:
+                raise ProtocolError(
+                    f"{where}: starts on day {days[0]:g}, before the previous event (day "
+                    f"{previous:g}); list events in time order"
+                )
+            previous = days[0]
+            kwargs = {k: v for k, v in raw.items() if k not in _TIMING_FIELDS and k != "action"}
+            for day in days:
+                try:
+                    events.append(Event(day=day, action=action, **kwargs))
+                except ProtocolError as exc:
+                    raise ProtocolError(f"{where}: {exc}") from exc
+                except TypeError as exc:
+                    raise ProtocolError(f"{where}: {exc}") from exc
+        harvest = data.get("harvest_day")
+        if harvest is not None and (not isinstance(harvest, (int, float)) or harvest <= 0):
+            raise ProtocolError(f"{origin}: harvest_day must be a number of days > 0")
+        params = data.get("parameters", {})
+        if not isinstance(params, Mapping):
+            raise ProtocolError(f"{origin}: parameters must be a table of name = value")
+        return cls(
+            name=str(data["name"]),
+            description=str(data.get("description", "")),
+            source=str(data.get("source", "")),
+            harvest_day=float(harvest) if harvest is not None else None,
+            parameters=params,
+            events=tuple(events),
+        )
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Protocol:
+        """A built-in protocol by name (``cik-standard``) or a TOML file path."""
+        path = Path(name_or_path)
+        if path.suffix == ".toml" or path.exists():
+            if not path.is_file():
+                raise ProtocolError(f"protocol file {str(path)!r} does not exist")
+            text = path.read_text(encoding="utf-8")
+            origin = str(path)
+        else:
+            name = str(name_or_path)
+            if name not in builtin_protocols():
+                raise ProtocolError(
+                    f"unknown protocol {name!r}; built-in protocols: "
+                    f"{', '.join(builtin_protocols())}, or give a .toml file"
+                )
+            text = (resources.files("ciksim.data") / "protocols" / f"{name}.toml").read_text(
+                encoding="utf-8"
+            )
+            origin = f"protocol {name!r}"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProtocolError(f"{origin}: not valid TOML ({exc})") from exc
+        return cls.from_dict(data, origin=origin)
+
+    def without(self, action: str, after: float = -1.0) -> Protocol:
+        """A copy with the events of ``action`` strictly after day ``after`` removed."""
+        kept = tuple(e for e in self.events if not (e.action == action and e.day > after))
+        return Protocol(self.name + f"-no-{action}", kept, self.description, self.source,
+                        self.harvest_day, self.parameters)
+
+    def bind(self, model: Model) -> list[BoundEvent]:
+        """Events as functions of the model's state, with names and units checked."""
+        return [BoundEvent.bind(e, model, self.name) for e in self.events]
+
+    def parameter_values(self, model: Model) -> dict[str, float]:
+        """Protocol parameter settings converted to the model's units."""
+        from ciksim.model.model import assert_known
+
+        assert_known(model, self.parameters, f"protocol {self.name!r}: parameters")
+        return {
+            k: convert(v, model.parameter_by_name[k].unit, field=f"protocol {self.name!r}: {k}")
+            for k, v in self.parameters.items()
+        }
+
+
+def _event_days(raw: Mapping[str, Any], where: str) -> list[float]:
+    given = [k for k in ("day", "days", "every") if k in raw]
+    if len(given) != 1:
+        raise ProtocolError(f"{where}: give exactly one of day, days or every (+ from, until)")
+    try:
+        if "day" in raw:
+            days = [float(raw["day"])]
+        elif "days" in raw:
+            days = [float(d) for d in raw["days"]]
+            if any(b <= a for a, b in zip(days, days[1:], strict=False)):
+                raise ProtocolError(f"{where}.days must be strictly increasing")
+        else:
+            every, start, until = float(raw["every"]), float(raw["from"]), float(raw["until"])
+            if every <= 0:
+                raise ProtocolError(f"{where}.every must be > 0 days")
+            days = list(np.arange(start, until + 1e-9, every))
+    except KeyError as exc:
+        raise ProtocolError(f"{where}: 'every' needs 'from' and 'until' too") from exc
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{where}: days must be numbers ({exc})") from exc
+    if not days:
+        raise ProtocolError(f"{where}: no days given")
+    if any(not math.isfinite(d) or d < 0 for d in days):
+        raise ProtocolError(f"{where}: days must be >= 0 (days since the start of the protocol)")
+    return days
+
+
+def builtin_protocols() -> list[str]:
+    """Names of the protocols shipped with ciksim."""
+    folder = resources.files("ciksim.data") / "protocols"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+@dataclass(frozen=True)
+class BoundEvent:
+    """An event bound to a model: ``apply(y, kept)`` updates state and kept-fraction in place.
+
+    ``y`` has shape (n_species, n_batch); ``kept`` (n_batch,) is the cumulative fraction of
+    the culture kept through discarding splits (1 when nothing was discarded).
+    """
+
+    day: float
+    action: str
+    apply: Callable[[np.ndarray, np.ndarray], None]
+
+    @classmethod
+    def bind(cls, event: Event, model: Model, protocol: str) -> BoundEvent:
+        where = f"protocol {protocol!r}, {event.action} on day {event.day:g}"
+        index = {s: i for i, s in enumerate(model.species_names)}
+
+        def resolve(mapping: Mapping[str, Value], key: str) -> list[tuple[int, float]]:
+            out = []
+            for name, value in mapping.items():
+                if name not in index:
+                    raise ProtocolError(
+                        f"{where}: {key} names unknown species {name!r}; model "
+                        f"{model.name!r} has {', '.join(model.species_names)}"
+                    )
+                unit = model.species_by_name[name].unit
+                try:
+                    out.append((index[name], convert(value, unit, field=f"{where}: {name}")))
+                except UnitError as exc:
+                    raise ProtocolError(str(exc)) from exc
+            return out
+
+        if event.action in ("set", "add"):
+            pairs = resolve(event.values, "values")
+            add = event.action == "add"
+
+            def apply(y: np.ndarray, kept: np.ndarray) -> None:
+                for i, v in pairs:
+                    y[i] = y[i] + v if add else v
+
+            return cls(event.day, event.action, apply)
+        if event.action == "harvest":
+            return cls(event.day, event.action, lambda y, kept: None)
+        medium = _Medium.of(model, where)
+        top = resolve(event.top_up, "top_up")
+        if event.action == "feed":
+            frac = event.volume_fraction
+            vol = (None if event.volume is None else
+                   convert(event.volume, model.species_by_name[medium.volume].unit,
+                           field=f"{where}: volume"))
+
+            def apply(y: np.ndarray, kept: np.ndarray) -> None:
+                v = y[medium.iv]
+                added = frac * v if frac is not None else np.full_like(v, vol)
+                medium.dilute(y, added, np.ones_like(v, dtype=bool))
+                medium.top_up(y, top, np.ones_like(v, dtype=bool))
+
+            return cls(event.day, event.action, apply)
+        dens_unit = f"({model.species_by_name[medium.cells[0]].unit})/" \
+                    f"({model.species_by_name[medium.volume].unit})"
+        dmax = convert(event.max_density, dens_unit, field=f"{where}: max_density")
+        dtarget = convert(event.target_density, dens_unit, field=f"{where}: target_density")
+        if dtarget > dmax or dtarget <= 0:
+            raise ProtocolError(f"{where}: need 0 < target_density <= max_density")
+        discard = event.cells == "discard"
+
+        def apply(y: np.ndarray, kept: np.ndarray) -> None:
+            v = y[medium.iv]
+            cells = y[medium.cells_idx].sum(axis=0)
+            density = cells / v
+            hit = density > dmax
+            if not np.any(hit):
+                return
+            if discard:
+                frac_keep = np.where(hit, dtarget / np.maximum(density, 1e-300), 1.0)
+                for i in medium.amount_idx:
+                    y[i] *= frac_keep
+                kept *= frac_keep
+                added = v * (1 - frac_keep)
+                y[medium.iv] = v * frac_keep
+            else:
+                added = np.where(hit, cells / dtarget - v, 0.0)
+            medium.dilute(y, added, hit)
+            medium.top_up(y, top, hit)
+
+        return cls(event.day, event.action, apply)
+
+
+@dataclass(frozen=True)
+class _Medium:
+    """Indices a medium-handling event needs: volume, cell species, concentrations."""
+
+    volume: str
+    iv: int
+    cells: list[str]
+    cells_idx: list[int]
+    amount_idx: list[int]
+    conc: list[tuple[int, float]]
+
+    @classmethod
+    def of(cls, model: Model, where: str) -> _Medium:
+        vols = [s.name for s in model.species if s.kind == "volume"]
+        cells = model.with_role("cells")
+        cells = [c for c in cells if c in model.species_by_name]
+        if len(vols) != 1 or not cells:
+            raise ProtocolError(
+                f"{where}: model {model.name!r} has no culture volume and cell species, so it "
+                "cannot be fed or split; use set/add events"
+            )
+        names = model.species_names
+        return cls(
+            volume=vols[0],
+            iv=names.index(vols[0]),
+            cells=cells,
+            cells_idx=[names.index(c) for c in cells],
+            amount_idx=[i for i, s in enumerate(model.species) if s.kind == "amount"],
+            conc=[(i, s.medium) for i, s in enumerate(model.species) if s.kind == "concentration"],
+        )
+
+    def dilute(self, y: np.ndarray, added: np.ndarray, mask: np.ndarray) -> None:
+        v = y[self.iv]
+        new_v = np.where(mask, v + added, v)
+        for i, fresh in self.conc:
+            y[i] = np.where(mask, (y[i] * v + fresh * added) / new_v, y[i])
+        y[self.iv] = new_v
+
+    @staticmethod
+    def top_up(y: np.ndarray, pairs: list[tuple[int, float]], mask: np.ndarray) -> None:
+        for i, target in pairs:
+            y[i] = np.where(mask, np.maximum(y[i], target), y[i])

@@ -1,0 +1,89 @@
+"""The project's unit registry (pint), with the units of this field.
+
+Units are checked when a model or protocol is built; hot loops use plain floats in the
+declared units, so a unit is only ever a label there.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pint
+
+from ciksim.errors import UnitError
+
+_DEFINITIONS = """
+cell = [cell_count] = cells
+IU = [biological_activity] = international_unit_activity
+U = IU
+"""
+
+
+@lru_cache(maxsize=1)
+def registry() -> pint.UnitRegistry:
+    """The shared registry: pint defaults plus ``cell`` and ``IU`` (and ``U``)."""
+    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    for line in _DEFINITIONS.strip().splitlines():
+        ureg.define(line)
+    return ureg
+
+
+def parse_unit(text: str, *, field: str) -> pint.Unit:
+    """Parse a unit string (``"cells/mL"``, ``"1/day"``, ``"1"`` for dimensionless)."""
+    ureg = registry()
+    try:
+        return ureg.Unit("dimensionless" if text.strip() in ("", "1") else text)
+    except Exception as exc:  # pint raises several unrelated types
+        raise UnitError(
+            f"{field}: cannot read unit {text!r} ({exc}); write it like 'cells/mL', '1/day' or '1'"
+        ) from exc
+
+
+def quantity(value: float | str, unit: str | None = None, *, field: str) -> pint.Quantity:
+    """A pint quantity from ``"500 IU/mL"`` or from a number and a unit string."""
+    ureg = registry()
+    try:
+        if isinstance(value, str):
+            return ureg.Quantity(value)
+        return ureg.Quantity(float(value), parse_unit(unit or "1", field=field))
+    except UnitError:
+        raise
+    except Exception as exc:
+        raise UnitError(
+            f"{field}: cannot read quantity {value!r} ({exc}); write it like '500 IU/mL'"
+        ) from exc
+
+
+def convert(value: float | str, target: str, *, field: str) -> float:
+    """Convert ``value`` to the unit ``target`` and return a float.
+
+    A bare number is taken to be in ``target`` already. A string such as ``"2e6 cells/mL"``
+    is converted; a unit of another dimension raises :class:`UnitError` naming ``field``.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    q = quantity(value, field=field)
+    tgt = parse_unit(target, field=field)
+    try:
+        return float(q.to(tgt).magnitude)
+    except pint.DimensionalityError as exc:
+        raise UnitError(
+            f"{field}: {value!r} has unit {q.units:~} which does not convert to {target!r}; "
+            f"give the value in {target}"
+        ) from exc
+
+
+def same_unit(a: pint.Unit, b: pint.Unit) -> bool:
+    """True when ``a`` and ``b`` are the same unit (same dimension and factor 1)."""
+    ureg = registry()
+    try:
+        factor = ureg.Quantity(1.0, a).to(b).magnitude
+    except pint.DimensionalityError:
+        return False
+    return abs(factor - 1.0) < 1e-9
+
+
+def describe(unit: pint.Unit) -> str:
+    """Short printable form of a unit ('1' for dimensionless)."""
+    text = f"{unit:~}"
+    return text or "1"
