@@ -75,7 +75,8 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Species:
-    """A state variable: a population (``kind="amount"``, e.g. cells) or a concentration.
+    """A state variable: a population (``kind="amount"``, e.g. cells), a concentration, the
+    culture volume, or an intensive ``state`` that medium handling leaves alone.
 
     ``initial`` is an expression over parameters giving the value at time 0, in ``unit``.
     ``roles`` are labels other code finds it by ("cells", "cd3", "leukemic", ...).
@@ -86,16 +87,17 @@ class Species:
     unit: str
     description: str
     initial: str = "0"
-    kind: Literal["amount", "concentration", "volume"] = "amount"
+    kind: Literal["amount", "concentration", "volume", "state"] = "amount"
     roles: tuple[str, ...] = ()
     medium: float = 0.0
 
     def __post_init__(self) -> None:
         check_name(self.name, "species")
         parse_unit(self.unit, field=f"species {self.name!r}.unit")
-        if self.kind not in ("amount", "concentration", "volume"):
+        if self.kind not in ("amount", "concentration", "volume", "state"):
             raise ModelError(
-                f"species {self.name!r}.kind is {self.kind!r}; use amount, concentration or volume"
+                f"species {self.name!r}.kind is {self.kind!r}; use amount, concentration, "
+                "volume or state"
             )
         object.__setattr__(self, "roles", tuple(self.roles))
 

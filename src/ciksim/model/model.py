@@ -62,7 +62,8 @@ class Model:
             where = f"species {sp.name!r}.initial"
             expr = parse(sp.initial, where)
             self._check_symbols(expr, set(units) - {"t"}, where)
-            self._check_unit(expr, units, sp.unit, where)
+            if expr.symbols:  # a bare number is read in the species' own unit
+                self._check_unit(expr, units, sp.unit, where)
             exprs[f"init:{sp.name}"] = expr
         for sp in self.species:
             units[sp.name] = parse_unit(sp.unit, field=sp.name)

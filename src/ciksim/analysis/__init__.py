@@ -1,0 +1,1 @@
+"""Analysis of simulation results (summaries across donors, harvest planning)."""

@@ -1,0 +1,1 @@
+"""Data shipped with ciksim: protocols and parameter sets (TOML)."""

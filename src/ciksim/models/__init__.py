@@ -1,0 +1,1 @@
+"""The science: culture (ex vivo generation); killing and patient build on it."""
