@@ -95,15 +95,16 @@ def simulate(
         if stop > t:
             sel = (out_t >= t) & (out_t < stop)
             sol = solve_ivp(
-                rhs, (t, stop), y.ravel(), method=settings.method, t_eval=out_t[sel],
-                rtol=settings.rtol, atol=atol, max_step=settings.max_step,
+                rhs, (t, stop), y.ravel(), method=settings.method,
+                t_eval=np.append(out_t[sel], stop), rtol=settings.rtol, atol=atol,
+                max_step=settings.max_step,
             )
             if sol.status != 0:
                 raise CikError(f"integration failed between day {t:g} and {stop:g}: {sol.message}")
+            traj = np.moveaxis(sol.y.reshape(ns, n, -1), 2, 0)
             if sel.any():
-                record(sel, np.moveaxis(sol.y.reshape(ns, n, -1), 2, 0))
-            y = sol.y[:, -1].reshape(ns, n).copy() if sol.t.size and sol.t[-1] == stop else \
-                _final(rhs, t, stop, y, settings, atol, ns, n)
+                record(sel, traj[:-1])
+            y = traj[-1].copy()
             t = stop
         for e in events:
             if e.day == stop:
@@ -120,14 +121,6 @@ def simulate(
     }
     return Result(model=model, times=out_t, states=states, parameters=pmat, kept=kept_out,
                   protocol=protocol, meta=meta)
-
-
-def _final(rhs, t0, t1, y, settings, atol, ns, n) -> np.ndarray:
-    sol = solve_ivp(rhs, (t0, t1), y.ravel(), method=settings.method, t_eval=[t1],
-                    rtol=settings.rtol, atol=atol, max_step=settings.max_step)
-    if sol.status != 0:
-        raise CikError(f"integration failed between day {t0:g} and {t1:g}: {sol.message}")
-    return sol.y[:, -1].reshape(ns, n).copy()
 
 
 def _atol_scale(model: Model, y0: np.ndarray) -> np.ndarray:

@@ -1,0 +1,179 @@
+"""The ``ciksim`` command line: a thin layer over the Python API.
+
+Errors from bad input are printed without a traceback and exit with status 2; outputs are
+staged and moved into ``--out`` only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ciksim._version import __version__
+from ciksim.errors import CikError
+
+app = typer.Typer(
+    name="ciksim",
+    help="Simulate and analyse CIK cell immunotherapy for leukemia.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(width=None if sys.stdout.isatty() else 130)
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F) -> F:
+    """Turn a CikError into 'error: ...' on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CikError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ciksim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """ciksim: from the culture flask to the clinical trial."""
+
+
+@app.command()
+def system() -> None:
+    """Versions of Python, the platform and key dependencies (paste into bug reports)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    typer.echo(f"ciksim {__version__}")
+    typer.echo(f"python {platform.python_version()} ({sys.executable})")
+    typer.echo(f"platform {platform.platform()}")
+    for pkg in ("numpy", "scipy", "pandas", "pint", "typer", "rich", "matplotlib", "pyarrow"):
+        try:
+            typer.echo(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            typer.echo(f"{pkg} not installed")
+
+
+def _parse_float(text: str, name: str) -> float:
+    from ciksim.errors import DataError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"--{name}: {text!r} is not a number") from None
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def culture(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(help="'plan' for harvest planning, or more protocols after --compare."),
+    ] = None,
+    protocol: Annotated[str, typer.Option(help="Built-in protocol name or a TOML file.")] = (
+        "cik-standard"
+    ),
+    days: Annotated[float | None, typer.Option(help="Days to simulate (default: harvest day).")]
+    = None,
+    donors: Annotated[int, typer.Option(help="Number of simulated donors.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed for donor variability.")] = 0,
+    start_cells: Annotated[str, typer.Option(help="PBMC seeded on day 0 (cells).")] = "1e8",
+    out: Annotated[Path | None, typer.Option(help="Folder for the data and figure.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Data format: csv or parquet.")] = "csv",
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+    compare: Annotated[
+        str | None, typer.Option(help="Compare protocols: --compare cik-standard lak")
+    ] = None,
+    dose: Annotated[str | None, typer.Option(help="plan: cells per kg (or per infusion).")] = None,
+    per: Annotated[str, typer.Option(help="plan: dose per 'kg' or per 'infusion'.")] = "kg",
+    weight: Annotated[float, typer.Option(help="plan: body weight (kg).")] = 70.0,
+    infusions: Annotated[int, typer.Option(help="plan: number of infusions.")] = 1,
+    cells: Annotated[str, typer.Option(help="plan: count 'cd3cd56' or 'cd3' cells.")] = (
+        "cd3cd56"
+    ),
+) -> None:
+    """Simulate ex vivo CIK generation: a daily summary with donor bands, data and a figure.
+
+    `ciksim culture plan --dose 5e7 --per kg --weight 70 --infusions 3` gives the earliest
+    harvest day and the starting PBMC needed.
+    """
+    from ciksim.cli_culture import run_compare_or_single, run_plan
+    from ciksim.errors import DataError
+
+    extra = list(args or [])
+    start = _parse_float(start_cells, "start-cells")
+    if extra and extra[0] == "plan":
+        if len(extra) > 1:
+            raise DataError(f"plan: unexpected argument(s) {extra[1:]}")
+        if dose is None:
+            raise DataError("plan: give --dose (cells per kg, or per infusion with --per infusion)")
+        run_plan(protocol=protocol, days=days, donors=donors, seed=seed, start_cells=start,
+                 dose=_parse_float(dose, "dose"), per=per, weight=weight, infusions=infusions,
+                 cells=cells, as_json=as_json, console=console)
+        return
+    if dose is not None:
+        raise DataError("--dose only applies to 'ciksim culture plan'")
+    protocols = [protocol]
+    if compare is not None:
+        protocols = [p for p in compare.split(",") if p] + extra
+    elif extra:
+        raise DataError(f"unexpected argument(s) {extra}; did you mean --compare or plan?")
+    run_compare_or_single(protocols=protocols, days=days, donors=donors, seed=seed,
+                          start_cells=start, out=out, fmt=fmt, as_json=as_json, console=console)
+
+
+def main() -> None:
+    """Entry point of the ``ciksim`` script."""
+    app()
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (NaN becomes null)."""
+    typer.echo(json.dumps(_clean(data)))
+
+
+def _clean(obj: Any) -> Any:
+    import math
+
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "item"):
+        return _clean(obj.item())
+    return obj
+
+
+def rich_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, show_lines=False)
+    for c in columns:
+        table.add_column(c, justify="right")
+    for r in rows:
+        table.add_row(*r)
+    return table

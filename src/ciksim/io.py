@@ -1,0 +1,75 @@
+"""Writing outputs atomically: all files of a command appear together or not at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ciksim.errors import DataError
+
+
+class Staging:
+    """A temporary folder beside the destination; files move into place on success."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.path = tmp
+
+    def table(self, df: pd.DataFrame, name: str, fmt: str = "csv") -> Path:
+        """Write ``df`` as ``name.csv`` or ``name.parquet``; returns the staged path."""
+        if fmt not in ("csv", "parquet"):
+            raise DataError(f"format: use csv or parquet, not {fmt!r}")
+        path = self.path / f"{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+        return path
+
+    def json(self, data: Any, name: str) -> Path:
+        path = self.path / f"{name}.json"
+        path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        return path
+
+    def figure(self, fig: Any, name: str) -> Path:
+        path = self.path / f"{name}.png"
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        return path
+
+
+@contextmanager
+def staged_output(out: str | Path) -> Iterator[Staging]:
+    """Stage files for folder ``out``; on success move them in (each with ``os.replace``).
+
+    If the block raises, the staged files are deleted and ``out`` is left as it was.
+    """
+    dest = Path(out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield Staging(tmp)
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            os.replace(item, dest / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(obj)

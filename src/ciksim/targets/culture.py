@@ -1,0 +1,170 @@
+"""Culture targets C1-C9, computed from the default culture model.
+
+Runs use 200 donors and seed 0 unless told otherwise; "median" is the donor median.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from ciksim.analysis.culture import CultureRun, run_culture
+from ciksim.engines import simulate
+from ciksim.models.culture import culture_model
+from ciksim.protocol import Protocol
+from ciksim.targets.base import TargetCheck, within
+
+DONORS = 200
+SEED = 0
+#: Protocols the phenotype and expansion targets are checked on.
+CIK_PROTOCOLS = ("cik-standard", "cik-gmp")
+
+
+@cache
+def culture_runs(protocol: str, donors: int = DONORS, seed: int = SEED) -> CultureRun:
+    """A cached 21-day donor batch (shared by the targets)."""
+    return run_culture(protocol, days=21, donors=donors, seed=seed)
+
+
+def _median(run: CultureRun, key: str, day: int) -> float:
+    return float(np.median(run.per_donor[key][day]))
+
+
+def c1_day0_composition() -> TargetCheck:
+    run = culture_runs("cik-standard")
+    v = {k: _median(run, k, 0) for k in ("cd3_pct", "cd3cd56_pct", "nk_pct")}
+    ok = (within(v["cd3_pct"], 45, 70) and within(v["cd3cd56_pct"], 1, 5)
+          and within(v["nk_pct"], 5, 20))
+    return TargetCheck("C1", "day-0 PBMC: % CD3+, % CD3+CD56+, % CD3-CD56+ NK", v,
+                       "45-70; 1-5; 5-20 %", ok, "culture.md §2")
+
+
+def first_s_phase_hours(protocol: str = "cik-standard") -> float:
+    """Median hours from anti-CD3 to first S-phase entry of the cells that enter by +72 h.
+
+    Computed by a pulse-chase on the model: division, death and CD56 gain switched off, so
+    the cycling pool counts the cells that have entered S phase.
+    """
+    proto = Protocol.load(protocol)
+    okt3_day = min(e.day for e in proto.events if "OKT3" in e.values)
+    t = np.linspace(0, okt3_day + 3, int((okt3_day + 3) * 96) + 1)
+    r = simulate(culture_model(), proto, t[-1], times=t,
+                 parameters={"r_max": 0.0, "d_act": 0.0, "k_conv": 0.0, "d_rest": 0.0})
+    entered = r["T_act"][:, 0] + 0.0
+    frac = entered / entered[-1]
+    return float(24 * (np.interp(0.5, frac, t) - okt3_day))
+
+
+def peak_generation_time_hours(protocol: str = "cik-standard") -> float:
+    """Generation time of cycling activated T cells at their fastest (typical donor)."""
+    r = simulate(culture_model(), Protocol.load(protocol), 21,
+                 times=np.linspace(0, 21, 21 * 24 + 1))
+    return float(24 * np.log(2) / np.max(r["cycle_rate"]))
+
+
+def c2_cell_cycle() -> TargetCheck:
+    v = {"first_s_phase_h": first_s_phase_hours(), "peak_generation_h": peak_generation_time_hours()}
+    ok = within(v["first_s_phase_h"], 24, 26) and within(v["peak_generation_h"], 8, 13)
+    return TargetCheck("C2", "first S phase after anti-CD3; generation time at peak", v,
+                       "24-26 h; 8-13 h", ok, "culture.md §4")
+
+
+def c3_fold_day21(protocol: str = "cik-standard") -> TargetCheck:
+    run = culture_runs(protocol)
+    v = _median(run, "total_fold", 21)
+    band = np.quantile(run.per_donor["total_fold"][21], [0.05, 0.95]).tolist()
+    return TargetCheck("C3", f"median total fold at day 21 ({protocol})", v, "30-300",
+                       within(v, 30, 300), "culture_data.csv; culture.md §2",
+                       {"p05_p95": band})
+
+
+def c4_cd3cd56_share(protocol: str = "cik-standard") -> TargetCheck:
+    run = culture_runs(protocol)
+    v = {"day14": _median(run, "cd3cd56_pct", 14), "day21": _median(run, "cd3cd56_pct", 21)}
+    ok = within(v["day14"], 25, 60) and within(v["day21"], 30, 70)
+    return TargetCheck("C4", f"% CD3+CD56+ at day 14; day 21 ({protocol})", v,
+                       "25-60; 30-70 %", ok, "Kim 2012; Introna 2006; Nishimura 2008")
+
+
+def c5_day14_phenotype(protocol: str = "cik-standard") -> TargetCheck:
+    run = culture_runs(protocol)
+    v = {"cd3_pct": _median(run, "cd3_pct", 14), "nk_pct": _median(run, "nk_pct", 14)}
+    ok = v["cd3_pct"] >= 90 and v["nk_pct"] <= 10
+    return TargetCheck("C5", f"% CD3+ and % NK at day 14 ({protocol})", v, ">= 90; <= 10 %",
+                       ok, "Kim 2012")
+
+
+def c6_cd3cd56_enrichment(protocol: str = "cik-standard") -> TargetCheck:
+    run = culture_runs(protocol)
+    ratio = run.per_donor["cd3cd56_fold"][21] / run.per_donor["total_fold"][21]
+    v = float(np.median(ratio))
+    return TargetCheck("C6", f"CD3+CD56+ fold / total fold at day 21 ({protocol})", v, "3-30",
+                       within(v, 3, 30), "culture.md §2")
+
+
+def c7_cd56_origin() -> TargetCheck:
+    """Structural: no process turns NK into CD3+CD56+, and without T cells none appear."""
+    model = culture_model()
+    t_species = set(model.with_role("cd3cd56neg"))
+    sources_ok = True
+    for pr in model.processes:
+        if pr.changes.get("CIK", 0) > 0:
+            consumed = {s for s, c in pr.changes.items() if c < 0}
+            self_renewal = set(pr.changes) == {"CIK"}
+            if not (self_renewal or consumed <= t_species and consumed):
+                sources_ok = False
+            if "NK" in pr.changes:
+                sources_ok = False
+    r = simulate(model, Protocol.load("cik-standard"), 21,
+                 parameters={"f_cd3": 0.0, "f_cik0": 0.0})
+    cik_without_t = float(np.max(r["CIK"]))
+    nk_grew = float(r["NK"][-1, 0] / r["NK"][0, 0])
+    ok = sources_ok and cik_without_t == 0.0 and nk_grew > 1
+    return TargetCheck("C7", "CD3+CD56+ cells come from CD3+CD56- T cells, not from NK",
+                       {"only_t_sources": sources_ok, "max_cd3cd56_without_t": cik_without_t,
+                        "nk_fold_without_t": nk_grew}, "structural", ok,
+                       "Lu & Negrin 1994; Franceschetti 2009")
+
+
+def c8_lak_vs_cik() -> TargetCheck:
+    cik, lak = culture_runs("cik-gmp"), culture_runs("lak")
+    v = {"lak_fold": _median(lak, "total_fold", 21), "cik_fold": _median(cik, "total_fold", 21),
+         "lak_nk_pct": _median(lak, "nk_pct", 21), "cik_nk_pct": _median(cik, "nk_pct", 21)}
+    ok = v["lak_fold"] < v["cik_fold"] / 3 and v["lak_nk_pct"] > v["cik_nk_pct"]
+    return TargetCheck("C8", "LAK (IL-2 only) vs CIK at day 21: fold; NK share", v,
+                       "LAK fold < CIK/3; LAK NK share > CIK", ok,
+                       "Schmidt-Wolf 1993; Clausen 2001")
+
+
+def c9_il2() -> TargetCheck:
+    """1 IU/mL = 4 pM; refeeds keep IL-2 above EC50; without them growth stalls."""
+    model = culture_model()
+    proto = Protocol.load("cik-gmp")
+    t = np.arange(1.05, 21.0, 0.1)  # off the event days, so minima before feeds are seen
+    fed = simulate(model, proto, 21, times=t)
+    ratio_fed = float(np.min(fed["il2_pM"] / fed["EC50_il2"]))
+    starved_proto = proto.without("feed", after=1.5).without("split", after=1.5)
+    starved = simulate(model, starved_proto, 21, times=t)
+    ratio_starved = float(np.min(starved["il2_pM"][t > 14] / starved["EC50_il2"][t > 14]))
+    day7, day21 = np.argmin(np.abs(t - 7.05)), -1
+    growth_fed = float(fed["total_cells"][day21, 0] / fed["total_cells"][day7, 0])
+    growth_starved = float(starved["total_cells"][day21, 0] / starved["total_cells"][day7, 0])
+    pm_per_iu = float(model.parameter_by_name["il2_pM_per_IU"].value)
+    v = {"pM_per_IU_per_mL": pm_per_iu, "min_il2_over_ec50_fed": ratio_fed,
+         "min_il2_over_ec50_unfed_after_day14": ratio_starved,
+         "growth_day7_to_21_fed": growth_fed, "growth_day7_to_21_unfed": growth_starved}
+    ok = (abs(pm_per_iu - 4.0) < 0.5 and ratio_fed > 1 and ratio_starved < 1
+          and growth_starved <= 1.5 and growth_fed > 5)
+    return TargetCheck("C9", "IL-2 units; refeeding keeps IL-2 above EC50; no refeed stalls", v,
+                       "structural", ok, "culture.md §4")
+
+
+def all_culture_targets() -> list[TargetCheck]:
+    """Every culture target, on the protocols each is defined for."""
+    out = [c1_day0_composition(), c2_cell_cycle()]
+    for p in CIK_PROTOCOLS:
+        out += [c3_fold_day21(p), c4_cd3cd56_share(p), c5_day14_phenotype(p),
+                c6_cd3cd56_enrichment(p)]
+    out += [c7_cd56_origin(), c8_lak_vs_cik(), c9_il2()]
+    return out
