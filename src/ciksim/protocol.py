@@ -24,6 +24,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -139,7 +140,8 @@ class Protocol:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ProtocolError(
-                f"{origin}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+                f"{origin}: unknown field(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(allowed))}"
             )
         if "name" not in data:
             raise ProtocolError(f"{origin}: missing field 'name'")
@@ -152,7 +154,8 @@ class Protocol:
             action = raw.get("action")
             if action not in ACTIONS:
                 raise ProtocolError(
-                    f"{where}.action: unknown action {action!r}; expected one of {', '.join(ACTIONS)}"
+                    f"{where}.action: unknown action {action!r}; "
+                    f"expected one of {', '.join(ACTIONS)}"
                 )
             allowed_ev = _ACTION_FIELDS[action] | _TIMING_FIELDS | _COMMON_FIELDS
             extra = sorted(set(raw) - allowed_ev)
@@ -247,7 +250,7 @@ def _event_days(raw: Mapping[str, Any], where: str) -> list[float]:
             days = [float(raw["day"])]
         elif "days" in raw:
             days = [float(d) for d in raw["days"]]
-            if any(b <= a for a, b in zip(days, days[1:], strict=False)):
+            if any(b <= a for a, b in pairwise(days)):
                 raise ProtocolError(f"{where}.days must be strictly increasing")
         else:
             every, start, until = float(raw["every"]), float(raw["from"]), float(raw["until"])

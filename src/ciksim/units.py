@@ -85,5 +85,5 @@ def same_unit(a: pint.Unit, b: pint.Unit) -> bool:
 
 def describe(unit: pint.Unit) -> str:
     """Short printable form of a unit ('1' for dimensionless)."""
-    text = f"{unit:~}"
+    text = f"{unit:~C}"
     return text or "1"

@@ -33,7 +33,9 @@ class SolverSettings:
 
     def __post_init__(self) -> None:
         if self.method not in ("RK45", "RK23", "DOP853", "LSODA", "BDF", "Radau"):
-            raise ModelError(f"SolverSettings.method {self.method!r} is not a scipy solve_ivp method")
+            raise ModelError(
+                f"SolverSettings.method {self.method!r} is not a scipy solve_ivp method"
+            )
         if not (0 < self.rtol < 1 and self.atol > 0):
             raise ModelError("SolverSettings: need 0 < rtol < 1 and atol > 0")
 
@@ -90,7 +92,7 @@ def simulate(
         kept_out[mask] = kept
 
     t = 0.0
-    stops = sorted({e.day for e in events}) + [t_end]
+    stops = [*sorted({e.day for e in events}), t_end]
     for stop in stops:
         if stop > t:
             sel = (out_t >= t) & (out_t < stop)

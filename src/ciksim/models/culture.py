@@ -24,7 +24,7 @@ def _species() -> list[Species]:
                 initial="start_cells * (f_cd3 - f_cik0)", roles=_T),
         Species("T_g1a", "cells", "anti-CD3-activated CD3+CD56- T cells in early G1",
                 roles=(*_T, "activated")),
-        Species("T_g1b", "cells", "activated CD3+CD56- T cells in late G1, before first S phase",
+        Species("T_g1b", "cells", "activated CD3+CD56- T cells in late G1 (before S phase)",
                 roles=(*_T, "activated")),
         Species("T_act", "cells", "activated, proliferating CD3+CD56- T cells",
                 roles=(*_T, "activated", "cycling")),
@@ -62,7 +62,8 @@ def _assignments() -> list[Assignment]:
                    "IL-2 saturation of the intermediate-affinity receptor (NK, resting T)"),
         Assignment("stim", "OKT3 / (OKT3 + K_okt3)", "1", "anti-CD3 stimulation (0-1)"),
         Assignment("growth_limit",
-                   "Medium / (Medium + K_med) * (1 + K_med) * max(1 - (density / dens_max) ** 2, 0)",
+                   "Medium / (Medium + K_med) * (1 + K_med)"
+                   " * max(1 - (density / dens_max) ** 2, 0)",
                    "1", "growth allowed by medium capacity and density (1 = unlimited)"),
         Assignment("cycle_rate", "r_max * S_il2 * growth_limit", "1/day",
                    "division rate of a cycling activated T cell", roles=("cycle_rate",)),

@@ -64,7 +64,8 @@ def peak_generation_time_hours(protocol: str = "cik-standard") -> float:
 
 
 def c2_cell_cycle() -> TargetCheck:
-    v = {"first_s_phase_h": first_s_phase_hours(), "peak_generation_h": peak_generation_time_hours()}
+    v = {"first_s_phase_h": first_s_phase_hours(),
+         "peak_generation_h": peak_generation_time_hours()}
     ok = within(v["first_s_phase_h"], 24, 26) and within(v["peak_generation_h"], 8, 13)
     return TargetCheck("C2", "first S phase after anti-CD3; generation time at peak", v,
                        "24-26 h; 8-13 h", ok, "culture.md §4")
@@ -112,7 +113,7 @@ def c7_cd56_origin() -> TargetCheck:
         if pr.changes.get("CIK", 0) > 0:
             consumed = {s for s, c in pr.changes.items() if c < 0}
             self_renewal = set(pr.changes) == {"CIK"}
-            if not (self_renewal or consumed <= t_species and consumed):
+            if not (self_renewal or (bool(consumed) and consumed <= t_species)):
                 sources_ok = False
             if "NK" in pr.changes:
                 sources_ok = False
