@@ -13,7 +13,7 @@ def test_symbols_and_rendering():
     e = Expression("k * max(N, 0) / (N + K) + exp(-t * r)")
     assert e.symbols == {"k", "N", "K", "t", "r"}
     assert "_np_maximum" in e.python()
-    assert str(e).startswith("(")
+    assert str(Expression("(a + b) * c")) == "(a + b) * c"
 
 
 @pytest.mark.parametrize("text", ["__import__('os')", "N.real", "[1, 2]", "N if t else K",

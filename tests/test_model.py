@@ -85,4 +85,5 @@ def test_markdown_is_derived_from_declaration():
     md = growth_model().to_markdown()
     assert "d`N`/dt = birth" in md
     assert "| `r` | 0.5 | 1/day | 0–10 |" in md
+    assert "| `birth` | `r * N` | N +1 | births |" in md
     assert "assumed: test" in md

@@ -51,7 +51,10 @@ class Expression:
         return _render(self._tree.body, python=True)
 
     def __str__(self) -> str:
-        return _render(self._tree.body, python=False)
+        text = _render(self._tree.body, python=False)
+        if isinstance(self._tree.body, ast.BinOp):
+            text = text[1:-1]  # the outermost parentheses add nothing
+        return text
 
     def units(self, env: Mapping[str, pint.Unit], *, where: str) -> pint.Unit:
         """The unit of the expression given the unit of each symbol; raises UnitError."""
