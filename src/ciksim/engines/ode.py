@@ -50,7 +50,9 @@ def simulate(
     settings: SolverSettings | None = None,
     seed: int | None = None,
 ) -> Result:
-    """Simulate ``model`` under ``protocol`` from day 0 to ``t_end`` (days).
+    """Simulate ``model`` under ``protocol`` from time 0 to ``t_end``.
+
+    Times are in the model's ``time_unit`` (days unless the model says hours).
 
     ``parameters`` overrides defaults; a 1-D array value makes a batch (all arrays the same
     length). ``times`` are the output times in days (default: every day). Output at an
@@ -116,7 +118,8 @@ def simulate(
         "ciksim_version": __version__,
         "model": model.name,
         "protocol": protocol.name,
-        "t_end_days": float(t_end),
+        "t_end": float(t_end),
+        "time_unit": model.time_unit,
         "seed": seed,
         "solver": {"method": settings.method, "rtol": settings.rtol, "atol": settings.atol},
         "batch_size": n,

@@ -87,7 +87,7 @@ class Result:
         for v in self.variables:
             data[v] = self[v].T.ravel()
         df = pd.DataFrame(data)
-        df.attrs["units"] = {"time": "day", **self.units()}
+        df.attrs["units"] = {"time": self.model.time_unit, **self.units()}
         df.attrs["meta"] = self.meta
         return df
 

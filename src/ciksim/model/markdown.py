@@ -14,7 +14,7 @@ def _fmt(x: float) -> str:
 
 def model_markdown(model: Model) -> str:
     """Equations, species, assignments and parameters of ``model`` as Markdown tables."""
-    from ciksim.model.model import TIME_UNIT, ode_terms
+    from ciksim.model.model import ode_terms
 
     out = [f"## Model `{model.name}` (generated from its declaration)", "", model.description, ""]
     out += ["### State variables", "", "| name | unit | kind | initial value | roles | meaning |",
@@ -23,7 +23,7 @@ def model_markdown(model: Model) -> str:
         init = str(model.expression("init:" + s.name))
         out.append(f"| `{s.name}` | {s.unit} | {s.kind} | `{init}` | {', '.join(s.roles)} "
                    f"| {s.description} |")
-    out += ["", f"### Differential equations (time in {TIME_UNIT}s)", ""]
+    out += ["", f"### Differential equations (time in {model.time_unit}s)", ""]
     for s in model.species:
         terms = ode_terms(model, s.name)
         if not terms:

@@ -27,7 +27,8 @@ class Model:
 
     Validated on construction: unique names, no unknown symbols, assignments only use what
     is declared before them, units consistent (pint), parameter values within range.
-    Time is always in days.
+    ``time_unit`` (``"day"`` or ``"hour"``) is the unit of time of the rate laws and of the
+    times given to and returned by the engines.
     """
 
     name: str
@@ -36,6 +37,7 @@ class Model:
     parameters: tuple[Parameter, ...]
     processes: tuple[Process, ...]
     assignments: tuple[Assignment, ...] = ()
+    time_unit: str = TIME_UNIT
     _exprs: Mapping[str, Expression] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,9 +57,11 @@ class Model:
                         f"(as {names[item.name]} and {kind}); rename one"
                     )
                 names[item.name] = kind
+        if self.time_unit not in ("day", "hour"):
+            raise ModelError(f"model {self.name!r}: time_unit must be 'day' or 'hour'")
         exprs: dict[str, Expression] = {}
         units = {p.name: parse_unit(p.unit, field=p.name) for p in self.parameters}
-        units["t"] = parse_unit(TIME_UNIT, field="t")
+        units["t"] = parse_unit(self.time_unit, field="t")
         for sp in self.species:
             where = f"species {sp.name!r}.initial"
             expr = parse(sp.initial, where)
@@ -84,7 +88,7 @@ class Model:
                     raise ModelError(
                         f"{where} changes unknown species {sp!r}; declare it or fix the name"
                     )
-                self._check_unit(expr, units, f"({self.species_by_name[sp].unit})/{TIME_UNIT}",
+                self._check_unit(expr, units, f"({self.species_by_name[sp].unit})/{self.time_unit}",
                                  f"{where} (rate for {sp})")
             exprs[p.name] = expr
         object.__setattr__(self, "_exprs", MappingProxyType(exprs))

@@ -1,0 +1,186 @@
+"""Simulated cytotoxicity assays: % specific lysis per E:T, with the spread over donors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ciksim.analysis.culture import CultureRun, run_culture
+from ciksim.engines import simulate
+from ciksim.errors import DataError
+from ciksim.model.variability import sample_parameters
+from ciksim.models.killing import killing_model, target_library, target_parameters
+
+#: Built-in effector products: a culture protocol harvested on day 21, or a pure subset.
+PRODUCTS = {"cik": "cik-standard", "lak": "lak", "nk": None, "t": None}
+BLOCKS = ("nkg2d", "hla")
+
+
+@dataclass(frozen=True)
+class Product:
+    """An effector product: per-donor shares of CD3+CD56+, CD3+CD56- T and NK cells.
+
+    Shares are of all cells in the product (the rest kill nothing); arrays have one entry
+    per donor.
+    """
+
+    name: str
+    f_cik: np.ndarray
+    f_t: np.ndarray
+    f_nk: np.ndarray
+
+    def __post_init__(self) -> None:
+        for key in ("f_cik", "f_t", "f_nk"):
+            v = np.atleast_1d(np.asarray(getattr(self, key), dtype=float))
+            if np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(v > 1):
+                raise DataError(f"product {self.name!r}: {key} must be shares in [0, 1]")
+            object.__setattr__(self, key, v)
+        if np.any(self.f_cik + self.f_t + self.f_nk > 1 + 1e-9):
+            raise DataError(f"product {self.name!r}: shares add up to more than 1")
+
+    @property
+    def donors(self) -> int:
+        return int(np.broadcast(self.f_cik, self.f_t, self.f_nk).shape[0])
+
+    def median_composition(self) -> dict[str, float]:
+        return {k: float(np.median(getattr(self, k))) for k in ("f_cik", "f_t", "f_nk")}
+
+
+def product_from_culture(run: CultureRun, day: float | None = None) -> Product:
+    """The harvest of a culture run (default: its last day), one composition per donor."""
+    r = run.result
+    idx = -1 if day is None else int(np.argmin(np.abs(run.days - day)))
+    total = r["total_cells"][idx]
+    t_neg = sum(r[s][idx] for s in ("T_rest", "T_g1a", "T_g1b", "T_act"))
+    return Product(run.protocol.name, r["CIK"][idx] / total, t_neg / total, r["NK"][idx] / total)
+
+
+def product_from_folder(path: str | Path) -> Product:
+    """The harvest (last day) of each donor in a ``ciksim culture --out`` folder."""
+    folder = Path(path)
+    files = [folder / "culture_donors.csv", folder / "culture_donors.parquet"]
+    found = [f for f in files if f.is_file()]
+    if not found:
+        raise DataError(f"effector: {str(folder)!r} holds no culture_donors.csv/.parquet; "
+                        "give a folder written by `ciksim culture --out`")
+    f = found[0]
+    df = pd.read_csv(f) if f.suffix == ".csv" else pd.read_parquet(f)
+    need = {"protocol", "donor", "day", "cd3cd56_pct", "cd3_pct", "nk_pct"}
+    if not need <= set(df.columns):
+        raise DataError(f"effector: {f} lacks column(s) {sorted(need - set(df.columns))}")
+    protocols = list(dict.fromkeys(df["protocol"]))
+    if len(protocols) != 1:
+        raise DataError(f"effector: {f} holds several protocols ({', '.join(protocols)}); "
+                        "write one protocol per folder")
+    last = df[df["day"] == df["day"].max()].sort_values("donor")
+    return Product(str(protocols[0]), last["cd3cd56_pct"].to_numpy() / 100,
+                   (last["cd3_pct"] - last["cd3cd56_pct"]).to_numpy() / 100,
+                   last["nk_pct"].to_numpy() / 100)
+
+
+def builtin_product(name: str, donors: int = 200, seed: int = 0) -> Product:
+    """``cik``/``lak``: day-21 harvest of the culture model; ``nk``/``t``: pure subsets."""
+    if name not in PRODUCTS:
+        raise DataError(f"effector: unknown product {name!r}; use {', '.join(PRODUCTS)} or a "
+                        "culture output folder")
+    protocol = PRODUCTS[name]
+    if protocol is not None:
+        return product_from_culture(run_culture(protocol, donors=donors, seed=seed, days=21))
+    ones, zeros = np.ones(donors), np.zeros(donors)
+    return Product(name, zeros, ones if name == "t" else zeros, ones if name == "nk" else zeros)
+
+
+def resolve_product(effector: str | Path | Product, donors: int, seed: int) -> Product:
+    if isinstance(effector, Product):
+        return effector
+    if str(effector) in PRODUCTS:
+        return builtin_product(str(effector), donors, seed)
+    path = Path(effector)
+    if path.is_dir():
+        return product_from_folder(path)
+    raise DataError(f"effector: {str(effector)!r} is neither a product "
+                    f"({', '.join(PRODUCTS)}) nor a culture output folder")
+
+
+def resolve_target(target: str | Path | Mapping[str, Any]) -> tuple[str, dict[str, float]]:
+    if isinstance(target, Mapping):
+        return str(target.get("name", "custom")), target_parameters(dict(target))
+    if str(target) in target_library():
+        return str(target), target_parameters(str(target))
+    path = Path(target)
+    if path.suffix == ".toml" and path.is_file():
+        import tomllib
+
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise DataError(f"target: {path} is not valid TOML ({exc})") from exc
+        return str(data.get("name", path.stem)), target_parameters(data)
+    raise DataError(f"target: unknown target {str(target)!r}; built-in: "
+                    f"{', '.join(target_library())}, or a TOML file")
+
+
+@dataclass(frozen=True)
+class AssayRun:
+    """% specific lysis (n_et, n_donors) of a simulated assay, and its set-up."""
+
+    effector: str
+    target: str
+    et: np.ndarray
+    hours: float
+    block: str | None
+    lysis_pct: np.ndarray
+
+    def summary(self) -> pd.DataFrame:
+        """One row per E:T: donor median, 5th and 95th percentile of % specific lysis."""
+        q = np.quantile(self.lysis_pct, [0.5, 0.05, 0.95], axis=1)
+        return pd.DataFrame({"et_ratio": self.et, "lysis_pct": q[0], "lysis_pct_p05": q[1],
+                             "lysis_pct_p95": q[2]})
+
+
+def run_assay(
+    effector: str | Path | Product = "cik",
+    target: str | Path | Mapping[str, Any] = "k562",
+    *,
+    et: Sequence[float] = (40, 20, 10, 5, 2.5),
+    hours: float = 4.0,
+    block: str | None = None,
+    donors: int = 200,
+    seed: int = 0,
+    parameters: Mapping[str, float] | None = None,
+) -> AssayRun:
+    """Simulate a release (or flow) assay; % specific lysis = 100·(1 − live/live_control).
+
+    Each donor has its own product composition (from the culture model) and per-cell kill
+    rates (log-normal draws); the control well (no effectors) is simulated alongside.
+    """
+    et_arr = np.asarray(list(et), dtype=float)
+    if et_arr.size == 0 or np.any(~np.isfinite(et_arr)) or np.any(et_arr <= 0):
+        raise DataError("et: E:T ratios must be numbers > 0, e.g. 40,20,10,5,2.5")
+    if not np.isfinite(hours) or hours <= 0:
+        raise DataError(f"hours: assay duration must be > 0 hours, got {hours!r}")
+    if block is not None and block not in BLOCKS:
+        raise DataError(f"block: use {' or '.join(BLOCKS)}, not {block!r}")
+    product = resolve_product(effector, donors, seed)
+    target_name, tparams = resolve_target(target)
+    n_don = product.donors
+    model = killing_model()
+    draws = sample_parameters(model, n_don, seed) if n_don > 1 else {}
+    n_et = et_arr.size + 1  # first column: control well without effectors
+    rep = {k: np.repeat(v, n_et) for k, v in draws.items()}
+    pars: dict[str, Any] = {**tparams, **rep}
+    pars["et_ratio"] = np.tile(np.concatenate([[0.0], et_arr]), n_don)
+    for key in ("f_cik", "f_t", "f_nk"):
+        pars[key] = np.repeat(np.broadcast_to(getattr(product, key), (n_don,)), n_et)
+    if block is not None:
+        pars[f"block_{block}"] = 1.0
+    pars.update(parameters or {})
+    r = simulate(model, None, hours, times=[0.0, hours], parameters=pars, seed=seed)
+    live = r["live_targets"][-1].reshape(n_don, n_et)
+    lysis = 100 * (1 - live[:, 1:] / live[:, :1])
+    return AssayRun(product.name, target_name, et_arr, float(hours), block, lysis.T)

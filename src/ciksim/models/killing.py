@@ -1,0 +1,146 @@
+"""Cytotoxicity in the well: effector-target encounter, killing, exhaustion; declared once.
+
+Effectors: CD3+CD56+ (``E_cik``), CD3+CD56- T (``E_t``) and CD3-CD56+ NK (``E_nk``), each with
+its own lethal hit rate. Targets: NKG2D-ligand-positive (``T_pos``) and -negative (``T_neg``)
+cells. Recognition of a target by an effector type is a sum of an NKG2D path (ligand level,
+blockable by anti-NKG2D), other receptors, and an alloreactive TCR path for HLA-mismatched
+targets (blockable by anti-HLA); NK recognition is inhibited by target HLA class I
+(inhibitory KIR/NKG2A, released by anti-HLA). Encounter saturates: the per-target killing rate is
+``Σ k_j r_j E_j / (K_et + E + T)``, which is mass action at low cell numbers, bounded by
+``k_j r_j`` per target at high E:T and per effector at low E:T (serial killing). Each kill
+uses up 1/``n_kill`` of an effector (exhaustion). Time is in hours.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+from ciksim.errors import DataError
+from ciksim.model import Assignment, Model, Process, Species
+from ciksim.model.loading import load_parameter_file
+
+#: Target properties set from the library (parameter names of the model).
+TARGET_FIELDS = ("lig_frac", "lig_level", "s_other", "hla_i", "hla_mm", "k_spont", "g_tgt")
+EFFECTOR_TYPES = ("cik", "t", "nk")
+
+
+def _recognition(j: str) -> list[Assignment]:
+    nk_gain = " * (1 - i_kir * hla_i * hla_on)" if j == "nk" else ""
+    allo = f" + allo_{j} * hla_mm * hla_on" if j != "nk" else ""
+    return [
+        Assignment(f"rec_{j}_pos",
+                   f"(f_nkg2d_{j} * lig_level * nkg2d_on + (1 - f_nkg2d_{j}) * s_other{allo})"
+                   f"{nk_gain}", "1", f"recognition of a ligand-positive target by {j} cells"),
+        Assignment(f"rec_{j}_neg", f"((1 - f_nkg2d_{j}) * s_other{allo}){nk_gain}", "1",
+                   f"recognition of a ligand-negative target by {j} cells"),
+        Assignment(f"kills_{j}",
+                   f"k_{j} * (rec_{j}_pos * T_pos + rec_{j}_neg * T_neg) * E_{j} * encounter",
+                   "cells/hour", f"targets killed per hour by {j} effectors"),
+    ]
+
+
+@cache
+def killing_model() -> Model:
+    """The default killing model (parameters from ``data/parameters/killing.toml``)."""
+    species = (
+        Species("T_pos", "cells", "live NKG2D-ligand-positive targets",
+                initial="T0 * lig_frac", roles=("targets",)),
+        Species("T_neg", "cells", "live NKG2D-ligand-negative targets",
+                initial="T0 * (1 - lig_frac)", roles=("targets",)),
+        Species("Lysed", "cells", "targets killed by effectors", roles=("lysed",)),
+        Species("Spont", "cells", "targets dead of spontaneous death"),
+        Species("E_cik", "cells", "active CD3+CD56+ effectors", initial="et_ratio * T0 * f_cik",
+                roles=("effectors",)),
+        Species("E_t", "cells", "active CD3+CD56- T effectors", initial="et_ratio * T0 * f_t",
+                roles=("effectors",)),
+        Species("E_nk", "cells", "active CD3-CD56+ NK effectors", initial="et_ratio * T0 * f_nk",
+                roles=("effectors",)),
+        Species("E_exh", "cells", "effectors exhausted by serial killing"),
+    )
+    assignments = [
+        Assignment("nkg2d_on", "1 - eff_block * block_nkg2d", "1", "NKG2D path left unblocked"),
+        Assignment("hla_on", "1 - eff_block * block_hla", "1", "TCR-HLA path left unblocked"),
+        Assignment("live_targets", "T_pos + T_neg", "cells", "live target cells",
+                   roles=("live_targets",)),
+        Assignment("encounter", "1 / (K_et + E_cik + E_t + E_nk + E_exh + live_targets)",
+                   "1/cells", "encounter saturation factor"),
+    ]
+    for j in EFFECTOR_TYPES:
+        assignments += _recognition(j)
+    assignments.append(
+        Assignment("kill_pos", "(k_cik * rec_cik_pos * E_cik + k_t * rec_t_pos * E_t"
+                   " + k_nk * rec_nk_pos * E_nk) * encounter", "1/hour",
+                   "killing rate of one ligand-positive target"))
+    assignments.append(
+        Assignment("kill_neg", "(k_cik * rec_cik_neg * E_cik + k_t * rec_t_neg * E_t"
+                   " + k_nk * rec_nk_neg * E_nk) * encounter", "1/hour",
+                   "killing rate of one ligand-negative target"))
+    processes = [
+        Process("lysis_pos", "kill_pos * T_pos", {"T_pos": -1, "Lysed": 1},
+                "effectors kill ligand-positive targets"),
+        Process("lysis_neg", "kill_neg * T_neg", {"T_neg": -1, "Lysed": 1},
+                "effectors kill ligand-negative targets"),
+        Process("spont_pos", "k_spont * T_pos", {"T_pos": -1, "Spont": 1},
+                "spontaneous death of ligand-positive targets"),
+        Process("spont_neg", "k_spont * T_neg", {"T_neg": -1, "Spont": 1},
+                "spontaneous death of ligand-negative targets"),
+        Process("growth_pos", "g_tgt * T_pos", {"T_pos": 1}, "target growth (long assays)"),
+        Process("growth_neg", "g_tgt * T_neg", {"T_neg": 1}, "target growth (long assays)"),
+    ]
+    for j in EFFECTOR_TYPES:
+        processes.append(Process(f"exhaust_{j}", f"kills_{j} / n_kill",
+                                 {f"E_{j}": -1, "E_exh": 1},
+                                 f"{j} effectors exhausted after n_kill kills"))
+        processes.append(Process(f"death_{j}", f"d_eff * E_{j}", {f"E_{j}": -1},
+                                 f"death of active {j} effectors"))
+    return Model(
+        name="killing",
+        description=(
+            "Cytotoxicity assay in a well: three effector types with their own lethal hit "
+            "rates, NKG2D-ligand-positive and -negative targets, saturating encounter, serial "
+            "killing with exhaustion, alloreactivity, blocking antibodies, spontaneous death."
+        ),
+        species=species,
+        parameters=load_parameter_file("killing"),
+        processes=tuple(processes),
+        assignments=tuple(assignments),
+        time_unit="hour",
+    )
+
+
+@cache
+def target_library() -> MappingProxyType[str, dict[str, Any]]:
+    """The built-in targets: name → {description, source, target-property parameters}."""
+    text = (resources.files("ciksim.data") / "targets" / "library.toml").read_text("utf-8")
+    return MappingProxyType(tomllib.loads(text))
+
+
+def target_parameters(target: str | dict[str, Any]) -> dict[str, float]:
+    """Target-property parameters for a library name or a dict (e.g. read from TOML)."""
+    if isinstance(target, str):
+        lib = target_library()
+        if target not in lib:
+            raise DataError(
+                f"target: unknown target {target!r}; built-in: {', '.join(lib)}, or a TOML file"
+            )
+        entry = lib[target]
+    else:
+        entry = target
+    missing = [f for f in TARGET_FIELDS if f not in entry]
+    if missing:
+        raise DataError(f"target: missing field(s) {', '.join(missing)}; give all of "
+                        f"{', '.join(TARGET_FIELDS)}")
+    model = killing_model()
+    out = {}
+    for f in TARGET_FIELDS:
+        v = entry[f]
+        p = model.parameter_by_name[f]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not p.low <= v <= p.high:
+            raise DataError(f"target.{f}: {v!r} must be a number in [{p.low:g}, {p.high:g}] "
+                            f"({p.description})")
+        out[f] = float(v)
+    return out
