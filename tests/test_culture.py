@@ -136,8 +136,8 @@ def test_discarding_splits_keep_cumulative_fold():
 
 def test_plan_harvest():
     run = run_culture("cik-standard", donors=50, seed=0)
-    plan = plan_harvest(run, dose=5e6, per="kg", weight=70, infusions=3)
-    assert plan.required_cells == pytest.approx(1.05e9)
+    plan = plan_harvest(run, dose=2e6, per="kg", weight=70, infusions=3)
+    assert plan.required_cells == pytest.approx(4.2e8)
     assert plan.day_median is not None and plan.day_p05 is not None
     assert plan.day_median <= plan.day_p05
     cells_median = np.median(run.cells_on(plan.day_median, "cd3cd56"))
@@ -145,7 +145,7 @@ def test_plan_harvest():
     earlier = np.median(run.cells_on(plan.day_median - 1, "cd3cd56"))
     assert earlier < plan.required_cells
     assert plan.start_needed_median == pytest.approx(
-        1e8 * 1.05e9 / np.median(run.cells_on(21, "cd3cd56")))
+        1e8 * 4.2e8 / np.median(run.cells_on(21, "cd3cd56")))
     assert plan.start_needed_p05 > plan.start_needed_median
 
 
