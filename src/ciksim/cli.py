@@ -146,6 +146,48 @@ def culture(
                           start_cells=start, out=out, fmt=fmt, as_json=as_json, console=console)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def killing(
+    effector: Annotated[str, typer.Option(help="cik, lak, nk, t, or a culture --out folder.")]
+    = "cik",
+    target: Annotated[str, typer.Option(
+        help="k562, aml-blast, b-all-blast, normal-pbmc, normal-pbmc-allogeneic, cd34, or a "
+             "TOML file.")] = "k562",
+    et: Annotated[str, typer.Option(help="E:T ratios, comma-separated.")] = "40,20,10,5,2.5",
+    hours: Annotated[float, typer.Option(help="Assay duration (hours).")] = 4.0,
+    block: Annotated[str | None, typer.Option(help="Blocking antibody: nkg2d or hla.")] = None,
+    donors: Annotated[int, typer.Option(help="Number of simulated effector donors.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the curve table and figure.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Simulate a cytotoxicity assay: % specific lysis per E:T with the spread over donors."""
+    from ciksim.cli_killing import run_killing
+
+    run_killing(effector=effector, target=target, et=et, hours=hours, block=block,
+                donors=donors, seed=seed, out=out, as_json=as_json, console=console)
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def lysis(
+    path: Annotated[Path, typer.Argument(help="Tidy CSV: effector,target,et_ratio,kind,"
+                                              "replicate,value.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for tables and the figure.")] = None,
+    targets_per_well: Annotated[float, typer.Option(help="Target cells per well.")] = 1e4,
+    hours: Annotated[float, typer.Option(help="Assay duration (hours) for the model fit.")]
+    = 4.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Analyse release-assay data: % specific lysis, lytic units, killing-rate fit."""
+    from ciksim.cli_killing import run_lysis
+
+    run_lysis(path=path, out=out, targets_per_well=targets_per_well, hours=hours,
+              as_json=as_json, console=console)
+
+
 def main() -> None:
     """Entry point of the ``ciksim`` script."""
     app()

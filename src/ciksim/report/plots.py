@@ -80,3 +80,22 @@ def plot_culture(runs: Sequence[CultureRun], axes: Sequence[Any] | None = None) 
     ax_share.set_title("Phenotype")
     ax_share.legend(fontsize=7)
     return [ax_cells, ax_share]
+
+
+def plot_lysis_curve(assay: Any, ax: Any = None) -> Any:
+    """Simulated % specific lysis vs E:T: donor median with its 5–95% band."""
+    plt = pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+    s = assay.summary().sort_values("et_ratio")
+    label = f"{assay.effector} vs {assay.target}" + (f" (anti-{assay.block})" if assay.block
+                                                      else "")
+    ax.plot(s["et_ratio"], s["lysis_pct"], "o-", label=label)
+    ax.fill_between(s["et_ratio"], s["lysis_pct_p05"], s["lysis_pct_p95"], alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("E:T ratio")
+    ax.set_ylabel("% specific lysis")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Simulated {assay.hours:g}-h assay (median, 5–95% of donors)")
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,1 @@
+"""Real laboratory data in: cytotoxicity (release) assays."""
