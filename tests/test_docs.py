@@ -13,8 +13,9 @@ def test_model_docs_match_declaration(name):
     assert generated_block(MODELS[name]()) in text, "run `make docs` to regenerate"
 
 
-def test_every_parameter_documented_with_source():
-    text = (DOCS / "culture.md").read_text(encoding="utf-8")
-    for p in MODELS["culture"]().parameters:
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_parameter_documented_with_source(name):
+    text = (DOCS / f"{name}.md").read_text(encoding="utf-8")
+    for p in MODELS[name]().parameters:
         assert f"| `{p.name}` |" in text
         assert p.source in text
