@@ -92,7 +92,7 @@ def test_feed_dilutes_and_tops_up():
     y, names = _state(model, il2=100.0)
     y[names.index("OKT3")] = 50
     kept = np.ones(1)
-    ev.apply(y, kept)
+    ev.apply(y, kept, None)
     assert y[names.index("V"), 0] == 20.0
     assert y[names.index("OKT3"), 0] == 25.0  # diluted 1:1
     assert y[names.index("Medium"), 0] == pytest.approx(0.6)  # mixed with fresh (1.0)
@@ -107,7 +107,7 @@ def test_split_to_target_density(mode):
                    "target_density": "1e6 cells/mL", "cells": mode}).bind(model)
     y, names = _state(model, density=3e6, volume=10.0)
     kept = np.ones(1)
-    ev.apply(y, kept)
+    ev.apply(y, kept, None)
     cells = y[names.index("T_act"), 0]
     vol = y[names.index("V"), 0]
     assert cells / vol == pytest.approx(1e6)
@@ -124,7 +124,7 @@ def test_split_leaves_cultures_below_the_maximum_alone():
                    "target_density": "1e6 cells/mL"}).bind(model)
     y, _ = _state(model, density=1.5e6)
     before = y.copy()
-    ev.apply(y, np.ones(1))
+    ev.apply(y, np.ones(1), None)
     np.testing.assert_array_equal(y, before)
 
 

@@ -15,6 +15,9 @@ Actions:
              ``cells = "keep"`` adds medium (volume grows), ``"discard"`` throws away the
              surplus culture and refills to the same volume; ``top_up`` as for feed
 ``harvest``  marks the harvest day (the product is read from the state on that day)
+``dose``     gives ``amount`` of a dose the model declares (an infusion, a chemotherapy
+             course): the model says what it adds to or which fraction survives of each
+             species
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from ciksim.units import convert
 if TYPE_CHECKING:
     from ciksim.model import Model
 
-ACTIONS = ("set", "add", "feed", "split", "harvest")
+ACTIONS = ("set", "add", "feed", "split", "harvest", "dose")
 _ACTION_FIELDS: dict[str, set[str]] = {
     "set": {"values"},
     "add": {"values"},
     "feed": {"volume_fraction", "volume", "top_up"},
     "split": {"max_density", "target_density", "cells", "top_up"},
     "harvest": set(),
+    "dose": {"dose", "amount"},
 }
 _TIMING_FIELDS = {"day", "days", "every", "from", "until"}
 _COMMON_FIELDS = {"action", "note"}
@@ -64,6 +68,8 @@ class Event:
     target_density: Value | None = None
     cells: str = "keep"
     top_up: Mapping[str, Value] = field(default_factory=dict)
+    dose: str | None = None
+    amount: Value | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -88,6 +94,12 @@ class Event:
                 raise ProtocolError(f"{where}: volume_fraction must be > 0 (e.g. 0.5)")
             if self.volume is not None:
                 _nonnegative(self.volume, f"{where}: volume")
+        if self.action == "dose":
+            if not self.dose or self.amount is None:
+                raise ProtocolError(f"{where}: give dose = <name> and amount = <quantity>")
+            _nonnegative(self.amount, f"{where}: amount")
+            if _number(self.amount) <= 0:
+                raise ProtocolError(f"{where}: amount must be > 0 (a dose of nothing)")
         if self.action == "split":
             if self.max_density is None or self.target_density is None:
                 raise ProtocolError(f"{where}: give max_density and target_density")
@@ -95,6 +107,10 @@ class Event:
                 raise ProtocolError(f"{where}: cells must be 'keep' or 'discard'")
             _nonnegative(self.max_density, f"{where}: max_density")
             _nonnegative(self.target_density, f"{where}: target_density")
+
+
+def _number(value: Value) -> float:
+    return float(value) if isinstance(value, (int, float)) else float(str(value).split()[0])
 
 
 def _nonnegative(value: Value, where: str) -> None:
@@ -276,15 +292,20 @@ def builtin_protocols() -> list[str]:
 
 @dataclass(frozen=True)
 class BoundEvent:
-    """An event bound to a model: ``apply(y, kept)`` updates state and kept-fraction in place.
+    """An event bound to a model: ``apply(y, kept, p)`` updates the state in place.
 
     ``y`` has shape (n_species, n_batch); ``kept`` (n_batch,) is the cumulative fraction of
-    the culture kept through discarding splits (1 when nothing was discarded).
+    the culture kept through discarding splits (1 when nothing was discarded); ``p`` is the
+    parameter matrix. For ``dose`` events, ``parts(p)`` gives the (species index, added
+    amount) and (species index, surviving fraction) arrays, so an engine with discrete
+    species can thin them binomially instead of multiplying.
     """
 
     day: float
     action: str
-    apply: Callable[[np.ndarray, np.ndarray], None]
+    apply: Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+    parts: Callable[[np.ndarray], tuple[list[tuple[int, np.ndarray]],
+                                        list[tuple[int, np.ndarray]]]] | None = None
 
     @classmethod
     def bind(cls, event: Event, model: Model, protocol: str) -> BoundEvent:
@@ -310,13 +331,15 @@ class BoundEvent:
             pairs = resolve(event.values, "values")
             add = event.action == "add"
 
-            def apply(y: np.ndarray, kept: np.ndarray) -> None:
+            def apply(y: np.ndarray, kept: np.ndarray, p: np.ndarray) -> None:
                 for i, v in pairs:
                     y[i] = y[i] + v if add else v
 
             return cls(event.day, event.action, apply)
         if event.action == "harvest":
-            return cls(event.day, event.action, lambda y, kept: None)
+            return cls(event.day, event.action, lambda y, kept, p: None)
+        if event.action == "dose":
+            return cls._bind_dose(event, model, where, index)
         medium = _Medium.of(model, where)
         top = resolve(event.top_up, "top_up")
         if event.action == "feed":
@@ -325,7 +348,7 @@ class BoundEvent:
                    convert(event.volume, model.species_by_name[medium.volume].unit,
                            field=f"{where}: volume"))
 
-            def apply(y: np.ndarray, kept: np.ndarray) -> None:
+            def apply(y: np.ndarray, kept: np.ndarray, p: np.ndarray) -> None:
                 v = y[medium.iv]
                 added = frac * v if frac is not None else np.full_like(v, vol)
                 medium.dilute(y, added, np.ones_like(v, dtype=bool))
@@ -340,7 +363,7 @@ class BoundEvent:
             raise ProtocolError(f"{where}: need 0 < target_density <= max_density")
         discard = event.cells == "discard"
 
-        def apply(y: np.ndarray, kept: np.ndarray) -> None:
+        def apply(y: np.ndarray, kept: np.ndarray, p: np.ndarray) -> None:
             v = y[medium.iv]
             cells = y[medium.cells_idx].sum(axis=0)
             density = cells / v
@@ -360,6 +383,36 @@ class BoundEvent:
             medium.top_up(y, top, hit)
 
         return cls(event.day, event.action, apply)
+
+    @classmethod
+    def _bind_dose(cls, event: Event, model: Model, where: str,
+                   index: Mapping[str, int]) -> BoundEvent:
+        decl = model.dose_by_name.get(str(event.dose))
+        if decl is None:
+            known = ", ".join(model.dose_by_name) or "none"
+            raise ProtocolError(f"{where}: model {model.name!r} declares no dose "
+                                f"{event.dose!r}; its doses: {known}")
+        assert event.amount is not None
+        try:
+            amount = convert(event.amount, decl.unit, field=f"{where}: amount")
+        except UnitError as exc:
+            raise ProtocolError(str(exc)) from exc
+        adds = [(index[s], model.dose_function(decl.name, "adds", s)) for s in decl.adds]
+        scales = [(index[s], model.dose_function(decl.name, "scales", s)) for s in decl.scales]
+
+        def parts(p: np.ndarray) -> tuple[list[tuple[int, np.ndarray]],
+                                          list[tuple[int, np.ndarray]]]:
+            return ([(i, f(p, amount)) for i, f in adds],
+                    [(i, np.clip(f(p, amount), 0.0, 1.0)) for i, f in scales])
+
+        def apply(y: np.ndarray, kept: np.ndarray, p: np.ndarray) -> None:
+            added, surviving = parts(p)
+            for i, frac in surviving:
+                y[i] = y[i] * frac
+            for i, extra in added:
+                y[i] = y[i] + extra
+
+        return cls(event.day, event.action, apply, parts)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def simulate(
             t = stop
         for e in events:
             if e.day == stop:
-                e.apply(y, kept)
+                e.apply(y, kept, pmat)
     record(out_t == t, y[None, :, :])
     meta = {
         "ciksim_version": __version__,

@@ -151,3 +151,28 @@ def parse(text: str, where: str) -> Expression:
         return Expression(text)
     except ModelError as exc:
         raise ModelError(f"{where}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Dose:
+    """What a protocol ``dose`` event does to the state, per unit ``amount`` given.
+
+    ``adds`` maps species to expressions of the amount added (symbol ``amount``, in
+    ``unit``, plus parameters), in the species' unit; ``scales`` maps species to surviving
+    fractions (dimensionless), e.g. ``10 ** (-logkill * amount)`` for chemotherapy.
+    Discrete (stochastic) species are thinned binomially by the stochastic engine.
+    """
+
+    name: str
+    unit: str
+    description: str
+    adds: Mapping[str, str] = field(default_factory=dict)
+    scales: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "dose")
+        parse_unit(self.unit, field=f"dose {self.name!r}.unit")
+        if not self.adds and not self.scales:
+            raise ModelError(f"dose {self.name!r} changes nothing; give adds or scales")
+        object.__setattr__(self, "adds", MappingProxyType(dict(self.adds)))
+        object.__setattr__(self, "scales", MappingProxyType(dict(self.scales)))

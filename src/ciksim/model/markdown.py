@@ -47,6 +47,14 @@ def model_markdown(model: Model) -> str:
         for a in model.assignments:
             out.append(f"| `{a.name}` | `{model.expression(a.name)}` | {a.unit} | "
                        f"{a.description} |")
+    if model.doses:
+        out += ["", "### Doses (given by protocol `dose` events)", "",
+                "| dose | amount unit | effect | meaning |", "|---|---|---|---|"]
+        for d in model.doses:
+            eff = [f"{sp} += `{model.expression(f'dose:{d.name}:adds:{sp}')}`" for sp in d.adds]
+            eff += [f"{sp} ×= `{model.expression(f'dose:{d.name}:scales:{sp}')}`"
+                    for sp in d.scales]
+            out.append(f"| `{d.name}` | {d.unit} | {'; '.join(eff)} | {d.description} |")
     out += ["", "### Parameters", "",
             "| name | value | unit | plausible range | donor SD (log) | source | meaning |",
             "|---|---|---|---|---|---|---|"]

@@ -14,7 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ciksim.errors import ModelError, UnitError
-from ciksim.model.declarations import Assignment, Parameter, Process, Species, parse
+from ciksim.model.declarations import Assignment, Dose, Parameter, Process, Species, parse
 from ciksim.model.expression import FUNCTIONS, Expression
 from ciksim.units import describe, parse_unit, same_unit
 
@@ -38,10 +38,11 @@ class Model:
     processes: tuple[Process, ...]
     assignments: tuple[Assignment, ...] = ()
     time_unit: str = TIME_UNIT
+    doses: tuple[Dose, ...] = ()
     _exprs: Mapping[str, Expression] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for key in ("species", "parameters", "processes", "assignments"):
+        for key in ("species", "parameters", "processes", "assignments", "doses"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         names: dict[str, str] = {}
         for kind, items in (
@@ -49,6 +50,7 @@ class Model:
             ("parameter", self.parameters),
             ("assignment", self.assignments),
             ("process", self.processes),
+            ("dose", self.doses),
         ):
             for item in items:
                 if item.name in names:
@@ -91,6 +93,19 @@ class Model:
                 self._check_unit(expr, units, f"({self.species_by_name[sp].unit})/{self.time_unit}",
                                  f"{where} (rate for {sp})")
             exprs[p.name] = expr
+        param_units = {k: v for k, v in units.items() if k in self.parameter_by_name}
+        for d in self.doses:
+            env = {**param_units, "amount": parse_unit(d.unit, field=f"dose {d.name!r}")}
+            for kind, mapping in (("adds", d.adds), ("scales", d.scales)):
+                for sp, text in mapping.items():
+                    where = f"dose {d.name!r}.{kind}[{sp}]"
+                    if sp not in species_names:
+                        raise ModelError(f"{where}: unknown species {sp!r}")
+                    expr = parse(text, where)
+                    self._check_symbols(expr, set(env), where + " (parameters and amount)")
+                    unit = self.species_by_name[sp].unit if kind == "adds" else "1"
+                    self._check_unit(expr, env, unit, where)
+                    exprs[f"dose:{d.name}:{kind}:{sp}"] = expr
         object.__setattr__(self, "_exprs", MappingProxyType(exprs))
 
     @staticmethod
@@ -120,6 +135,22 @@ class Model:
     @cached_property
     def parameter_by_name(self) -> Mapping[str, Parameter]:
         return MappingProxyType({p.name: p for p in self.parameters})
+
+    @cached_property
+    def dose_by_name(self) -> Mapping[str, Dose]:
+        return MappingProxyType({d.name: d for d in self.doses})
+
+    def dose_function(self, dose: str, kind: str, species: str) -> Callable[..., np.ndarray]:
+        """Vectorised ``f(p, amount)`` for a dose's ``adds`` or ``scales`` entry."""
+        expr = self._exprs[f"dose:{dose}:{kind}:{species}"]
+        lines = ["def _f(p, amount):"]
+        lines += [f"    {q.name} = p[{i}]" for i, q in enumerate(self.parameters)]
+        lines.append(f"    return {expr.python()} + 0.0 * p[0]")
+        namespace: dict[str, object] = {}
+        for fname, fn in FUNCTIONS.items():
+            namespace[f"_np_{fname}" if fname not in ("min", "max") else f"_np_{fname}imum"] = fn
+        exec(compile("\n".join(lines) + "\n", f"<dose {dose}>", "exec"), namespace)
+        return namespace["_f"]  # type: ignore[return-value]
 
     @cached_property
     def assignment_by_name(self) -> Mapping[str, Assignment]:
