@@ -125,12 +125,18 @@ def _units(node, env, ureg, where: str, text: str) -> pint.Unit:
             return (ureg.Quantity(1.0, left) ** float(node.right.value)).units
         right = _units(node.right, env, ureg, where, text)
         if isinstance(node.op, (ast.Add, ast.Sub)):
+            if _is_zero(node.left):
+                return right
+            if _is_zero(node.right):
+                return left
             return _same(left, right, ureg, where, text)
         q = ureg.Quantity(1.0, left)
         r = ureg.Quantity(1.0, right)
         return (q * r).units if isinstance(node.op, ast.Mult) else (q / r).units
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    args = [_units(a, env, ureg, where, text) for a in node.args]
+    args = [_units(a, env, ureg, where, text) for a in node.args if not _is_zero(a)]
+    if not args:
+        return dimless
     if node.func.id in ("exp", "log"):
         if not _dimensionless(args[0], ureg):
             raise UnitError(
@@ -146,6 +152,11 @@ def _units(node, env, ureg, where: str, text: str) -> pint.Unit:
     return out
 
 
+def _is_zero(node: ast.AST) -> bool:
+    """A literal 0 fits any unit (``max(x, 0)``, ``x + 0``)."""
+    return isinstance(node, ast.Constant) and node.value == 0
+
+
 def _dimensionless(unit: pint.Unit, ureg) -> bool:
     return ureg.Quantity(1.0, unit).to_base_units().dimensionless and abs(
         ureg.Quantity(1.0, unit).to(ureg.dimensionless).magnitude - 1.0
@@ -153,11 +164,11 @@ def _dimensionless(unit: pint.Unit, ureg) -> bool:
 
 
 def _same(a: pint.Unit, b: pint.Unit, ureg, where: str, text: str) -> pint.Unit:
-    from ciksim.units import same_unit
+    from ciksim.units import describe, same_unit
 
     if not same_unit(a, b):
         raise UnitError(
-            f"{where}: terms of {text!r} mix units {a:~} and {b:~}; "
+            f"{where}: terms of {text!r} mix units {describe(a)} and {describe(b)}; "
             "convert one with a parameter so both share a unit"
         )
     return a

@@ -28,19 +28,39 @@ TARGET_FIELDS = ("lig_frac", "lig_level", "s_other", "hla_i", "hla_mm", "k_spont
 EFFECTOR_TYPES = ("cik", "t", "nk")
 
 
+def recognition(j: str, positive: bool, target: str = "") -> str:
+    """Recognition of a target by effector type ``j`` (the law shared with the patient model).
+
+    ``target`` suffixes the target-property parameters (``lig_level``, ``s_other``,
+    ``hla_i``, ``hla_mm``); ``positive`` selects NKG2D-ligand-positive cells.
+    """
+    nkg2d = f"f_nkg2d_{j} * lig_level{target} * nkg2d_on + " if positive else ""
+    allo = f" + allo_{j} * hla_mm{target} * hla_on" if j != "nk" else ""
+    kir = f" * (1 - i_kir * hla_i{target} * hla_on)" if j == "nk" else ""
+    return f"({nkg2d}(1 - f_nkg2d_{j}) * s_other{target}{allo}){kir}"
+
+
+def kill_rate(kind: str) -> str:
+    """Per-target killing rate: Σ_j k_j · rec_j · E_j · encounter (shared law)."""
+    terms = " + ".join(f"k_{j} * rec_{j}_{kind} * E_{j}" for j in EFFECTOR_TYPES)
+    return f"({terms}) * encounter"
+
+
+def recognition_assignments(kinds: tuple[str, ...] = ("pos", "neg"), target: str = ""
+                            ) -> list[Assignment]:
+    """``rec_<j>_<kind>`` assignments for every effector type."""
+    out = []
+    for j in EFFECTOR_TYPES:
+        for kind in kinds:
+            out.append(Assignment(f"rec_{j}_{kind}", recognition(j, kind == "pos", target), "1",
+                                  f"recognition of {kind} targets by {j} cells"))
+    return out
+
+
 def _recognition(j: str) -> list[Assignment]:
-    nk_gain = " * (1 - i_kir * hla_i * hla_on)" if j == "nk" else ""
-    allo = f" + allo_{j} * hla_mm * hla_on" if j != "nk" else ""
-    return [
-        Assignment(f"rec_{j}_pos",
-                   f"(f_nkg2d_{j} * lig_level * nkg2d_on + (1 - f_nkg2d_{j}) * s_other{allo})"
-                   f"{nk_gain}", "1", f"recognition of a ligand-positive target by {j} cells"),
-        Assignment(f"rec_{j}_neg", f"((1 - f_nkg2d_{j}) * s_other{allo}){nk_gain}", "1",
-                   f"recognition of a ligand-negative target by {j} cells"),
-        Assignment(f"kills_{j}",
-                   f"k_{j} * (rec_{j}_pos * T_pos + rec_{j}_neg * T_neg) * E_{j} * encounter",
-                   "cells/hour", f"targets killed per hour by {j} effectors"),
-    ]
+    return [Assignment(f"kills_{j}",
+                       f"k_{j} * (rec_{j}_pos * T_pos + rec_{j}_neg * T_neg) * E_{j} * encounter",
+                       "cells/hour", f"targets killed per hour by {j} effectors")]
 
 
 @cache
@@ -69,16 +89,13 @@ def killing_model() -> Model:
         Assignment("encounter", "1 / (K_et + E_cik + E_t + E_nk + E_exh + live_targets)",
                    "1/cells", "encounter saturation factor"),
     ]
+    assignments += recognition_assignments()
     for j in EFFECTOR_TYPES:
         assignments += _recognition(j)
-    assignments.append(
-        Assignment("kill_pos", "(k_cik * rec_cik_pos * E_cik + k_t * rec_t_pos * E_t"
-                   " + k_nk * rec_nk_pos * E_nk) * encounter", "1/hour",
-                   "killing rate of one ligand-positive target"))
-    assignments.append(
-        Assignment("kill_neg", "(k_cik * rec_cik_neg * E_cik + k_t * rec_t_neg * E_t"
-                   " + k_nk * rec_nk_neg * E_nk) * encounter", "1/hour",
-                   "killing rate of one ligand-negative target"))
+    assignments.append(Assignment("kill_pos", kill_rate("pos"), "1/hour",
+                                  "killing rate of one ligand-positive target"))
+    assignments.append(Assignment("kill_neg", kill_rate("neg"), "1/hour",
+                                  "killing rate of one ligand-negative target"))
     processes = [
         Process("lysis_pos", "kill_pos * T_pos", {"T_pos": -1, "Lysed": 1},
                 "effectors kill ligand-positive targets"),

@@ -1,0 +1,279 @@
+"""Residual leukemia after chemotherapy, normal haematopoiesis and CIK infusions: declared once.
+
+Leukemic cells (NKG2D-ligand-positive ``L_pos`` and -negative ``L_neg``) are discrete
+birth-death populations (stochastic species): per-cell division ``lam_L`` slowed as the burden
+approaches ``K_L``, death ``mu_L`` so that the net doubling time is ``T_double`` at low
+burden, plus killing by infused effectors. Killing uses the killing model's law and
+parameters (rates converted from per hour to per day), with the encounter constant scaled
+from the well to the marrow volume and an in vivo activity factor ``s_vivo``. Normal marrow
+cells regrow logistically into the space the leukemia leaves. Chemotherapy courses and CIK
+infusions are declared doses given by protocol events. Time is in days.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ciksim.errors import DataError, ProtocolError
+from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
+from ciksim.model.loading import load_parameter_file
+from ciksim.models.killing import (
+    EFFECTOR_TYPES,
+    kill_rate,
+    killing_model,
+    recognition_assignments,
+    target_library,
+)
+from ciksim.protocol import Protocol
+from ciksim.units import convert
+
+STOCHASTIC = ("L_pos", "L_neg")
+_IMPORTED = ("k_cik", "k_t", "k_nk", "f_nkg2d_cik", "f_nkg2d_t", "f_nkg2d_nk", "allo_t",
+             "allo_cik", "i_kir", "eff_block", "block_nkg2d", "block_hla", "n_kill", "K_et")
+_TARGET_PROPS = {"": "aml-blast", "_norm": "cd34"}
+
+
+def _imported_parameters() -> list[Parameter]:
+    """Killing parameters in per-day units, and the leukemic / normal target properties."""
+    km = killing_model()
+    out = []
+    for name in _IMPORTED:
+        p = km.parameter_by_name[name]
+        if p.unit == "1/hour":
+            f = convert("1 1/hour", "1/day", field=name)
+            out.append(Parameter(p.name, p.value * f, "1/day", p.low * f, p.high * f,
+                                 f"{p.source} [killing model, x24 h/day]", p.description,
+                                 p.variability))
+        else:
+            out.append(p)
+    lib = target_library()
+    for suffix, target in _TARGET_PROPS.items():
+        entry = lib[target]
+        for prop in ("lig_level", "s_other", "hla_i"):
+            base = km.parameter_by_name[prop]
+            out.append(Parameter(f"{prop}{suffix}", float(entry[prop]), "1", base.low,
+                                 base.high, f"target library {target}: {entry['source']}",
+                                 f"{base.description} ({'leukemic' if not suffix else 'normal'}"
+                                 " marrow cells)"))
+        out.append(Parameter(f"hla_mm{suffix}", 0.0, "1", 0.0, 1.0,
+                             "autologous product (set 1 for donor CIK after allo-HSCT)",
+                             "target HLA-mismatched to the infused product (1) or not (0)"))
+    return out
+
+
+def _species() -> tuple[Species, ...]:
+    leuk = ("cells", "leukemic", "stochastic")
+    return (
+        Species("L_pos", "cells", "NKG2D-ligand-positive leukemic cells",
+                initial="start_burden * marrow_per_kg * weight * lig_frac", roles=leuk),
+        Species("L_neg", "cells", "NKG2D-ligand-negative leukemic cells",
+                initial="start_burden * marrow_per_kg * weight * (1 - lig_frac)", roles=leuk),
+        Species("N", "cells", "normal nucleated marrow cells",
+                initial="N0_frac * marrow_per_kg * weight", roles=("cells", "normal")),
+        Species("E_cik", "cells", "infused CD3+CD56+ cells in the marrow", roles=("effectors",)),
+        Species("E_t", "cells", "infused CD3+CD56- T cells in the marrow", roles=("effectors",)),
+        Species("E_nk", "cells", "infused CD3-CD56+ NK cells in the marrow",
+                roles=("effectors",)),
+    )
+
+
+def _assignments() -> list[Assignment]:
+    out = [
+        Assignment("K_marrow", "marrow_per_kg * weight", "cells",
+                   "nucleated cells of a full marrow"),
+        Assignment("L_tot", "L_pos + L_neg", "cells", "leukemic cells", roles=("leukemic_cells",)),
+        Assignment("blast_fraction", "L_tot / K_marrow", "1",
+                   "leukemic cells as a fraction of the nucleated cells of a full marrow",
+                   roles=("leukemic_burden",)),
+        Assignment("normal_fraction", "N / K_marrow", "1", "normal marrow cells vs a full marrow",
+                   roles=("normal_fraction",)),
+        Assignment("r_L", "log(2) / T_double", "1/day", "net growth rate at low burden"),
+        Assignment("mu_L", "max(lam_L - r_L, 0)", "1/day", "leukemic cell death rate"),
+        Assignment("birth_L", "max(lam_L - r_L * L_tot / K_L, 0)", "1/day",
+                   "division rate, slowing as the burden approaches K_L"),
+        Assignment("k_E", "log(2) / (t_half_E * (1 + il2_gain * il2_support))", "1/day",
+                   "effector loss rate"),
+        Assignment("E_tot", "E_cik + E_t + E_nk", "cells", "infused effectors in the marrow",
+                   roles=("effector_cells",)),
+        Assignment("K_vivo", "K_et / well_volume * marrow_volume", "cells",
+                   "encounter constant scaled from the well to the marrow"),
+        Assignment("encounter", "s_vivo / (K_vivo + E_tot + L_tot)", "1/cells",
+                   "in vivo encounter factor (normal cells do not engage effectors)"),
+        Assignment("nkg2d_on", "1 - eff_block * block_nkg2d", "1", "NKG2D path left unblocked"),
+        Assignment("hla_on", "1 - eff_block * block_hla", "1", "TCR-HLA path left unblocked"),
+    ]
+    out += recognition_assignments(("pos", "neg"))
+    out += recognition_assignments(("norm",), target="_norm")
+    out += [
+        Assignment("kill_pos", kill_rate("pos"), "1/day", "killing rate of one L_pos cell"),
+        Assignment("kill_neg", kill_rate("neg"), "1/day", "killing rate of one L_neg cell"),
+        Assignment("kill_norm", kill_rate("norm"), "1/day", "killing rate of one normal cell"),
+    ]
+    for j in EFFECTOR_TYPES:
+        out.append(Assignment(f"kills_{j}",
+                              f"k_{j} * (rec_{j}_pos * L_pos + rec_{j}_neg * L_neg) * E_{j}"
+                              " * encounter", "cells/day",
+                              f"leukemic cells killed per day by {j} effectors"))
+    return out
+
+
+def _processes() -> list[Process]:
+    out = []
+    for pop in ("pos", "neg"):
+        sp = f"L_{pop}"
+        out += [
+            Process(f"birth_{pop}", f"birth_L * {sp}", {sp: 1}, f"division of {sp} cells"),
+            Process(f"death_{pop}", f"mu_L * {sp}", {sp: -1}, f"death of {sp} cells"),
+            Process(f"cik_kill_{pop}", f"kill_{pop} * {sp}", {sp: -1},
+                    f"{sp} cells killed by infused effectors"),
+        ]
+    out += [
+        Process("normal_growth", "r_N * N * (1 - (N + L_tot) / K_marrow)", {"N": 1},
+                "normal cells regrow into free marrow space (negative when crowded)"),
+        Process("normal_cik_kill", "kill_norm * N", {"N": -1},
+                "normal cells killed by infused effectors"),
+    ]
+    for j in EFFECTOR_TYPES:
+        out += [
+            Process(f"loss_{j}", f"k_E * E_{j}", {f"E_{j}": -1}, f"loss of infused {j} cells"),
+            Process(f"exhaust_{j}", f"kills_{j} / n_kill", {f"E_{j}": -1},
+                    f"{j} effectors exhausted after n_kill kills"),
+        ]
+    return out
+
+
+def _doses() -> tuple[Dose, ...]:
+    cd3 = "amount * weight * f_marrow / (prod_cik + prod_t)"
+    return (
+        Dose("cik", "cells/kg", "CIK infusion: CD3+ cells per kg; the product's composition "
+             "and the share reaching the marrow give the marrow effectors",
+             adds={"E_cik": f"{cd3} * prod_cik", "E_t": f"{cd3} * prod_t",
+                   "E_nk": f"{cd3} * prod_nk"}),
+        Dose("chemo", "1", "chemotherapy course (amount = courses): log-kill of leukemic and "
+             "normal marrow cells",
+             scales={"L_pos": "10 ** (-logkill_L * amount)",
+                     "L_neg": "10 ** (-logkill_L * amount)",
+                     "N": "10 ** (-logkill_N * amount)"}),
+    )
+
+
+@cache
+def patient_model() -> Model:
+    """The default patient model (``data/parameters/patient.toml`` + killing parameters)."""
+    return Model(
+        name="patient",
+        description=(
+            "Residual leukemia (exact birth-death, NKG2D-ligand-positive and -negative cells) "
+            "after chemotherapy, normal marrow regrowth, and infused CIK effectors killing by "
+            "the killing model's law scaled to the marrow."
+        ),
+        species=_species(),
+        parameters=load_parameter_file("patient") + tuple(_imported_parameters()),
+        processes=tuple(_processes()),
+        assignments=tuple(_assignments()),
+        doses=_doses(),
+    )
+
+
+@cache
+def subtypes() -> Mapping[str, dict[str, Any]]:
+    """Molecular subtypes and their doubling times (``data/scenarios/subtypes.toml``)."""
+    text = (resources.files("ciksim.data") / "scenarios" / "subtypes.toml").read_text("utf-8")
+    return MappingProxyType(tomllib.loads(text))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A patient population: chemotherapy protocol, parameter medians and spreads, endpoint."""
+
+    name: str
+    description: str
+    protocol: Protocol
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    variability: Mapping[str, float] = field(default_factory=dict)
+    relapse_threshold: float = 0.05
+    source: str = ""
+
+    def with_subtype(self, subtype: str | None) -> Scenario:
+        """The scenario with the leukemia's doubling time of a molecular subtype."""
+        if subtype is None:
+            return self
+        table = subtypes()
+        key = subtype.lower()
+        if key not in table:
+            raise DataError(f"subtype: unknown subtype {subtype!r}; use one of "
+                            f"{', '.join(table)}")
+        entry = table[key]
+        pars = {**self.parameters, "T_double": float(entry["T_double"])}
+        var = {**self.variability, "T_double": float(entry.get("variability", 0.2))}
+        return Scenario(f"{self.name}/{key}", self.description, self.protocol, pars, var,
+                        self.relapse_threshold, self.source)
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Scenario:
+        """A built-in scenario (``aml-cr1``, ``aml-elderly``) or a TOML file."""
+        path = Path(name_or_path)
+        if path.suffix == ".toml" or path.exists():
+            if not path.is_file():
+                raise DataError(f"scenario file {str(path)!r} does not exist")
+            text, origin = path.read_text(encoding="utf-8"), str(path)
+        else:
+            names = builtin_scenarios()
+            if str(name_or_path) not in names:
+                raise DataError(f"unknown scenario {str(name_or_path)!r}; built-in: "
+                                f"{', '.join(names)}, or a TOML file")
+            text = (resources.files("ciksim.data") / "scenarios" /
+                    f"{name_or_path}.toml").read_text("utf-8")
+            origin = f"scenario {str(name_or_path)!r}"
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise DataError(f"{origin}: not valid TOML ({exc})") from exc
+        return cls.from_dict(data, origin=origin)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "scenario") -> Scenario:
+        allowed = {"name", "description", "source", "parameters", "variability", "events",
+                   "relapse_threshold", "subtype"}
+        extra = sorted(set(data) - allowed)
+        if extra:
+            raise DataError(f"{origin}: unknown field(s) {', '.join(extra)}; allowed: "
+                            f"{', '.join(sorted(allowed))}")
+        model = patient_model()
+        pars = {}
+        for k, v in dict(data.get("parameters", {})).items():
+            if k not in model.parameter_by_name:
+                raise DataError(f"{origin}: parameters.{k} is not a patient-model parameter")
+            pars[k] = convert(v, model.parameter_by_name[k].unit, field=f"{origin}: {k}")
+        var = {}
+        for k, v in dict(data.get("variability", {})).items():
+            if k not in model.parameter_by_name:
+                raise DataError(f"{origin}: variability.{k} is not a patient-model parameter")
+            if not isinstance(v, (int, float)) or v < 0:
+                raise DataError(f"{origin}: variability.{k} must be a log-normal SD >= 0")
+            var[k] = float(v)
+        try:
+            protocol = Protocol.from_dict({"name": data.get("name", "scenario"),
+                                           "events": data.get("events", [])}, origin=origin)
+            protocol.bind(model)
+        except ProtocolError as exc:
+            raise DataError(str(exc)) from exc
+        threshold = float(data.get("relapse_threshold", 0.05))
+        if not 0 < threshold <= 1:
+            raise DataError(f"{origin}: relapse_threshold must be in (0, 1]")
+        scenario = cls(str(data.get("name", "scenario")), str(data.get("description", "")),
+                       protocol, pars, var, threshold, str(data.get("source", "")))
+        return scenario.with_subtype(data.get("subtype"))
+
+
+def builtin_scenarios() -> list[str]:
+    folder = resources.files("ciksim.data") / "scenarios"
+    return sorted(p.name[:-5] for p in folder.iterdir()
+                  if p.name.endswith(".toml") and p.name != "subtypes.toml")
