@@ -188,6 +188,46 @@ def lysis(
               as_json=as_json, console=console)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def patient(
+    scenario: Annotated[str, typer.Option(help="aml-cr1, aml-elderly or a TOML file.")]
+    = "aml-cr1",
+    subtype: Annotated[str | None, typer.Option(
+        help="npm1, pml-rara, runx1-runx1t1 or cbfb-myh11 (doubling time).")] = None,
+    no_cik: Annotated[bool, typer.Option("--no-cik", help="Chemotherapy alone.")] = False,
+    cik_dose: Annotated[float, typer.Option(help="CD3+ cells per kg per infusion.")] = 5e7,
+    infusions: Annotated[int, typer.Option(help="Number of CIK infusions.")] = 3,
+    interval: Annotated[float, typer.Option(help="Days between infusions.")] = 21.0,
+    first_infusion_day: Annotated[float, typer.Option(help="Day of the first infusion.")]
+    = 30.0,
+    product: Annotated[Path | None, typer.Option(
+        help="A `ciksim culture --out` folder (default: the cik-gmp product).")] = None,
+    start_burden: Annotated[float | None, typer.Option(
+        help="Leukemic cells at day 0 as a fraction of marrow cells (e.g. 1e-4, 0.2).")]
+    = None,
+    replicates: Annotated[int, typer.Option(help="Number of virtual patients.")] = 1,
+    years: Annotated[float, typer.Option(help="Follow-up (years).")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    relapse: Annotated[str, typer.Option(help="haematologic (>= 5% blasts) or molecular "
+                                              "(MRD >= 1e-4).")] = "haematologic",
+    il2_support: Annotated[bool, typer.Option("--il2-support",
+                                              help="Give IL-2 with the infusions.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for the table, summary and "
+                                                  "figure.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Virtual patients after chemotherapy, with CIK infusions: exact cure vs relapse."""
+    from ciksim.cli_patient import run_patient_cli
+
+    run_patient_cli(scenario=scenario, subtype=subtype, no_cik=no_cik, cik_dose=cik_dose,
+                    infusions=infusions, interval=interval,
+                    first_infusion_day=first_infusion_day, product=product,
+                    start_burden=start_burden, replicates=replicates, years=years, seed=seed,
+                    relapse=relapse, il2_support=il2_support, out=out, as_json=as_json,
+                    console=console)
+
+
 def main() -> None:
     """Entry point of the ``ciksim`` script."""
     app()

@@ -99,3 +99,61 @@ def plot_lysis_curve(assay: Any, ax: Any = None) -> Any:
     ax.set_title(f"Simulated {assay.hours:g}-h assay (median, 5–95% of donors)")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_patient(run: Any, axes: Sequence[Any] | None = None) -> list[Any]:
+    """One virtual patient: leukemic cells (log scale, MRD and relapse thresholds), infused
+    effectors in the marrow, and normal marrow cells; chemotherapy and infusions marked."""
+    import numpy as np
+
+    plt = pyplot()
+    if axes is None:
+        _, axes = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True, constrained_layout=True)
+    res = run.result
+    months = res.grid / (365.25 / 12)
+    k_marrow = res.series("K_marrow")[:, 0]
+    leuk = res.series("L_tot")[:, 0]
+    ax = axes[0]
+    shown = np.where(leuk > 0, leuk, np.nan)
+    ax.plot(months, shown, color="tab:red", label="leukemic cells")
+    ax.axhline(1e-4 * k_marrow[0], color="grey", ls=":", label="MRD 1e-4")
+    ax.axhline(run.threshold * k_marrow[0], color="black", ls="--",
+               label=f"relapse ({100 * run.threshold:g}% blasts)")
+    ext = res.extinction_time[0]
+    if np.isfinite(ext):
+        ax.axvline(ext / (365.25 / 12), color="tab:green", ls="-.", label="extinct (cure)")
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, None)
+    ax.set_ylabel("cells")
+    ax.legend(fontsize=7, loc="upper right")
+    axes[1].plot(months, res.series("E_tot")[:, 0], color="tab:blue")
+    axes[1].set_ylabel("infused effectors\nin marrow (cells)")
+    axes[2].plot(months, 100 * res.series("normal_fraction")[:, 0], color="tab:purple")
+    axes[2].set_ylabel("normal marrow\n(% of full)")
+    axes[2].set_xlabel("months from remission")
+    for e in run.scenario.protocol.events:
+        for a in axes:
+            a.axvline(e.day / (365.25 / 12), color="orange", lw=0.6, alpha=0.6)
+    if run.cik is not None:
+        for d in run.cik.days:
+            for a in axes:
+                a.axvline(d / (365.25 / 12), color="tab:blue", lw=0.6, alpha=0.4)
+    axes[0].set_title(f"{run.scenario.name}: {'chemotherapy + CIK' if run.cik else 'chemotherapy'}"
+                      " (orange: chemotherapy, blue: infusions)")
+    return list(axes)
+
+
+def plot_rfs(durations: Sequence[Any], events: Sequence[Any], labels: Sequence[str],
+             ax: Any = None) -> Any:
+    """Kaplan-Meier relapse-free survival (lifelines) with 95% bands, one curve per group."""
+    from lifelines import KaplanMeierFitter
+
+    plt = pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for d, e, label in zip(durations, events, labels, strict=True):
+        KaplanMeierFitter(label=label).fit(d, e).plot_survival_function(ax=ax)
+    ax.set_xlabel("months from remission")
+    ax.set_ylabel("relapse-free survival")
+    ax.set_ylim(0, 1)
+    return ax
