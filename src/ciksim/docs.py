@@ -14,11 +14,14 @@ from ciksim.errors import CikError
 from ciksim.model import Model
 from ciksim.models.culture import culture_model
 from ciksim.models.killing import killing_model
+from ciksim.models.patient import patient_model
 
 BEGIN = "<!-- generated from the model declaration: do not edit by hand -->"
 END = "<!-- end of generated part -->"
 
-MODELS: dict[str, Callable[[], Model]] = {"culture": culture_model, "killing": killing_model}
+MODELS: dict[str, Callable[[], Model]] = {
+    "culture": culture_model, "killing": killing_model, "patient": patient_model,
+}
 
 
 def model_by_name(name: str) -> Model:
