@@ -17,15 +17,15 @@ def sample_parameters(
     seed: int,
     *,
     spread: float = 1.0,
-    medians: Mapping[str, float] | None = None,
+    medians: Mapping[str, float | np.ndarray] | None = None,
     variability: Mapping[str, float] | None = None,
     indices: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Draw ``n`` individuals: each parameter with a variability σ > 0 is log-normal with
     median = its value and log-SD = σ·``spread``, clipped to its plausible range.
 
-    ``medians`` and ``variability`` override the model's values and σ (a scenario's
-    population). Individual ``i`` (``indices``, default 0..n-1) always gets the same draw for
+    ``medians`` (a number, or one per individual) and ``variability`` override the model's
+    values and σ (a scenario's population). Individual ``i`` (``indices``, default 0..n-1) always gets the same draw for
     a given ``seed``: its stream is ``SeedSequence([seed, crc32(model name)],
     spawn_key=(i,))``, so draws for two models of one individual are independent and a
     chunk of a trial gets the same numbers as the whole trial.
@@ -48,10 +48,10 @@ def sample_parameters(
     ]).reshape(n, len(varying))
     out: dict[str, np.ndarray] = {}
     for j, p in enumerate(varying):
-        centre = float(medians.get(p.name, p.value))
+        centre = np.broadcast_to(np.asarray(medians.get(p.name, p.value), float), (n,))
         draw = centre * np.exp(sigma[p.name] * spread * z[:, j])
-        out[p.name] = np.clip(draw, min(p.low, centre), max(p.high, centre))
+        out[p.name] = np.clip(draw, np.minimum(p.low, centre), np.maximum(p.high, centre))
     for name, value in medians.items():
         if name not in out:
-            out[name] = np.full(n, float(value))
+            out[name] = np.broadcast_to(np.asarray(value, float), (n,)).copy()
     return out

@@ -1,0 +1,280 @@
+"""Run a trial in chunks of patients: in this process, local worker processes or Dask.
+
+Each chunk is a pure function of (spec, arm, first patient, last patient): patient ``i`` of
+arm ``a`` gets its parameters and random numbers from streams keyed by (trial seed, arm) and
+``i`` only, so the results are identical for any chunk size, worker count or backend.
+Finished chunks are written atomically as Parquet, so an interrupted trial resumes where it
+stopped (``resume=True``); a patient whose simulation fails is recorded with its status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ciksim._version import __version__
+from ciksim.analysis.killing import Product, product_from_folder
+from ciksim.analysis.patient import REPORTED, run_patients
+from ciksim.errors import DataError
+from ciksim.model.variability import sample_parameters
+from ciksim.models.patient import Scenario, patient_model, subtypes
+from ciksim.trial.spec import TrialSpec
+
+COLUMNS = ("arm", "patient", "subtype", "duration", "event", "cured", "relapse_day",
+           "extinction_day", "normal_nadir_fraction", *REPORTED, "status")
+
+
+def product_composition(spec: TrialSpec) -> dict[str, float]:
+    """Median composition of the trial's product: a culture run folder or the culture model."""
+    if spec.product_folder:
+        return product_from_folder(spec.product_folder).median_composition()
+    from ciksim.analysis.culture import run_culture
+    from ciksim.analysis.killing import product_from_culture
+
+    run = run_culture(spec.product_protocol, donors=spec.product_donors, seed=spec.seed,
+                      days=21)
+    return product_from_culture(run).median_composition()
+
+
+def _subtype_medians(spec: TrialSpec, seed: int, idx: np.ndarray
+                     ) -> tuple[list[str], np.ndarray | None]:
+    if not spec.subtype_mix:
+        return [""] * idx.size, None
+    names = sorted(spec.subtype_mix)
+    cum = np.cumsum([spec.subtype_mix[k] for k in names])
+    key = [seed, zlib.crc32(b"subtype")]
+    u = np.array([np.random.default_rng(np.random.SeedSequence(key, spawn_key=(int(i),)))
+                  .random() for i in idx])
+    choice = np.minimum(np.searchsorted(cum, u * cum[-1], side="right"), len(names) - 1)
+    table = subtypes()
+    return [names[c] for c in choice], np.array([table[names[c]]["T_double"] for c in choice],
+                                                 dtype=float)
+
+
+def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
+                   composition: dict[str, float]) -> pd.DataFrame:
+    """Patients ``start``..``stop - 1`` of ``arm``: one row each (see ``COLUMNS``)."""
+    idx = np.arange(start, stop)
+    seed = spec.arm_seed(arm)
+    labels, t_double = _subtype_medians(spec, seed, idx)
+    scen = spec.scenario
+    if t_double is not None:
+        scen = Scenario(scen.name, scen.description, scen.protocol,
+                        {**scen.parameters, "T_double": t_double},
+                        {**scen.variability, "T_double": 0.2}, scen.relapse_threshold)
+    product = Product("trial product", composition["f_cik"], composition["f_t"],
+                      composition["f_nk"])
+
+    def run(sel: np.ndarray, sc: Scenario) -> pd.DataFrame:
+        r = run_patients(sc, cik=spec.arms[arm].cik, product=product, replicates=sel.size,
+                         years=spec.follow_up_years, seed=seed, relapse=spec.relapse,
+                         indices=sel)
+        return r.outcomes()
+
+    try:
+        out = run(idx, scen)
+        out["status"] = "ok"
+    except Exception:  # one bad patient must not stop the trial: retry one by one
+        rows = []
+        for k, i in enumerate(idx):
+            single = _single(scen, t_double, k)
+            try:
+                row = run(np.array([i]), single)
+                row["status"] = "ok"
+            except Exception as exc:
+                model = patient_model()
+                draw = sample_parameters(model, 1, seed, medians=single.parameters,
+                                         variability=single.variability, indices=[i])
+                values = {p: float(draw.get(p, [model.parameter_by_name[p].value])[0])
+                          for p in REPORTED}
+                row = pd.DataFrame([{"patient": i, "event": 0, "duration": np.nan,
+                                     "relapse_day": np.nan, "cured": False,
+                                     "extinction_day": np.nan,
+                                     "normal_nadir_fraction": np.nan, **values,
+                                     "status": f"failed: {type(exc).__name__}: {exc}"}])
+            rows.append(row)
+        out = pd.concat(rows, ignore_index=True)
+    out.insert(0, "arm", spec.arms[arm].name)
+    out.insert(2, "subtype", labels)
+    return out[list(COLUMNS)]
+
+
+def _single(scen: Scenario, t_double: np.ndarray | None, k: int) -> Scenario:
+    if t_double is None:
+        return scen
+    return Scenario(scen.name, scen.description, scen.protocol,
+                    {**scen.parameters, "T_double": float(t_double[k])}, scen.variability,
+                    scen.relapse_threshold)
+
+
+def _chunk_task(raw: dict[str, Any], arm: int, start: int, stop: int,
+                composition: dict[str, float]) -> pd.DataFrame:
+    """Top-level (picklable) entry point for worker processes and Dask."""
+    return simulate_chunk(TrialSpec.from_dict(raw), arm, start, stop, composition)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    arm: int
+    start: int
+    stop: int
+
+    @property
+    def filename(self) -> str:
+        return f"arm{self.arm:02d}-{self.start:09d}-{self.stop:09d}.parquet"
+
+
+def chunks(spec: TrialSpec, chunk_size: int | None = None) -> list[Chunk]:
+    size = int(chunk_size or spec.chunk_size)
+    if size < 1:
+        raise DataError("chunk size must be >= 1")
+    return [Chunk(a, s, min(s + size, spec.patients_per_arm))
+            for a in range(len(spec.arms)) for s in range(0, spec.patients_per_arm, size)]
+
+
+@dataclass
+class TrialRun:
+    """Patients (one row each, sorted by arm order then patient) and the run manifest."""
+
+    spec: TrialSpec
+    patients: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _write_atomic(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _json_atomic(data: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_trial(
+    spec: TrialSpec,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    resume: bool = False,
+    chunk_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    composition: dict[str, float] | None = None,
+    max_chunks: int | None = None,
+) -> TrialRun:
+    """Simulate every arm of ``spec``; see the module docstring for the guarantees.
+
+    ``workers``: local processes (None = all cores, 1 = this process); ``scheduler``: the
+    address of a running Dask scheduler (``tcp://host:port``) instead. ``progress(done,
+    total)`` is called with patients done. ``max_chunks`` stops after that many new chunks
+    (used to test interruption).
+    """
+    t0 = time.perf_counter()
+    todo = chunks(spec, chunk_size)
+    comp = composition or product_composition(spec)
+    folder = Path(out) if out is not None else None
+    done_frames: dict[Chunk, pd.DataFrame] = {}
+    if folder is not None:
+        cdir = folder / "chunks"
+        manifest_path = folder / "manifest.json"
+        if cdir.exists() and any(cdir.iterdir()):
+            if not resume:
+                raise DataError(f"{folder} already holds trial chunks; pass --resume to "
+                                "continue that trial, or choose another --out")
+            old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+            if old.get("digest") != spec.digest():
+                raise DataError(f"{folder} holds a different trial (spec changed); choose "
+                                "another --out")
+        cdir.mkdir(parents=True, exist_ok=True)
+        _json_atomic({"status": "running", "digest": spec.digest(), "spec": spec.raw,
+                      "ciksim_version": __version__}, manifest_path)
+        for c in todo:
+            f = cdir / c.filename
+            if resume and f.exists():
+                done_frames[c] = pd.read_parquet(f)
+    pending = [c for c in todo if c not in done_frames]
+    if max_chunks is not None:
+        pending = pending[:max_chunks]
+    total = sum(c.stop - c.start for c in todo)
+    n_done = sum(c.stop - c.start for c in done_frames)
+    if progress:
+        progress(n_done, total)
+    timings: list[float] = []
+    backend = "dask" if scheduler else ("process" if (workers or os.cpu_count() or 1) > 1
+                                         else "in-process")
+    for c, df, seconds in _execute(spec, pending, comp, workers, scheduler):
+        done_frames[c] = df
+        timings.append(seconds)
+        if folder is not None:
+            _write_atomic(df, folder / "chunks" / c.filename)
+        n_done += c.stop - c.start
+        if progress:
+            progress(n_done, total)
+    complete = all(c in done_frames for c in todo)
+    frames = [done_frames[c] for c in todo if c in done_frames]
+    patients = (pd.concat(frames, ignore_index=True) if frames
+                else pd.DataFrame(columns=list(COLUMNS)))
+    manifest = {
+        "status": "complete" if complete else "incomplete",
+        "digest": spec.digest(), "spec": spec.raw, "seed": spec.seed,
+        "ciksim_version": __version__, "backend": backend,
+        "workers": workers if not scheduler else None, "scheduler": scheduler,
+        "chunk_size": chunk_size or spec.chunk_size, "chunks": len(todo),
+        "product_composition": comp, "patients": int(len(patients)),
+        "failed_patients": int((patients["status"] != "ok").sum()) if len(patients) else 0,
+        "wall_seconds": time.perf_counter() - t0, "chunk_seconds": timings,
+    }
+    if folder is not None:
+        if complete:
+            _write_atomic(patients, folder / "patients.parquet")
+        _json_atomic(manifest, folder / "manifest.json")
+    return TrialRun(spec, patients, manifest)
+
+
+def _execute(spec: TrialSpec, pending: list[Chunk], comp: dict[str, float],
+             workers: int | None, scheduler: str | None
+             ) -> Iterator[tuple[Chunk, pd.DataFrame, float]]:
+    raw = dict(spec.raw)
+    if scheduler:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            futures = {client.submit(_timed_task, raw, c.arm, c.start, c.stop, comp,
+                                     pure=False): c for c in pending}
+            for fut in dask_completed(futures):
+                df, seconds = fut.result()
+                yield futures[fut], df, seconds
+        return
+    n_workers = workers or os.cpu_count() or 1
+    if n_workers == 1 or len(pending) <= 1:
+        for c in pending:
+            df, seconds = _timed_task(raw, c.arm, c.start, c.stop, comp)
+            yield c, df, seconds
+        return
+    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+        futs = {pool.submit(_timed_task, raw, c.arm, c.start, c.stop, comp): c
+                for c in pending}
+        for fut in as_completed(futs):
+            df, seconds = fut.result()
+            yield futs[fut], df, seconds
+
+
+def _timed_task(raw: dict[str, Any], arm: int, start: int, stop: int,
+                comp: dict[str, float]) -> tuple[pd.DataFrame, float]:
+    t = time.perf_counter()
+    df = _chunk_task(raw, arm, start, stop, comp)
+    return df, time.perf_counter() - t

@@ -1,0 +1,172 @@
+"""Trial specification (TOML): population, arms, size, follow-up, endpoint, seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ciksim.analysis.patient import RELAPSE_DEFINITIONS, CikSchedule
+from ciksim.errors import DataError
+from ciksim.models.patient import Scenario, subtypes
+
+_TOP = {"name", "description", "seed", "patients_per_arm", "follow_up_years", "relapse",
+        "population", "product", "arms", "chunk_size"}
+_POP = {"scenario", "subtypes", "variability", "parameters"}
+_PRODUCT = {"culture_protocol", "run_folder", "donors"}
+_ARM = {"name", "cik"}
+_CIK = {"dose_per_kg", "infusions", "interval_days", "first_day", "il2_support"}
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise DataError(f"{where}: unknown field(s) {', '.join(extra)}; allowed: "
+                        f"{', '.join(sorted(allowed))}")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A trial arm: chemotherapy alone (``cik`` None) or with a CIK schedule."""
+
+    name: str
+    cik: CikSchedule | None = None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """A validated trial. ``raw`` keeps the parsed TOML (for the manifest and workers)."""
+
+    name: str
+    description: str
+    seed: int
+    patients_per_arm: int
+    follow_up_years: float
+    relapse: str | float
+    scenario: Scenario
+    subtype_mix: Mapping[str, float]
+    arms: tuple[Arm, ...]
+    product_protocol: str
+    product_folder: str | None
+    product_donors: int
+    chunk_size: int
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrialSpec:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"trial spec {str(p)!r} does not exist")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise DataError(f"{p}: not valid TOML ({exc})") from exc
+        return cls.from_dict(data, origin=str(p))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "trial") -> TrialSpec:
+        _check_keys(data, _TOP, origin)
+        for key in ("name", "arms", "population"):
+            if key not in data:
+                raise DataError(f"{origin}: missing field {key!r}")
+        seed = data.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise DataError(f"{origin}: seed must be a whole number >= 0")
+        n = data.get("patients_per_arm", 1000)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise DataError(f"{origin}: patients_per_arm must be a whole number >= 1")
+        years = data.get("follow_up_years", 4)
+        if isinstance(years, bool) or not isinstance(years, (int, float)) or not \
+                (0 < years <= 30):
+            raise DataError(f"{origin}: follow_up_years must be in (0, 30]")
+        relapse = data.get("relapse", "haematologic")
+        if isinstance(relapse, str) and relapse not in RELAPSE_DEFINITIONS:
+            raise DataError(f"{origin}: relapse must be {' or '.join(RELAPSE_DEFINITIONS)} or "
+                            "a blast fraction")
+        if not isinstance(relapse, str) and not (0 < float(relapse) <= 1):
+            raise DataError(f"{origin}: relapse fraction must be in (0, 1]")
+        chunk = data.get("chunk_size", 1000)
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise DataError(f"{origin}: chunk_size must be a whole number >= 1")
+        pop = data["population"]
+        _check_keys(pop, _POP, f"{origin}: population")
+        base = Scenario.load(pop.get("scenario", "aml-cr1"))
+        scen_dict = {"name": base.name, "description": base.description,
+                     "parameters": {**base.parameters, **dict(pop.get("parameters", {}))},
+                     "variability": {**base.variability, **dict(pop.get("variability", {}))},
+                     "relapse_threshold": base.relapse_threshold,
+                     "events": [_event_dict(e) for e in base.protocol.events]}
+        scenario = Scenario.from_dict(scen_dict, origin=f"{origin}: population")
+        mix = {str(k).lower(): float(v) for k, v in dict(pop.get("subtypes", {})).items()}
+        known = subtypes()
+        for k, v in mix.items():
+            if k not in known:
+                raise DataError(f"{origin}: population.subtypes.{k} is not a known subtype "
+                                f"({', '.join(known)})")
+            if not (0 <= v <= 1):
+                raise DataError(f"{origin}: population.subtypes.{k} must be a share in [0, 1]")
+        if mix and not math.isclose(sum(mix.values()), 1.0, abs_tol=1e-6):
+            raise DataError(f"{origin}: population.subtypes shares add up to "
+                            f"{sum(mix.values()):g}; they must add up to 1")
+        prod = dict(data.get("product", {}))
+        _check_keys(prod, _PRODUCT, f"{origin}: product")
+        arms = []
+        names = set()
+        for i, raw in enumerate(data["arms"]):
+            where = f"{origin}: arms[{i}]"
+            _check_keys(raw, _ARM, where)
+            name = str(raw.get("name", f"arm {i + 1}"))
+            if name in names:
+                raise DataError(f"{where}: arm name {name!r} is used twice")
+            names.add(name)
+            cik = None
+            if "cik" in raw:
+                c = dict(raw["cik"])
+                _check_keys(c, _CIK, f"{where}.cik")
+                try:
+                    cik = CikSchedule(float(c.get("dose_per_kg", 5e7)),
+                                      int(c.get("infusions", 3)),
+                                      float(c.get("interval_days", 21)),
+                                      float(c.get("first_day", 30)),
+                                      bool(c.get("il2_support", False)))
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"{where}.cik: {exc}") from exc
+                except DataError as exc:
+                    raise DataError(f"{where}.cik: {exc}") from exc
+            arms.append(Arm(name, cik))
+        if len(arms) < 1:
+            raise DataError(f"{origin}: give at least one arm ([[arms]])")
+        return cls(
+            name=str(data["name"]), description=str(data.get("description", "")), seed=seed,
+            patients_per_arm=n, follow_up_years=float(years), relapse=relapse,
+            scenario=scenario, subtype_mix=mix, arms=tuple(arms),
+            product_protocol=str(prod.get("culture_protocol", "cik-gmp")),
+            product_folder=prod.get("run_folder"), product_donors=int(prod.get("donors", 200)),
+            chunk_size=chunk, raw=json.loads(json.dumps(dict(data))),
+        )
+
+    def with_patients(self, n: int) -> TrialSpec:
+        """The same trial with ``n`` patients per arm."""
+        raw = {**self.raw, "patients_per_arm": int(n)}
+        return TrialSpec.from_dict(raw, origin=f"trial {self.name!r}")
+
+    def digest(self) -> str:
+        """Fingerprint of everything that determines the patients' numbers."""
+        text = json.dumps({k: v for k, v in self.raw.items() if k != "chunk_size"},
+                          sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def arm_seed(self, arm: int) -> int:
+        """Each arm has its own patients: a seed derived from the trial seed and arm."""
+        return int(np.random.SeedSequence([self.seed, arm]).generate_state(1)[0])
+
+
+def _event_dict(e: Any) -> dict[str, Any]:
+    return {"day": e.day, "action": e.action, "dose": e.dose, "amount": e.amount}
