@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ciksim culture --compare cik-standard lak --donors 200 --seed 0 --out out
+	$(BIN)/ciksim run examples/aml-adjuvant-cik.toml --out out
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -228,6 +228,60 @@ def patient(
                     console=console)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def trial(
+    args: Annotated[list[str], typer.Argument(help="SPEC.toml, or: power SPEC.toml")],
+    n_per_arm: Annotated[int | None, typer.Option(help="Patients per arm (overrides the "
+                                                       "spec).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes (default: "
+                                                     "all cores).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
+    = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for chunks, tables, figures and "
+                                                  "the HTML report.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted trial in --out.")]
+    = False,
+    chunk_size: Annotated[int | None, typer.Option(help="Patients per chunk.")] = None,
+    n: Annotated[str, typer.Option("--n", help="power: patients per arm to try.")]
+    = "20,40,80,160",
+    repeats: Annotated[int, typer.Option(help="power: simulated trials per size.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Run a virtual trial: RFS per arm, hazard ratio, log-rank; or its power curve."""
+    from ciksim.cli_trial import run_power_cli, run_trial_cli
+    from ciksim.errors import DataError
+
+    if args[0] == "power":
+        if len(args) != 2:
+            raise DataError("usage: ciksim trial power SPEC.toml --n 20,40,80 --repeats 200")
+        run_power_cli(spec_path=Path(args[1]), ns=n, repeats=repeats, workers=workers,
+                      scheduler=scheduler, out=out, as_json=as_json, console=console)
+        return
+    if len(args) != 1:
+        raise DataError(f"unexpected argument(s) {args[1:]}; give one SPEC.toml")
+    run_trial_cli(spec_path=Path(args[0]), n_per_arm=n_per_arm, workers=workers,
+                  scheduler=scheduler, out=out, resume=resume, chunk_size=chunk_size,
+                  as_json=as_json, console=console)
+
+
+@app.command(name="run", context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def run_all(
+    spec: Annotated[Path, typer.Argument(help="Trial specification (TOML).")],
+    out: Annotated[Path, typer.Option(help="Folder for everything.")] = Path("out"),
+    workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """The whole chain: culture the product, check it kills, run the trial, one report."""
+    from ciksim.cli_run import run_chain
+
+    run_chain(spec_path=spec, out=out, workers=workers, scheduler=scheduler, as_json=as_json,
+              console=console)
+
+
 def main() -> None:
     """Entry point of the ``ciksim`` script."""
     app()

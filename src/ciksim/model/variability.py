@@ -25,10 +25,11 @@ def sample_parameters(
     median = its value and log-SD = σ·``spread``, clipped to its plausible range.
 
     ``medians`` (a number, or one per individual) and ``variability`` override the model's
-    values and σ (a scenario's population). Individual ``i`` (``indices``, default 0..n-1) always gets the same draw for
-    a given ``seed``: its stream is ``SeedSequence([seed, crc32(model name)],
-    spawn_key=(i,))``, so draws for two models of one individual are independent and a
-    chunk of a trial gets the same numbers as the whole trial.
+    values and σ (a scenario's population). Individual ``i`` (``indices``, default
+    0..n-1) always gets the same draw for a given ``seed``: its stream is
+    ``SeedSequence([seed, crc32(model name)], spawn_key=(i,))``. Draws for two models of
+    one individual are therefore independent, and a chunk of a trial gets the same
+    numbers as the whole trial.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise DataError(f"donors: need a whole number >= 1, got {n!r}")

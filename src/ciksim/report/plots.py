@@ -157,3 +157,46 @@ def plot_rfs(durations: Sequence[Any], events: Sequence[Any], labels: Sequence[s
     ax.set_ylabel("relapse-free survival")
     ax.set_ylim(0, 1)
     return ax
+
+
+def plot_trial(patients: Any, arm_names: Sequence[str], axes: Sequence[Any] | None = None
+               ) -> list[Any]:
+    """Kaplan-Meier relapse-free survival per arm (95% bands) and cumulative incidence of
+    relapse (1 − KM: relapse is the only event modelled)."""
+    from lifelines import KaplanMeierFitter
+
+    plt = pyplot()
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    ok = patients[patients["status"] == "ok"]
+    for name in arm_names:
+        g = ok[ok["arm"] == name]
+        km = KaplanMeierFitter(label=f"{name} (n={len(g)})").fit(g["duration"], g["event"])
+        km.plot_survival_function(ax=axes[0])
+        sf = km.survival_function_.iloc[:, 0]
+        axes[1].step(sf.index, 1 - sf.values, where="post", label=name)
+    axes[0].set_title("Relapse-free survival (Kaplan-Meier, 95% CI)")
+    axes[0].set_ylabel("relapse-free")
+    axes[1].set_title("Cumulative incidence of relapse")
+    axes[1].set_ylabel("relapsed")
+    for ax in axes:
+        ax.set_xlabel("months from remission")
+        ax.set_ylim(0, 1)
+    axes[1].legend(fontsize=8)
+    return list(axes)
+
+
+def plot_power(table: Any, ax: Any = None) -> Any:
+    """Probability of a significant log-rank test per sample size, with 95% CIs."""
+    plt = pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+    ax.errorbar(table["n_per_arm"], table["power"],
+                yerr=[table["power"] - table["power_ci_low"],
+                      table["power_ci_high"] - table["power"]], fmt="o-", capsize=3)
+    ax.axhline(0.8, color="grey", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("patients per arm")
+    ax.set_ylabel(f"power (log-rank p < {table['alpha'].iloc[0]:g})")
+    ax.set_ylim(0, 1)
+    return ax

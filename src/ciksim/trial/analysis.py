@@ -29,7 +29,7 @@ def arm_summary(df: pd.DataFrame, follow_up_months: float) -> list[dict[str, Any
     out = []
     for name, g in _analysable(df).groupby("arm", sort=False):
         km = KaplanMeierFitter().fit(g["duration"], g["event"])
-        row: dict[str, Any] = {"name": str(name), "n": int(len(g)),
+        row: dict[str, Any] = {"name": str(name), "n": len(g),
                                "relapse_fraction": float(g["event"].mean()),
                                "cure_fraction": float(g["cured"].mean())}
         for y in YEARS:

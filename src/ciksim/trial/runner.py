@@ -233,7 +233,7 @@ def run_trial(
         "ciksim_version": __version__, "backend": backend,
         "workers": workers if not scheduler else None, "scheduler": scheduler,
         "chunk_size": chunk_size or spec.chunk_size, "chunks": len(todo),
-        "product_composition": comp, "patients": int(len(patients)),
+        "product_composition": comp, "patients": len(patients),
         "failed_patients": int((patients["status"] != "ok").sum()) if len(patients) else 0,
         "wall_seconds": time.perf_counter() - t0, "chunk_seconds": timings,
     }

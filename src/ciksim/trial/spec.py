@@ -159,8 +159,10 @@ class TrialSpec:
 
     def digest(self) -> str:
         """Fingerprint of everything that determines the patients' numbers."""
-        text = json.dumps({k: v for k, v in self.raw.items() if k != "chunk_size"},
-                          sort_keys=True)
+        from ciksim._version import __version__
+
+        text = json.dumps({"spec": {k: v for k, v in self.raw.items() if k != "chunk_size"},
+                           "ciksim": __version__}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def arm_seed(self, arm: int) -> int:
