@@ -24,6 +24,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/culture.py
+	$(BIN)/python benchmarks/trial.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info
