@@ -282,6 +282,29 @@ def run_all(
               console=console)
 
 
+export_app = typer.Typer(help="Export models for other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("sbml")
+@guarded
+def export_sbml(
+    model: Annotated[str, typer.Argument(help="culture, killing or patient.")],
+    protocol: Annotated[str | None, typer.Option(
+        help="A culture protocol (culture), a scenario (patient) or a protocol TOML file.")]
+    = None,
+    with_cik: Annotated[bool, typer.Option("--with-cik", help="patient: add the default CIK "
+                                                              "infusions.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="SBML file (default: "
+                                                                      "stdout).")] = None,
+) -> None:
+    """Write SBML Level 3 Version 2 of a model (and its protocol's events)."""
+    from ciksim.cli_export import export_sbml_cli
+
+    export_sbml_cli(model=model, protocol=protocol, with_cik=with_cik, output=output,
+                    console=console)
+
+
 def main() -> None:
     """Entry point of the ``ciksim`` script."""
     app()

@@ -24,7 +24,7 @@ from ciksim.protocol import Protocol
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """Integrator options. ``atol`` is relative to each unit group's initial scale."""
+    """Integrator options. ``atol`` is relative to each species' initial magnitude."""
 
     method: str = "RK45"
     rtol: float = 1e-6
@@ -129,12 +129,16 @@ def simulate(
 
 
 def _atol_scale(model: Model, y0: np.ndarray) -> np.ndarray:
-    """Absolute tolerance scale per species: the largest initial value sharing its unit."""
-    scale = np.ones(len(model.species))
+    """Absolute tolerance scale per species: its largest initial value over the batch, or,
+    for species starting at zero, the largest initial value among species of its unit."""
+    own = np.max(np.abs(y0), axis=1) if y0.size else np.zeros(len(model.species))
+    scale = own.copy()
     by_unit: dict[str, list[int]] = {}
     for i, s in enumerate(model.species):
         by_unit.setdefault(s.unit, []).append(i)
     for idx in by_unit.values():
-        m = float(np.max(np.abs(y0[idx]))) if y0.size else 0.0
-        scale[idx] = m if m > 0 else 1.0
+        group = float(np.max(own[idx])) if idx else 0.0
+        for i in idx:
+            if scale[i] <= 0:
+                scale[i] = group if group > 0 else 1.0
     return scale

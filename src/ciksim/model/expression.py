@@ -56,6 +56,11 @@ class Expression:
             text = text[1:-1]  # the outermost parentheses add nothing
         return text
 
+    def l3(self, substitute: Mapping[str, str] | None = None) -> str:
+        """SBML Level 3 infix formula (libsbml ``parseL3Formula``): ``^``, ``ln``; names in
+        ``substitute`` are replaced by the given text (e.g. a dose amount)."""
+        return _render_l3(self._tree.body, dict(substitute or {}))
+
     def units(self, env: Mapping[str, pint.Unit], *, where: str) -> pint.Unit:
         """The unit of the expression given the unit of each symbol; raises UnitError."""
         ureg = registry()
@@ -104,6 +109,23 @@ def _render(node: ast.AST, *, python: bool) -> str:
     elif python:
         name = f"_np_{name}"
     return f"{name}({args})"
+
+
+def _render_l3(node: ast.AST, sub: dict[str, str]) -> str:
+    if isinstance(node, ast.Constant):
+        return repr(float(node.value))
+    if isinstance(node, ast.Name):
+        return f"({sub[node.id]})" if node.id in sub else node.id
+    if isinstance(node, ast.UnaryOp):
+        sign = "-" if isinstance(node.op, ast.USub) else "+"
+        return f"({sign}{_render_l3(node.operand, sub)})"
+    if isinstance(node, ast.BinOp):
+        op = "^" if isinstance(node.op, ast.Pow) else _BINOPS[type(node.op)]
+        return f"({_render_l3(node.left, sub)} {op} {_render_l3(node.right, sub)})"
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    args = [_render_l3(a, sub) for a in node.args]
+    name = {"log": "ln"}.get(node.func.id, node.func.id)
+    return f"{name}({', '.join(args)})"
 
 
 def _units(node, env, ureg, where: str, text: str) -> pint.Unit:

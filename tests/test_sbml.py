@@ -1,0 +1,100 @@
+"""SBML export: valid for every model, and libroadrunner reproduces our engine."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ciksim.analysis.patient import CikSchedule, patient_protocol
+from ciksim.cli import app
+from ciksim.docs import MODELS
+from ciksim.engines import SolverSettings, simulate
+from ciksim.engines.sbml import to_sbml, validate
+from ciksim.models.culture import culture_model
+from ciksim.models.patient import Scenario, patient_model
+from ciksim.protocol import Protocol
+
+libsbml = pytest.importorskip("libsbml")
+roadrunner = pytest.importorskip("roadrunner")
+
+TIGHT = SolverSettings(method="DOP853", rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_exports_valid_sbml(name):
+    text = to_sbml(MODELS[name]())
+    doc = libsbml.readSBMLFromString(text)
+    assert doc.getLevel() == 3 and doc.getVersion() == 2
+    assert validate(doc) == []
+    m = doc.getModel()
+    model = MODELS[name]()
+    assert m.getNumSpecies() == len(model.species)
+    assert all(m.getParameter(p.name).getUnits() for p in model.parameters)
+
+
+def roadrunner_trajectories(sbml, names, times):
+    rr = roadrunner.RoadRunner(sbml)
+    rr.integrator.relative_tolerance = 1e-12
+    rr.integrator.absolute_tolerance = 1e-14
+    rr.integrator.setValue("maximum_num_steps", 500000)
+    rr.timeCourseSelections = ["time", *names]
+    return rr.simulate(times=list(times))
+
+
+def assert_close(model, ours, theirs, rel=1e-6):
+    """Relative agreement; species that decay to ~0 are judged against 1e-6 of their peak
+    (both solvers only hold absolute accuracy there)."""
+    for i, name in enumerate(model.species_names):
+        a, b = theirs[:, i + 1], ours[name][:, 0]
+        err = np.abs(a - b) / (np.abs(b) + 1e-6 * np.max(np.abs(b)) + 1e-300)
+        assert np.max(err) < rel, f"{name}: relative error {np.max(err):.2e}"
+
+
+def test_culture_under_cik_standard_matches_roadrunner():
+    model, proto = culture_model(), Protocol.load("cik-standard")
+    times = np.concatenate([[0.0], np.arange(0.5, 21.0, 1.0)])  # off the event days
+    sbml = to_sbml(model, proto)
+    theirs = roadrunner_trajectories(sbml, model.species_names, times)
+    ours = simulate(model, proto, 21.0, times=times, settings=TIGHT)
+    assert_close(model, ours, theirs)
+
+
+def test_patient_under_chemotherapy_and_cik_matches_roadrunner():
+    model = patient_model()
+    proto = patient_protocol(Scenario.load("aml-cr1"), CikSchedule())
+    times = np.concatenate([[0.0], np.arange(0.5, 365.0, 1.0)])
+    sbml = to_sbml(model, proto)
+    theirs = roadrunner_trajectories(sbml, model.species_names, times)
+    ours = simulate(model, proto, 365.0, times=times, settings=TIGHT)
+    assert_close(model, ours, theirs)
+
+
+def test_discarding_split_and_feed_round_trip():
+    model = culture_model()
+    proto = Protocol.from_dict({
+        "name": "discard", "parameters": {"seed_density": "2e6 cells/mL"},
+        "events": [
+            {"day": 1, "action": "set", "values": {"OKT3": "50 ng/mL", "IL2": "500 IU/mL"}},
+            {"days": [5, 9, 13], "action": "feed", "volume_fraction": 0.3,
+             "top_up": {"IL2": "500 IU/mL"}},
+            {"days": [5, 9, 13], "action": "split", "max_density": "1.5e6 cells/mL",
+             "target_density": "1e6 cells/mL", "cells": "discard",
+             "top_up": {"IL2": "500 IU/mL"}},
+        ]})
+    times = np.concatenate([[0.0], np.arange(0.5, 16.0, 1.0)])
+    sbml = to_sbml(model, proto, proto.parameter_values(model))
+    theirs = roadrunner_trajectories(sbml, model.species_names, times)
+    ours = simulate(model, proto, 16.0, times=times, settings=TIGHT)
+    assert_close(model, ours, theirs)
+
+
+def test_cli_export(tmp_path):
+    out = tmp_path / "patient.xml"
+    r = CliRunner().invoke(app, ["export", "sbml", "patient", "--protocol", "aml-cr1",
+                                 "--with-cik", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = libsbml.readSBMLFromFile(str(out))
+    assert validate(doc) == [] and doc.getModel().getNumEvents() == 6
+    r = CliRunner().invoke(app, ["export", "sbml", "culture", "--protocol", "cik-gmp"])
+    assert r.exit_code == 0 and r.output.startswith("<?xml")
+    r = CliRunner().invoke(app, ["export", "sbml", "tumour"])
+    assert r.exit_code == 2 and "unknown model" in r.output
