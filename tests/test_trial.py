@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from ciksim.cli import app
 from ciksim.errors import DataError
+from ciksim.targets import trial as trial_targets
 from ciksim.trial import runner as runner_mod
 from ciksim.trial.analysis import compare, power_from_pool, summarize
 from ciksim.trial.runner import run_trial
@@ -36,48 +37,22 @@ def small_spec(n=60, **extra):
     return TrialSpec.from_dict(data)
 
 
-def test_target_T1_control_arm_reproduces_P4():
+def test_target_T1():
+    t = trial_targets.t1_control_arm()
+    assert t.passed, (t.value, t.range)
+
+
+def test_target_T2():
+    t = trial_targets.t2_lifelines_agreement()
+    assert t.passed, (t.value, t.range)
+
+
+def test_example_spec_is_the_target_trial():
     spec = TrialSpec.load(EXAMPLES / "aml-adjuvant-cik.toml")
     assert spec.patients_per_arm >= 2000
-    control = TrialSpec.from_dict({**spec.raw, "follow_up_years": 6, "arms": [spec.raw["arms"][0]]})
-    run = run_trial(control, workers=1, composition=COMPOSITION)
-    df = run.patients
-    relapse = df["event"].mean()
-    within_3y = (df.loc[df["event"] == 1, "relapse_day"] <= 3 * 365.25).mean()
-    arm = summarize(df, ["chemotherapy"], 72)["arms"][0]
-    assert 0.5 <= relapse <= 0.7
-    assert within_3y >= 0.9
-    assert 10 <= arm["median_rfs_months"] <= 15
-
-
-def test_target_T2_survival_statistics_equal_lifelines():
-    from lifelines import CoxPHFitter, KaplanMeierFitter
-    from lifelines.statistics import logrank_test
-
-    run = run_trial(small_spec(300), workers=1, composition=COMPOSITION)
-    df = run.patients
-    s = summarize(df, ["chemo", "cik"], 36)
-    for arm in s["arms"]:
-        g = df[df["arm"] == arm["name"]]
-        km = KaplanMeierFitter().fit(g["duration"], g["event"])
-        for y in (1, 2, 3):
-            ref = km.survival_function_at_times(12.0 * y).iloc[0]
-            assert arm[f"rfs_{y}y"] == pytest.approx(ref, rel=1e-9)
-        # and the product-limit estimate by hand
-        t = np.sort(g.loc[g["event"] == 1, "duration"].unique())
-        surv = 1.0
-        for ti in t[t <= 24]:
-            at_risk = (g["duration"] >= ti).sum()
-            surv *= 1 - ((g["duration"] == ti) & (g["event"] == 1)).sum() / at_risk
-        assert arm["rfs_2y"] == pytest.approx(surv, rel=1e-9)
-    a, b = df[df["arm"] == "chemo"], df[df["arm"] == "cik"]
-    lr = logrank_test(a["duration"], b["duration"], a["event"], b["event"])
-    assert s["logrank_p"] == pytest.approx(lr.p_value, rel=1e-9)
-    data = pd.DataFrame({"duration": pd.concat([a["duration"], b["duration"]]),
-                         "event": pd.concat([a["event"], b["event"]]),
-                         "treated": [0] * len(a) + [1] * len(b)})
-    cph = CoxPHFitter().fit(data, "duration", "event")
-    assert s["hazard_ratio"] == pytest.approx(float(cph.hazard_ratios_["treated"]), rel=1e-9)
+    assert spec.seed == trial_targets.DEFAULT_TRIAL["seed"]
+    assert spec.raw["arms"] == trial_targets.DEFAULT_TRIAL["arms"] or \
+        [a.name for a in spec.arms] == [a["name"] for a in trial_targets.DEFAULT_TRIAL["arms"]]
 
 
 def test_identical_for_chunk_sizes_workers_and_dask():

@@ -282,6 +282,19 @@ def run_all(
               console=console)
 
 
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def validate(
+    out: Annotated[Path | None, typer.Option(help="Folder for validation.html and .json.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Compute every published target (C1-C9, K1-K8, P1-P8, T1-T2) from the default models."""
+    from ciksim.cli_validate import run_validate
+
+    run_validate(out=out, as_json=as_json, console=console)
+
+
 export_app = typer.Typer(help="Export models for other tools.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

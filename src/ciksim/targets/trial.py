@@ -1,0 +1,88 @@
+"""Trial targets T1-T2, computed from the default trial (examples/aml-adjuvant-cik.toml)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from ciksim.targets.base import TargetCheck, within
+from ciksim.trial.analysis import summarize
+from ciksim.trial.runner import TrialRun, run_trial
+from ciksim.trial.spec import TrialSpec
+
+#: Product composition used by the target trials (the cik-gmp typical donor, culture model).
+COMPOSITION = {"f_cik": 0.49, "f_t": 0.47, "f_nk": 0.035}
+
+DEFAULT_TRIAL = {
+    "name": "aml-adjuvant-cik", "seed": 2026, "patients_per_arm": 2000, "follow_up_years": 6,
+    "population": {"scenario": "aml-cr1"},
+    "arms": [{"name": "chemotherapy"},
+             {"name": "chemotherapy + CIK",
+              "cik": {"dose_per_kg": 5e7, "infusions": 3, "interval_days": 21,
+                      "first_day": 30}}],
+}
+
+
+@cache
+def control_arm() -> TrialRun:
+    """The default cohort's chemotherapy-alone arm, 2000 patients followed 6 years."""
+    spec = TrialSpec.from_dict({**DEFAULT_TRIAL, "arms": DEFAULT_TRIAL["arms"][:1]})
+    return run_trial(spec, workers=1, composition=COMPOSITION)
+
+
+def t1_control_arm() -> TargetCheck:
+    df = control_arm().patients
+    arm = summarize(df, ["chemotherapy"], 72)["arms"][0]
+    within_3y = float((df.loc[df["event"] == 1, "relapse_day"] <= 3 * 365.25).mean())
+    v = {"n": arm["n"], "relapse_fraction": arm["relapse_fraction"],
+         "share_within_3y": within_3y, "median_rfs_months": arm["median_rfs_months"]}
+    ok = (arm["n"] >= 2000 and within(v["relapse_fraction"], 0.5, 0.7) and within_3y >= 0.9
+          and v["median_rfs_months"] is not None and within(v["median_rfs_months"], 10, 15))
+    return TargetCheck("T1", "default cohort's chemotherapy arm (n >= 2000) reproduces P4", v,
+                       "P4 ranges", ok, "targets.md P4")
+
+
+@cache
+def small_trial() -> TrialRun:
+    spec = TrialSpec.from_dict({**DEFAULT_TRIAL, "patients_per_arm": 300,
+                                "follow_up_years": 3})
+    return run_trial(spec, workers=1, composition=COMPOSITION)
+
+
+def t2_lifelines_agreement() -> TargetCheck:
+    """ciksim's survival summary vs lifelines called directly, and vs a hand-made KM."""
+    from lifelines import CoxPHFitter, KaplanMeierFitter
+    from lifelines.statistics import logrank_test
+
+    df = small_trial().patients
+    names = [a["name"] for a in DEFAULT_TRIAL["arms"]]
+    s = summarize(df, names, 36)
+    worst = 0.0
+    for arm in s["arms"]:
+        g = df[df["arm"] == arm["name"]]
+        km = KaplanMeierFitter().fit(g["duration"], g["event"])
+        for y in (1, 2, 3):
+            ref = float(km.survival_function_at_times(12.0 * y).iloc[0])
+            worst = max(worst, abs(arm[f"rfs_{y}y"] / ref - 1))
+        surv = 1.0
+        times = np.sort(g.loc[g["event"] == 1, "duration"].unique())
+        for ti in times[times <= 24]:
+            at_risk = (g["duration"] >= ti).sum()
+            surv *= 1 - ((g["duration"] == ti) & (g["event"] == 1)).sum() / at_risk
+        worst = max(worst, abs(arm["rfs_2y"] / surv - 1))
+    a, b = df[df["arm"] == names[0]], df[df["arm"] == names[1]]
+    lr = logrank_test(a["duration"], b["duration"], a["event"], b["event"])
+    worst = max(worst, abs(s["logrank_p"] / lr.p_value - 1))
+    data = pd.DataFrame({"duration": pd.concat([a["duration"], b["duration"]]),
+                         "event": pd.concat([a["event"], b["event"]]),
+                         "treated": [0] * len(a) + [1] * len(b)})
+    hr = float(CoxPHFitter().fit(data, "duration", "event").hazard_ratios_["treated"])
+    worst = max(worst, abs(s["hazard_ratio"] / hr - 1))
+    return TargetCheck("T2", "survival statistics equal lifelines' (KM, log-rank, Cox HR)",
+                       worst, "<= 1e-9 relative", worst <= 1e-9, "targets.md T2")
+
+
+def all_trial_targets() -> list[TargetCheck]:
+    return [t1_control_arm(), t2_lifelines_agreement()]

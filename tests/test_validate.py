@@ -1,0 +1,21 @@
+import json
+
+from typer.testing import CliRunner
+
+from ciksim.cli import app
+
+IDS = [f"C{i}" for i in range(1, 10)] + [f"K{i}" for i in range(1, 9)] + \
+    [f"P{i}" for i in range(1, 9)] + ["T1", "T2"]
+
+
+def test_validate_lists_every_target_with_a_computed_pass(tmp_path):
+    out = tmp_path / "v"
+    r = CliRunner().invoke(app, ["validate", "--json", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    targets = json.loads(r.output)["targets"]
+    assert sorted({t["id"] for t in targets}, key=IDS.index) == IDS
+    for t in targets:
+        assert set(t) == {"id", "value", "range", "pass"}
+        assert t["pass"] is True, t
+    html = (out / "validation.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "FAIL" not in html
