@@ -26,6 +26,7 @@ SUMMARY_UNITS = {
     "cd3_pct": "%",
     "nk_pct": "%",
     "il2_iu_ml": "IU/mL",
+    "viability_pct": "%",
 }
 QUANTILES = {"": 0.5, "_p05": 0.05, "_p95": 0.95}
 
@@ -66,6 +67,7 @@ class CultureRun:
                 "cd3_pct": 100 * r["cd3_cells"] / total,
                 "nk_pct": 100 * r["NK"] / total,
                 "il2_iu_ml": r["IL2"].clip(min=0),
+                "viability_pct": 100 * r["viability"],
             }
 
     def summary(self) -> pd.DataFrame:
