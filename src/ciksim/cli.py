@@ -295,6 +295,96 @@ def validate(
     run_validate(out=out, as_json=as_json, console=console)
 
 
+fit_app = typer.Typer(help="Fit models to your own data.", no_args_is_help=True)
+app.add_typer(fit_app, name="fit")
+
+
+@fit_app.command("culture")
+@guarded
+def fit_culture_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV: donor,day,quantity,value[,sd].")],
+    protocol: Annotated[str, typer.Option(help="Culture protocol name or TOML file.")]
+    = "cik-standard",
+    free: Annotated[str | None, typer.Option(help="Parameters to fit (default phi_max,"
+                                                  "phi_min,k_conv).")] = None,
+    dose: Annotated[float | None, typer.Option(help="Forecast the day this many cells are "
+                                                    "reached.")] = None,
+    cells: Annotated[str, typer.Option(help="cd3cd56, cd3 or total.")] = "cd3cd56",
+    steps: Annotated[int, typer.Option(help="MCMC steps per walker.")] = 300,
+    walkers: Annotated[int, typer.Option(help="MCMC walkers.")] = 24,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for tables and the figure.")] = None,
+    petab: Annotated[Path | None, typer.Option(help="Also write the problem as PEtab here.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Fit the culture model to your donors' counts; forecast the harvest day."""
+    from ciksim.cli_fit import run_fit_culture
+
+    run_fit_culture(path=path, protocol=protocol, free=free, dose=dose, cells=cells,
+                    steps=steps, walkers=walkers, seed=seed, out=out, petab=petab,
+                    as_json=as_json, console=console)
+
+
+@fit_app.command("killing")
+@guarded
+def fit_killing_cmd(
+    path: Annotated[Path, typer.Argument(help="Lysis CSV (as for ciksim lysis).")],
+    targets_per_well: Annotated[float, typer.Option(help="Target cells per well.")] = 1e4,
+    hours: Annotated[float, typer.Option(help="Assay duration (hours).")] = 4.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Fit the killing model's rate to lysis data (95% intervals)."""
+    from ciksim.cli_fit import run_fit_killing
+
+    run_fit_killing(path=path, targets_per_well=targets_per_well, hours=hours,
+                    as_json=as_json, console=console)
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@guarded
+def sensitivity(
+    model: Annotated[str, typer.Argument(help="culture or patient.")],
+    output: Annotated[str, typer.Option(help="cd3cd56_yield (culture) or cure_fraction "
+                                             "(patient).")],
+    parameters: Annotated[str | None, typer.Option(help="Comma-separated parameters "
+                                                        "(default: the model's set).")] = None,
+    samples: Annotated[int, typer.Option(help="Sobol base samples (power of 2).")] = 64,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the table and bar chart.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON object.")] = False,
+) -> None:
+    """Global sensitivity (Sobol indices, SALib) of an output to the parameters' ranges."""
+    from ciksim.errors import DataError
+    from ciksim.inference.sensitivity import OUTPUTS, plot_sobol, sobol
+
+    if output not in OUTPUTS or OUTPUTS[output].model != model:
+        choices = ", ".join(f"{k} ({v.model})" for k, v in OUTPUTS.items())
+        raise DataError(f"--output {output!r} is not an output of model {model!r}; use "
+                        f"{choices}")
+    names = [x.strip() for x in parameters.split(",") if x.strip()] if parameters else None
+    table = sobol(output, parameters=names, samples=samples, seed=seed)
+    if out is not None:
+        from ciksim.io import staged_output
+        from ciksim.report.plots import pyplot
+
+        with staged_output(out) as stage:
+            stage.table(table, f"sobol_{output}", "csv")
+            ax = plot_sobol(table, f"{OUTPUTS[output].description}: Sobol indices")
+            stage.figure(ax.figure, f"sobol_{output}")
+            pyplot().close(ax.figure)
+    if as_json:
+        echo_json({"model": model, "output": output, "samples": samples,
+                   "indices": table.to_dict("records")})
+        return
+    rows = [[r.parameter, f"{r.S1:.3f} ± {r.S1_conf:.3f}", f"{r.ST:.3f} ± {r.ST_conf:.3f}"]
+            for r in table.itertuples()]
+    console.print(rich_table(f"{OUTPUTS[output].description}: Sobol indices ({samples} base "
+                             "samples, 95% confidence)", ["parameter", "first order",
+                                                          "total"], rows))
+
+
 export_app = typer.Typer(help="Export models for other tools.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

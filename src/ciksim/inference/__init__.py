@@ -1,0 +1,1 @@
+"""Calibration of model parameters to a user's own data, with uncertainty."""
