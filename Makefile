@@ -23,8 +23,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/culture.py
 	$(BIN)/python benchmarks/trial.py
+	$(BIN)/python benchmarks/reference_tools.py
+	$(BIN)/python benchmarks/recovery.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info
