@@ -102,3 +102,42 @@ def test_bad_arguments():
         simulate(exp_model(), None, 5, parameters={"rr": 1.0})
     with pytest.raises(ModelError, match="different lengths"):
         simulate(logistic_model(), None, 5, parameters={"r": [1, 2], "K": [1, 2, 3]})
+
+
+COMPILED = SolverSettings(method="compiled", rtol=1e-10, atol=1e-14)
+
+
+def test_compiled_matches_analytic_solutions():
+    t = np.linspace(0, 10, 21)
+    r = simulate(exp_model(), None, 10, times=t, settings=COMPILED)
+    np.testing.assert_allclose(r["N"][:, 0], 100 * np.exp(0.3 * t), rtol=RTOL)
+    t = np.linspace(0, 30, 61)
+    r = simulate(logistic_model(), None, 30, times=t, settings=COMPILED)
+    np.testing.assert_allclose(r["N"][:, 0], 1e6 / (1 + 999 * np.exp(-0.8 * t)), rtol=RTOL)
+    proto = Protocol("doses", (Event(day=2, action="add", values={"C": 5.0}),))
+    t = np.linspace(0, 8, 33)
+    r = simulate(decay_model(), proto, 8, times=t, settings=COMPILED)
+    exact = 10 * np.exp(-0.7 * t) + np.where(t >= 2, 5 * np.exp(-0.7 * (t - 2)), 0)
+    np.testing.assert_allclose(r["C"][:, 0], exact, rtol=RTOL)
+
+
+def test_compiled_batch_equals_single_runs_exactly():
+    rates = np.array([0.1, 0.5, 0.9, 1.3])
+    t = np.linspace(0, 10, 11)
+    settings = SolverSettings(method="compiled", rtol=1e-6)
+    batch = simulate(logistic_model(), None, 10, times=t, parameters={"r": rates},
+                     settings=settings)
+    for i, rate in enumerate(rates):
+        single = simulate(logistic_model(), None, 10, times=t, parameters={"r": rate},
+                          settings=settings)
+        np.testing.assert_array_equal(batch["N"][:, i], single["N"][:, 0])
+
+
+@pytest.mark.parametrize("method", ["LSODA", "BDF"])
+def test_implicit_methods_on_batches(method):
+    rates = np.array([0.1, 0.9])
+    t = np.linspace(0, 10, 11)
+    s = SolverSettings(method=method, rtol=1e-8, atol=1e-12)
+    batch = simulate(logistic_model(), None, 10, times=t, parameters={"r": rates}, settings=s)
+    exact = 1e6 / (1 + 999 * np.exp(-np.outer(t, rates)))
+    np.testing.assert_allclose(batch["N"], exact, rtol=1e-5)

@@ -66,6 +66,9 @@ def test_patient_under_chemotherapy_and_cik_matches_roadrunner():
     theirs = roadrunner_trajectories(sbml, model.species_names, times)
     ours = simulate(model, proto, 365.0, times=times, settings=TIGHT)
     assert_close(model, ours, theirs)
+    compiled = simulate(model, proto, 365.0, times=times,
+                        settings=SolverSettings(method="compiled", rtol=1e-12, atol=1e-15))
+    assert_close(model, compiled, theirs)
 
 
 def test_discarding_split_and_feed_round_trip():

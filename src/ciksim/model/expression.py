@@ -56,6 +56,11 @@ class Expression:
             text = text[1:-1]  # the outermost parentheses add nothing
         return text
 
+    def scalar(self) -> str:
+        """Source for scalar (per-individual) evaluation in compiled code: ``math`` functions
+        and the built-in ``min``/``max``."""
+        return _render_scalar(self._tree.body)
+
     def l3(self, substitute: Mapping[str, str] | None = None) -> str:
         """SBML Level 3 infix formula (libsbml ``parseL3Formula``): ``^``, ``ln``; names in
         ``substitute`` are replaced by the given text (e.g. a dose amount)."""
@@ -108,6 +113,23 @@ def _render(node: ast.AST, *, python: bool) -> str:
         name = f"_np_{name}imum"
     elif python:
         name = f"_np_{name}"
+    return f"{name}({args})"
+
+
+def _render_scalar(node: ast.AST) -> str:
+    if isinstance(node, ast.Constant):
+        return repr(float(node.value))
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.UnaryOp):
+        sign = "-" if isinstance(node.op, ast.USub) else "+"
+        return f"({sign}{_render_scalar(node.operand)})"
+    if isinstance(node, ast.BinOp):
+        op = _BINOPS[type(node.op)]
+        return f"({_render_scalar(node.left)} {op} {_render_scalar(node.right)})"
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    args = ", ".join(_render_scalar(a) for a in node.args)
+    name = node.func.id if node.func.id in ("min", "max") else f"math.{node.func.id}"
     return f"{name}({args})"
 
 
