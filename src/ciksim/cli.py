@@ -310,7 +310,7 @@ def fit_culture_cmd(
     dose: Annotated[float | None, typer.Option(help="Forecast the day this many cells are "
                                                     "reached.")] = None,
     cells: Annotated[str, typer.Option(help="cd3cd56, cd3 or total.")] = "cd3cd56",
-    steps: Annotated[int, typer.Option(help="MCMC steps per walker.")] = 300,
+    steps: Annotated[int, typer.Option(help="MCMC steps per walker.")] = 500,
     walkers: Annotated[int, typer.Option(help="MCMC walkers.")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for tables and the figure.")] = None,

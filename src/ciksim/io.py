@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,29 @@ def _jsonable(obj: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     return str(obj)
+
+
+def read_tidy_csv(path: str | Path, required: Sequence[str], layout: str
+                  ) -> Iterator[tuple[str, dict[str, str]]]:
+    """Rows of a tidy CSV as (``"FILE, line N"``, {column: stripped text}).
+
+    Raises DataError if the file is missing, lacks a ``required`` column (``layout`` shows
+    the expected header) or has no data rows.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header must be "
+                            f"{layout}")
+        empty = True
+        for line, raw in enumerate(reader, start=2):
+            empty = False
+            yield f"{p}, line {line}", {k.strip(): (v or "").strip() for k, v in raw.items()
+                                        if k is not None}
+        if empty:
+            raise DataError(f"{p}: no data rows")

@@ -23,10 +23,8 @@ Actions:
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
@@ -213,27 +211,9 @@ class Protocol:
     @classmethod
     def load(cls, name_or_path: str | Path) -> Protocol:
         """A built-in protocol by name (``cik-standard``) or a TOML file path."""
-        path = Path(name_or_path)
-        if path.suffix == ".toml" or path.exists():
-            if not path.is_file():
-                raise ProtocolError(f"protocol file {str(path)!r} does not exist")
-            text = path.read_text(encoding="utf-8")
-            origin = str(path)
-        else:
-            name = str(name_or_path)
-            if name not in builtin_protocols():
-                raise ProtocolError(
-                    f"unknown protocol {name!r}; built-in protocols: "
-                    f"{', '.join(builtin_protocols())}, or give a .toml file"
-                )
-            text = (resources.files("ciksim.data") / "protocols" / f"{name}.toml").read_text(
-                encoding="utf-8"
-            )
-            origin = f"protocol {name!r}"
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ProtocolError(f"{origin}: not valid TOML ({exc})") from exc
+        from ciksim.data import load_toml
+
+        data, origin = load_toml(name_or_path, "protocols", "protocol", ProtocolError)
         return cls.from_dict(data, origin=origin)
 
     def without(self, action: str, after: float = -1.0) -> Protocol:
@@ -286,8 +266,9 @@ def _event_days(raw: Mapping[str, Any], where: str) -> list[float]:
 
 def builtin_protocols() -> list[str]:
     """Names of the protocols shipped with ciksim."""
-    folder = resources.files("ciksim.data") / "protocols"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    from ciksim.data import builtin_names
+
+    return builtin_names("protocols")
 
 
 @dataclass(frozen=True)

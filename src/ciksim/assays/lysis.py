@@ -17,7 +17,6 @@ control rows name one.
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 
 from ciksim.errors import CikWarning, DataError
+from ciksim.io import read_tidy_csv
 
 COLUMNS = ("effector", "target", "et_ratio", "kind", "replicate", "value")
 KINDS = ("spontaneous", "maximum", "experimental")
@@ -52,22 +52,9 @@ class LysisData:
     @classmethod
     def read_csv(cls, path: str | Path) -> LysisData:
         """Read and validate; errors name the line, the column and the fix."""
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"{p}: file not found")
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header must "
-                                f"be {','.join(COLUMNS)}")
-            records = []
-            for lineno, raw in enumerate(reader, start=2):
-                rec = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-                records.append(_parse_row(rec, f"{p}, line {lineno}", lineno))
-        if not records:
-            raise DataError(f"{p}: no data rows")
+        records = []
+        for where, rec in read_tidy_csv(path, COLUMNS, ",".join(COLUMNS)):
+            records.append(_parse_row(rec, where, int(where.rsplit(" ", 1)[1])))
         return cls(pd.DataFrame.from_records(records))
 
     @classmethod

@@ -19,9 +19,13 @@ if TYPE_CHECKING:
     from ciksim.model import Model
 
 
+def _function_name(model: Model) -> str:
+    return "ciksim_rhs_" + "".join(c if c.isalnum() else "_" for c in model.name)
+
+
 def scalar_source(model: Model) -> str:
     """Python source of ``rhs(t, y, p, dy)`` for one individual."""
-    lines = ["def rhs(t, y, p, dy):"]
+    lines = [f"def {_function_name(model)}(t, y, p, dy):"]
     lines += [f"    {q.name} = p[{i}]" for i, q in enumerate(model.parameters)]
     lines += [f"    {s.name} = y[{i}]" for i, s in enumerate(model.species)]
     lines += [f"    {a.name} = {model.expression(a.name).scalar()}" for a in model.assignments]
@@ -41,9 +45,9 @@ def compiled_rhs(model: Model) -> Callable[..., None]:
     hit = _COMPILED.get(id(model))
     if hit is not None and hit[0] is model:
         return hit[1]
-    namespace: dict[str, object] = {"math": math}
+    namespace: dict[str, object] = {"math": math, "__name__": __name__}
     exec(compile(scalar_source(model), f"<ciksim scalar {model.name}>", "exec"), namespace)
-    fn = njit(namespace["rhs"])
+    fn = njit(namespace[_function_name(model)])
     _COMPILED[id(model)] = (model, fn)
     return fn
 

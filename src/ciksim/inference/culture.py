@@ -13,7 +13,6 @@ reached) is the posterior predictive distribution over the parameter samples.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import pandas as pd
 
 from ciksim.engines import simulate
 from ciksim.errors import DataError
+from ciksim.io import read_tidy_csv
 from ciksim.models.culture import culture_model
 from ciksim.protocol import Protocol
 
@@ -47,23 +47,10 @@ class CultureData:
 
     @classmethod
     def read_csv(cls, path: str | Path) -> CultureData:
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"{p}: file not found")
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in ("donor", "day", "quantity", "value") if c not in header]
-            if missing:
-                raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header must "
-                                "be donor,day,quantity,value[,sd]")
-            recs = []
-            last: dict[tuple[str, str], float] = {}
-            for line, raw in enumerate(reader, start=2):
-                r = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-                recs.append(_parse(r, f"{p}, line {line}", last))
-        if not recs:
-            raise DataError(f"{p}: no data rows")
+        last: dict[tuple[str, str], float] = {}
+        recs = [_parse(r, where, last) for where, r in
+                read_tidy_csv(path, ("donor", "day", "quantity", "value"),
+                              "donor,day,quantity,value[,sd]")]
         return cls(pd.DataFrame.from_records(recs))
 
 
@@ -155,8 +142,8 @@ class DonorFit:
 
 
 def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-standard",
-                free: Sequence[str] = DEFAULT_FREE, walkers: int = 24, steps: int = 300,
-                burn: int = 150, seed: int = 0) -> list[DonorFit]:
+                free: Sequence[str] = DEFAULT_FREE, walkers: int = 24, steps: int = 500,
+                burn: int = 250, seed: int = 0) -> list[DonorFit]:
     """Sample the posterior of ``free`` parameters for every donor (see module docstring)."""
     import emcee
 
@@ -171,7 +158,6 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
         raise DataError("need steps > burn and walkers >= 2 x free parameters")
     lo = np.log([model.parameter_by_name[f].low or 1e-12 for f in free])
     hi = np.log([model.parameter_by_name[f].high for f in free])
-    centre = np.log([model.parameter_by_name[f].value for f in free])
     fits = []
     for d, donor in enumerate(data.donors):
         rows = data.rows[data.rows["donor"] == donor]
@@ -204,7 +190,11 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
             return out
 
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(d,)))
-        p0 = np.clip(centre + 0.05 * rng.standard_normal((walkers, len(free))), lo, hi)
+        # start the ensemble at the best of 256 prior draws (one batched evaluation)
+        trial = lo + (hi - lo) * rng.random((256, len(free)))
+        lp = log_prob(trial)
+        best = trial[np.argsort(-lp)[:walkers]]
+        p0 = np.clip(best + 0.01 * (hi - lo) * rng.standard_normal(best.shape), lo, hi)
         sampler = emcee.EnsembleSampler(walkers, len(free), log_prob, vectorize=True)
         sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
         sampler.run_mcmc(p0, steps, progress=False)

@@ -48,10 +48,10 @@ class Expression:
 
     def python(self) -> str:
         """Source for numpy evaluation (``min``/``max`` become element-wise)."""
-        return _render(self._tree.body, python=True)
+        return _render(self._tree.body, "python")
 
     def __str__(self) -> str:
-        text = _render(self._tree.body, python=False)
+        text = _render(self._tree.body, "text")
         if isinstance(self._tree.body, ast.BinOp):
             text = text[1:-1]  # the outermost parentheses add nothing
         return text
@@ -59,12 +59,12 @@ class Expression:
     def scalar(self) -> str:
         """Source for scalar (per-individual) evaluation in compiled code: ``math`` functions
         and the built-in ``min``/``max``."""
-        return _render_scalar(self._tree.body)
+        return _render(self._tree.body, "scalar")
 
     def l3(self, substitute: Mapping[str, str] | None = None) -> str:
         """SBML Level 3 infix formula (libsbml ``parseL3Formula``): ``^``, ``ln``; names in
         ``substitute`` are replaced by the given text (e.g. a dose amount)."""
-        return _render_l3(self._tree.body, dict(substitute or {}))
+        return _render(self._tree.body, "l3", substitute)
 
     def units(self, env: Mapping[str, pint.Unit], *, where: str) -> pint.Unit:
         """The unit of the expression given the unit of each symbol; raises UnitError."""
@@ -95,59 +95,30 @@ def _check_node(node: ast.AST, text: str, names: set[str]) -> None:
         names.add(node.id)
 
 
-def _render(node: ast.AST, *, python: bool) -> str:
+_FUNCTION_NAMES = {
+    "python": {"min": "_np_minimum", "max": "_np_maximum", "exp": "_np_exp", "log": "_np_log",
+               "sqrt": "_np_sqrt"},
+    "scalar": {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt"},
+    "l3": {"log": "ln"},
+    "text": {},
+}
+
+
+def _render(node: ast.AST, style: str, sub: Mapping[str, str] | None = None) -> str:
+    """Render for ``style``: ``python`` (numpy), ``scalar`` (math), ``l3`` (SBML), ``text``."""
     if isinstance(node, ast.Constant):
-        return repr(float(node.value)) if python else f"{node.value:g}"
+        return f"{node.value:g}" if style == "text" else repr(float(node.value))
     if isinstance(node, ast.Name):
-        return node.id
+        return f"({sub[node.id]})" if sub and node.id in sub else node.id
     if isinstance(node, ast.UnaryOp):
         sign = "-" if isinstance(node.op, ast.USub) else "+"
-        return f"({sign}{_render(node.operand, python=python)})"
+        return f"({sign}{_render(node.operand, style, sub)})"
     if isinstance(node, ast.BinOp):
-        op = _BINOPS[type(node.op)]
-        return f"({_render(node.left, python=python)} {op} {_render(node.right, python=python)})"
+        op = "^" if style == "l3" and isinstance(node.op, ast.Pow) else _BINOPS[type(node.op)]
+        return f"({_render(node.left, style, sub)} {op} {_render(node.right, style, sub)})"
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    args = ", ".join(_render(a, python=python) for a in node.args)
-    name = node.func.id
-    if python and name in ("min", "max"):
-        name = f"_np_{name}imum"
-    elif python:
-        name = f"_np_{name}"
-    return f"{name}({args})"
-
-
-def _render_scalar(node: ast.AST) -> str:
-    if isinstance(node, ast.Constant):
-        return repr(float(node.value))
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.UnaryOp):
-        sign = "-" if isinstance(node.op, ast.USub) else "+"
-        return f"({sign}{_render_scalar(node.operand)})"
-    if isinstance(node, ast.BinOp):
-        op = _BINOPS[type(node.op)]
-        return f"({_render_scalar(node.left)} {op} {_render_scalar(node.right)})"
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    args = ", ".join(_render_scalar(a) for a in node.args)
-    name = node.func.id if node.func.id in ("min", "max") else f"math.{node.func.id}"
-    return f"{name}({args})"
-
-
-def _render_l3(node: ast.AST, sub: dict[str, str]) -> str:
-    if isinstance(node, ast.Constant):
-        return repr(float(node.value))
-    if isinstance(node, ast.Name):
-        return f"({sub[node.id]})" if node.id in sub else node.id
-    if isinstance(node, ast.UnaryOp):
-        sign = "-" if isinstance(node.op, ast.USub) else "+"
-        return f"({sign}{_render_l3(node.operand, sub)})"
-    if isinstance(node, ast.BinOp):
-        op = "^" if isinstance(node.op, ast.Pow) else _BINOPS[type(node.op)]
-        return f"({_render_l3(node.left, sub)} {op} {_render_l3(node.right, sub)})"
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    args = [_render_l3(a, sub) for a in node.args]
-    name = {"log": "ln"}.get(node.func.id, node.func.id)
-    return f"{name}({', '.join(args)})"
+    args = ", ".join(_render(a, style, sub) for a in node.args)
+    return f"{_FUNCTION_NAMES[style].get(node.func.id, node.func.id)}({args})"
 
 
 def _units(node, env, ureg, where: str, text: str) -> pint.Unit:

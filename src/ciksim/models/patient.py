@@ -219,23 +219,10 @@ class Scenario:
     @classmethod
     def load(cls, name_or_path: str | Path) -> Scenario:
         """A built-in scenario (``aml-cr1``, ``aml-elderly``) or a TOML file."""
-        path = Path(name_or_path)
-        if path.suffix == ".toml" or path.exists():
-            if not path.is_file():
-                raise DataError(f"scenario file {str(path)!r} does not exist")
-            text, origin = path.read_text(encoding="utf-8"), str(path)
-        else:
-            names = builtin_scenarios()
-            if str(name_or_path) not in names:
-                raise DataError(f"unknown scenario {str(name_or_path)!r}; built-in: "
-                                f"{', '.join(names)}, or a TOML file")
-            text = (resources.files("ciksim.data") / "scenarios" /
-                    f"{name_or_path}.toml").read_text("utf-8")
-            origin = f"scenario {str(name_or_path)!r}"
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DataError(f"{origin}: not valid TOML ({exc})") from exc
+        from ciksim.data import load_toml
+
+        data, origin = load_toml(name_or_path, "scenarios", "scenario", DataError,
+                                 exclude=("subtypes",))
         return cls.from_dict(data, origin=origin)
 
     @classmethod
@@ -274,6 +261,6 @@ class Scenario:
 
 
 def builtin_scenarios() -> list[str]:
-    folder = resources.files("ciksim.data") / "scenarios"
-    return sorted(p.name[:-5] for p in folder.iterdir()
-                  if p.name.endswith(".toml") and p.name != "subtypes.toml")
+    from ciksim.data import builtin_names
+
+    return builtin_names("scenarios", exclude=("subtypes",))
