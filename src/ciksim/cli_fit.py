@@ -13,8 +13,8 @@ from ciksim.cli import echo_json, rich_table
 from ciksim.errors import DataError
 from ciksim.io import staged_output
 
-METHOD = ("Bayesian fit per donor: emcee ensemble sampler, uniform priors on log "
-          "parameters within their declared ranges; log counts with 15% CV, percentages "
+METHOD = ("Bayesian fit per donor: emcee ensemble sampler, uniform priors "
+          "over the declared ranges (log scale where wide); log counts with 15% CV, percentages "
           "with 3-point SD unless the data give sd; 95% credible intervals.")
 
 

@@ -91,7 +91,12 @@ def _print_summary(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],
         console.print(f"[yellow]warning:[/] {summary['failed_patients']} patient(s) failed; "
                       "see the status column")
     m = run.manifest
-    console.print(f"  {m['patients']} patients in {m['wall_seconds']:.1f} s ({m['backend']})")
+    if m["chunk_seconds"]:
+        console.print(f"  {m['patients']} patients in {m['wall_seconds']:.1f} s "
+                      f"({m['backend']})")
+    else:
+        console.print(f"  {m['patients']} patients reused from the finished run in --out "
+                      "(same specification and ciksim version)")
 
 
 def trial_report(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],

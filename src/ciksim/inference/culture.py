@@ -4,8 +4,9 @@ Input: a tidy CSV ``donor,day,quantity,value[,sd]`` with ``quantity`` one of
 ``total_cells``, ``cd3cd56_pct``, ``cd3_pct``, ``nk_pct``, ``viability_pct``. Each donor is
 fitted on its own. Likelihood: log counts with SD ``sd/value`` (default 0.15, an assumed
 cell-counting CV) and percentages with SD ``sd`` (default 3 points, assumed flow-cytometry
-error), independent normal errors. Priors: uniform on the log of each free parameter within
-its declared plausible range. The posterior is sampled with emcee (affine-invariant
+error), independent normal errors. Priors: uniform over each free parameter's declared
+plausible range, on a log scale where the range is positive and spans more than a factor 10,
+otherwise on the natural scale. The posterior is sampled with emcee (affine-invariant
 ensemble; the log-probability is vectorised so each step is one batched simulation).
 Estimates are posterior medians with 95% credible intervals; the forecast (day a dose is
 reached) is the posterior predictive distribution over the parameter samples.
@@ -156,8 +157,14 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
                         f"choose from {', '.join(model.parameter_names)}")
     if steps <= burn or walkers < 2 * len(free):
         raise DataError("need steps > burn and walkers >= 2 x free parameters")
-    lo = np.log([model.parameter_by_name[f].low or 1e-12 for f in free])
-    hi = np.log([model.parameter_by_name[f].high for f in free])
+    decl = [model.parameter_by_name[f] for f in free]
+    # uniform priors on each range, on a log scale only where it is positive and wide
+    logs = np.array([p.low > 0 and p.high / p.low > 10 for p in decl])
+    lo = np.array([np.log(p.low) if g else p.low for p, g in zip(decl, logs, strict=True)])
+    hi = np.array([np.log(p.high) if g else p.high for p, g in zip(decl, logs, strict=True)])
+
+    def natural(u: np.ndarray) -> np.ndarray:
+        return np.where(logs, np.exp(u), u)
     fits = []
     for d, donor in enumerate(data.donors):
         rows = data.rows[data.rows["donor"] == donor]
@@ -175,7 +182,8 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
             out = np.full(len(x), -np.inf)
             if not inside.any():
                 return out
-            pars: dict[str, Any] = {f: np.exp(x[inside, j]) for j, f in enumerate(free)}
+            nat = natural(x[inside])
+            pars: dict[str, Any] = {f: nat[:, j] for j, f in enumerate(free)}
             pars["start_cells"] = start_cells
             pred = _predict(days, proto, pars, t_end)
             ll = np.zeros(int(inside.sum()))
@@ -199,7 +207,7 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
         sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
         sampler.run_mcmc(p0, steps, progress=False)
         chain = sampler.get_chain(discard=burn, flat=True)
-        fits.append(DonorFit(str(donor), free, np.exp(chain), start_cells, proto))
+        fits.append(DonorFit(str(donor), free, natural(chain), start_cells, proto))
     return fits
 
 
