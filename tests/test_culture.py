@@ -10,20 +10,16 @@ from ciksim.models.culture import culture_model
 from ciksim.targets import culture as targets
 
 
-def check(t):
-    assert t.passed, f"{t.id} {t.description}: model gives {t.value}, target {t.range}"
-
-
-def test_target_C1():
+def test_target_C1(check):
     check(targets.c1_day0_composition())
 
 
-def test_target_C2():
+def test_target_C2(check):
     check(targets.c2_cell_cycle())
 
 
 @pytest.mark.parametrize("protocol", targets.CIK_PROTOCOLS)
-def test_target_C3(protocol):
+def test_target_C3(check, protocol):
     t = targets.c3_fold_day21(protocol)
     check(t)
     low, high = t.details["p05_p95"]
@@ -31,29 +27,29 @@ def test_target_C3(protocol):
 
 
 @pytest.mark.parametrize("protocol", targets.CIK_PROTOCOLS)
-def test_target_C4(protocol):
+def test_target_C4(check, protocol):
     check(targets.c4_cd3cd56_share(protocol))
 
 
 @pytest.mark.parametrize("protocol", targets.CIK_PROTOCOLS)
-def test_target_C5(protocol):
+def test_target_C5(check, protocol):
     check(targets.c5_day14_phenotype(protocol))
 
 
 @pytest.mark.parametrize("protocol", targets.CIK_PROTOCOLS)
-def test_target_C6(protocol):
+def test_target_C6(check, protocol):
     check(targets.c6_cd3cd56_enrichment(protocol))
 
 
-def test_target_C7():
+def test_target_C7(check):
     check(targets.c7_cd56_origin())
 
 
-def test_target_C8():
+def test_target_C8(check):
     check(targets.c8_lak_vs_cik())
 
 
-def test_target_C9():
+def test_target_C9(check):
     check(targets.c9_il2())
 
 

@@ -16,39 +16,35 @@ from ciksim.models.killing import killing_model, target_library
 from ciksim.targets import killing as targets
 
 
-def check(t):
-    assert t.passed, f"{t.id} {t.description}: model gives {t.value}, target {t.range}"
-
-
-def test_target_K1():
+def test_target_K1(check):
     check(targets.k1_k562())
 
 
-def test_target_K2():
+def test_target_K2(check):
     check(targets.k2_aml())
 
 
-def test_target_K3():
+def test_target_K3(check):
     check(targets.k3_normal())
 
 
-def test_target_K4():
+def test_target_K4(check):
     check(targets.k4_allogeneic())
 
 
-def test_target_K5():
+def test_target_K5(check):
     check(targets.k5_per_cell_ordering())
 
 
-def test_target_K6():
+def test_target_K6(check):
     check(targets.k6_b_all())
 
 
-def test_target_K7():
+def test_target_K7(check):
     check(targets.k7_blocking())
 
 
-def test_target_K8():
+def test_target_K8(check):
     check(targets.k8_lysis_maths())
 
 

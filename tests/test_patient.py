@@ -15,39 +15,35 @@ from ciksim.protocol import Protocol
 from ciksim.targets import patient as targets
 
 
-def check(t):
-    assert t.passed, f"{t.id} {t.description}: model gives {t.value}, target {t.range}"
-
-
-def test_target_P1():
+def test_target_P1(check):
     check(targets.p1_burden())
 
 
-def test_target_P2():
+def test_target_P2(check):
     check(targets.p2_relapse_definitions())
 
 
-def test_target_P3():
+def test_target_P3(check):
     check(targets.p3_doubling())
 
 
-def test_target_P4():
+def test_target_P4(check):
     check(targets.p4_chemo_alone())
 
 
-def test_target_P5():
+def test_target_P5(check):
     check(targets.p5_elderly())
 
 
-def test_target_P6():
+def test_target_P6(check):
     check(targets.p6_dosing())
 
 
-def test_target_P7():
+def test_target_P7(check):
     check(targets.p7_persistence())
 
 
-def test_target_P8():
+def test_target_P8(check):
     check(targets.p8_normal_sparing())
 
 

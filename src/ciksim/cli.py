@@ -366,14 +366,10 @@ def sensitivity(
     names = [x.strip() for x in parameters.split(",") if x.strip()] if parameters else None
     table = sobol(output, parameters=names, samples=samples, seed=seed)
     if out is not None:
-        from ciksim.io import staged_output
-        from ciksim.report.plots import pyplot
+        from ciksim.io import table_and_figure
 
-        with staged_output(out) as stage:
-            stage.table(table, f"sobol_{output}", "csv")
-            ax = plot_sobol(table, f"{OUTPUTS[output].description}: Sobol indices")
-            stage.figure(ax.figure, f"sobol_{output}")
-            pyplot().close(ax.figure)
+        title = f"{OUTPUTS[output].description}: Sobol indices"
+        table_and_figure(out, table, f"sobol_{output}", lambda t: plot_sobol(t, title))
     if as_json:
         echo_json({"model": model, "output": output, "samples": samples,
                    "indices": table.to_dict("records")})

@@ -52,7 +52,7 @@ def run_compare_or_single(*, protocols: list[str], days: float | None, donors: i
     runs = [run_culture(p, days=days, donors=donors, seed=seed, start_cells=start_cells)
             for p in protocols]
     if out is not None:
-        from ciksim.report.plots import plot_culture, pyplot
+        from ciksim.report.plots import plot_culture
 
         with staged_output(out) as stage:
             stage.table(pd.concat([r.summary().assign(protocol=r.protocol.name) for r in runs]),
@@ -61,9 +61,7 @@ def run_compare_or_single(*, protocols: list[str], days: float | None, donors: i
             stage.json({"runs": [_summary_json(r) for r in runs],
                         "ciksim_version": runs[0].result.meta["ciksim_version"]},
                        "culture_run")
-            axes = plot_culture(runs)
-            stage.figure(axes[0].figure, "culture")
-            pyplot().close(axes[0].figure)
+            stage.figure(plot_culture(runs)[0], "culture")
     if as_json:
         if len(runs) == 1:
             echo_json(_summary_json(runs[0]))

@@ -64,17 +64,13 @@ def run_fit_culture(*, path: Path, protocol: str, free: str | None, dose: float 
 
         lint(write_petab(data, petab, protocol=proto, free=names))
     if out is not None:
-        from ciksim.report.plots import pyplot
-
         with staged_output(out) as stage:
             stage.table(est, "estimates", "csv")
             if forecast:
                 stage.table(pd.DataFrame(forecast), "forecast", "csv")
             stage.json({"method": METHOD, "estimates": est.to_dict("records"),
                         "forecast": forecast}, "fit")
-            fig = _plot_fits(fits, data)
-            stage.figure(fig, "fit")
-            pyplot().close(fig)
+            stage.figure(_plot_fits(fits, data), "fit")
     if as_json:
         echo_json({"method": METHOD, "estimates": est.to_dict("records"),
                    "forecast": forecast})

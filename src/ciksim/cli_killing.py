@@ -9,7 +9,7 @@ from rich.console import Console
 
 from ciksim.cli import echo_json, rich_table
 from ciksim.errors import DataError
-from ciksim.io import staged_output
+from ciksim.io import staged_output, table_and_figure
 
 
 def parse_et(text: str) -> list[float]:
@@ -31,13 +31,9 @@ def run_killing(*, effector: str, target: str, et: str, hours: float, block: str
                       donors=donors, seed=seed)
     table = assay.summary()
     if out is not None:
-        from ciksim.report.plots import plot_lysis_curve, pyplot
+        from ciksim.report.plots import plot_lysis_curve
 
-        with staged_output(out) as stage:
-            stage.table(table, "killing_curve", "csv")
-            ax = plot_lysis_curve(assay)
-            stage.figure(ax.figure, "killing_curve")
-            pyplot().close(ax.figure)
+        table_and_figure(out, table, "killing_curve", lambda _: plot_lysis_curve(assay))
     if as_json:
         echo_json({"effector": assay.effector, "target": assay.target, "hours": hours,
                    "block": block, "donors": donors, "seed": seed,
@@ -62,16 +58,12 @@ def run_lysis(*, path: Path, out: Path | None, targets_per_well: float, hours: f
         warnings.simplefilter("ignore", AssayWarning)  # reported below instead
         result = analyse(data, targets_per_well=targets_per_well, hours=hours)
     if out is not None:
-        from ciksim.report.plots import pyplot
-
         with staged_output(out) as stage:
             stage.table(result.groups, "lysis_groups", "csv")
             stage.table(result.lytic, "lytic_units", "csv")
             stage.table(result.fits, "killing_fits", "csv")
             stage.json(result.as_json(), "lysis")
-            ax = plot_lysis(result)
-            stage.figure(ax.figure, "lysis")
-            pyplot().close(ax.figure)
+            stage.figure(plot_lysis(result), "lysis")
     if as_json:
         echo_json(result.as_json())
         return

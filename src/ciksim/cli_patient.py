@@ -34,7 +34,7 @@ def run_patient_cli(*, scenario: str, subtype: str | None, no_cik: bool, cik_dos
         "normal_nadir_fraction": summary["normal_nadir_fraction"],
     }
     if out is not None:
-        from ciksim.report.plots import plot_patient, plot_rfs, pyplot
+        from ciksim.report.plots import plot_patient, plot_rfs
 
         with staged_output(out) as stage:
             stage.table(run.outcomes(), "patients", "csv")
@@ -49,7 +49,6 @@ def run_patient_cli(*, scenario: str, subtype: str | None, no_cik: bool, cik_dos
                 df = run.outcomes()
                 fig = plot_rfs([df["duration"]], [df["event"]], [run.scenario.name]).figure
             stage.figure(fig, "patient")
-            pyplot().close(fig)
     if as_json:
         echo_json(flat)
         return

@@ -210,14 +210,10 @@ def run_power_cli(*, spec_path: Path, ns: str, repeats: int, workers: int | None
     table = power_from_pool(run.patients, spec.arms[0].name, spec.arms[1].name, sizes,
                             repeats)
     if out is not None:
-        from ciksim.io import staged_output
-        from ciksim.report.plots import plot_power, pyplot
+        from ciksim.io import table_and_figure
+        from ciksim.report.plots import plot_power
 
-        with staged_output(out) as stage:
-            stage.table(table, "power", "csv")
-            ax = plot_power(table)
-            stage.figure(ax.figure, "power")
-            pyplot().close(ax.figure)
+        table_and_figure(out, table, "power", plot_power)
     if as_json:
         echo_json({"control": spec.arms[0].name, "treatment": spec.arms[1].name,
                    "rows": table.to_dict("records")})

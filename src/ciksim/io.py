@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,13 @@ class Staging:
         return path
 
     def figure(self, fig: Any, name: str) -> Path:
+        """Save a Figure (or the figure of an Axes) as ``name.png`` and close it."""
+        from ciksim.report.plots import pyplot
+
+        fig = getattr(fig, "figure", fig)
         path = self.path / f"{name}.png"
         fig.savefig(path, dpi=150, bbox_inches="tight")
+        pyplot().close(fig)
         return path
 
 
@@ -61,6 +66,15 @@ def staged_output(out: str | Path) -> Iterator[Staging]:
             os.replace(item, dest / item.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def table_and_figure(out: str | Path, table: pd.DataFrame, name: str,
+                     draw: Callable[[pd.DataFrame], Any]) -> None:
+    """Write ``name.csv`` and ``name.png`` (``draw(table)`` returns an Axes or a Figure)
+    into ``out``, together or not at all."""
+    with staged_output(out) as stage:
+        stage.table(table, name, "csv")
+        stage.figure(draw(table), name)
 
 
 def _jsonable(obj: Any) -> Any:
