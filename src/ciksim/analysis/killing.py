@@ -48,7 +48,31 @@ class Product:
         return int(np.broadcast(self.f_cik, self.f_t, self.f_nk).shape[0])
 
     def median_composition(self) -> dict[str, float]:
-        return {k: float(np.median(getattr(self, k))) for k in ("f_cik", "f_t", "f_nk")}
+        """The composition of the median donor: the medoid (the donor whose shares are
+        closest, summed absolute differences, to every other donor's; lowest index on ties).
+
+        Taking each share's median separately can give shares adding up to more than 1
+        (no donor has them); the medoid is always a real, valid composition.
+        """
+        n = self.donors
+        shares = np.column_stack([np.broadcast_to(getattr(self, k), (n,))
+                                  for k in ("f_cik", "f_t", "f_nk")])
+        spread = sum(_abs_deviation_sums(shares[:, c]) for c in range(3))
+        medoid = shares[int(np.argmin(spread))]
+        return {k: float(v) for k, v in zip(("f_cik", "f_t", "f_nk"), medoid, strict=True)}
+
+
+def _abs_deviation_sums(x: np.ndarray) -> np.ndarray:
+    """For each element, the sum of its absolute differences to all elements (O(n log n))."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    n = xs.size
+    below = np.concatenate([[0.0], np.cumsum(xs)])
+    r = np.arange(n)
+    sums = xs * r - below[r] + (below[n] - below[r + 1]) - xs * (n - r - 1)
+    out = np.empty(n)
+    out[order] = sums
+    return out
 
 
 def product_from_culture(run: CultureRun, day: float | None = None) -> Product:
