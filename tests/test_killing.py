@@ -132,10 +132,43 @@ def test_assay_rejects_bad_input(kwargs, message):
 
 def test_custom_target_file(tmp_path):
     f = tmp_path / "mytarget.toml"
-    f.write_text('name = "my-line"\nlig_frac = 1.0\nlig_level = 0.5\ns_other = 0.2\n'
-                 'hla_i = 1.0\nhla_mm = 0.0\nk_spont = 0.01\ng_tgt = 0.0\n')
+    f.write_text('name = "my-line"\nrecognition = ["nkg2d", "other"]\nlig_frac = 1.0\n'
+                 'lig_level = 0.5\ns_other = 0.2\nhla_i = 1.0\nk_spont = 0.01\ng_tgt = 0.0\n')
     a = run_assay("cik", str(f), et=[20], donors=3)
     assert a.target == "my-line" and 0 < a.lysis_pct[0, 0] < 100
-    f.write_text('name = "bad"\nlig_frac = 2.0\n')
+    f.write_text('name = "bad"\nrecognition = ["nkg2d"]\nlig_frac = 2.0\n')
     with pytest.raises(DataError, match="missing field"):
         run_assay("cik", str(f), et=[20], donors=3)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [({"recognition": ["nkg2d", "mhc"]}, r"target\.recognition: unknown recognition mode.*'mhc'"
+      r".*use any of nkg2d, tcr-mhc, allo-hla, other"),
+     ({}, r"target\.recognition: missing; declare"),
+     ({"recognition": ["other"], "lig_level": 0.5},
+      r"target\.lig_level: 0\.5 is given but recognition does not list 'nkg2d'")],
+)
+def test_target_recognition_is_declared_and_checked(entry, message):
+    base = {"s_other": 0.1, "hla_i": 1.0, "k_spont": 0.01, "g_tgt": 0.0}
+    with pytest.raises(DataError, match=message):
+        run_assay("cik", {**base, **entry}, et=[20], donors=2)
+
+
+def test_every_library_target_declares_its_recognition():
+    from ciksim.models.killing import RECOGNITION_MODES, target_parameters, target_recognition
+
+    for name in target_library():
+        modes = target_recognition(name)
+        assert modes and set(modes) <= set(RECOGNITION_MODES), name
+        target_parameters(name)  # every declared mode's properties are given
+    assert "tcr-mhc" in target_recognition("aml-blast")
+    assert "tcr-mhc" not in target_recognition("k562")
+
+
+def test_tcr_path_needs_hla_class_i():
+    """A TCR/MHC target without HLA class I is not seen by the TCR path (Linn 2009)."""
+    base = {"recognition": ["tcr-mhc"], "tcr_ag": 1.0, "k_spont": 0.0, "g_tgt": 0.0}
+    with_hla = run_assay("t", {**base, "hla_i": 1.0}, et=[10], donors=1).lysis_pct[0, 0]
+    without = run_assay("t", {**base, "hla_i": 0.0}, et=[10], donors=1).lysis_pct[0, 0]
+    assert with_hla > 10 and abs(without) < 1e-6

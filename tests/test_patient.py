@@ -74,14 +74,16 @@ def test_small_burden_is_easy_overt_relapse_is_not():
     assert overt < 0.05 * mrd  # effectors are swamped by an overt relapse
 
 
-def test_ligand_negative_cells_escape():
+def test_ligand_negative_cells_lose_only_the_nkg2d_path():
+    """AML blasts are seen through TCR/MHC (K7 revised): ligand-negative cells are killed
+    less than ligand-positive ones, but not spared."""
     model = patient_model()
     proto = Protocol("one", tuple(CikSchedule(infusions=1, first_day=0.0).events()))
     r = simulate(model, proto, 30.0, times=[0.0, 30.0], parameters={"start_burden": 1e-5})
     r0 = simulate(model, None, 30.0, times=[0.0, 30.0], parameters={"start_burden": 1e-5})
     kill_pos = r0["L_pos"][-1, 0] / r["L_pos"][-1, 0]
     kill_neg = r0["L_neg"][-1, 0] / r["L_neg"][-1, 0]
-    assert np.log(kill_pos) > 5 * np.log(kill_neg)
+    assert np.log(kill_pos) > np.log(kill_neg) > 0.2 * np.log(kill_pos)
 
 
 def test_cik_lowers_relapse_and_more_is_better():

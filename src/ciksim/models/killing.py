@@ -2,10 +2,13 @@
 
 Effectors: CD3+CD56+ (``E_cik``), CD3+CD56- T (``E_t``) and CD3-CD56+ NK (``E_nk``), each with
 its own lethal hit rate. Targets: NKG2D-ligand-positive (``T_pos``) and -negative (``T_neg``)
-cells. Recognition of a target by an effector type is a sum of an NKG2D path (ligand level,
-blockable by anti-NKG2D), other receptors, and an alloreactive TCR path for HLA-mismatched
-targets (blockable by anti-HLA); NK recognition is inhibited by target HLA class I
-(inhibitory KIR/NKG2A, released by anti-HLA). Encounter saturates: the per-target killing rate is
+cells. Each target declares how effectors see it (``RECOGNITION_MODES``): NKG2D ligands
+(blockable by anti-NKG2D), a TCR/MHC-restricted antigen presented on HLA class I (CD3+
+effectors only; blockable by anti-HLA class I), allo-HLA (an alloreactive TCR path for
+HLA-mismatched targets, blockable by anti-HLA) and other receptors (NCR, DNAM-1, LFA-1).
+Recognition of a target by an effector type is the sum of the paths the target declares; NK
+recognition is inhibited by target HLA class I (inhibitory KIR/NKG2A, released by anti-HLA).
+Encounter saturates: the per-target killing rate is
 ``Σ k_j r_j E_j / (K_et + E + T)``, which is mass action at low cell numbers, bounded by
 ``k_j r_j`` per target at high E:T and per effector at low E:T (serial killing). Each kill
 uses up 1/``n_kill`` of an effector (exhaustion). Time is in hours.
@@ -14,6 +17,7 @@ uses up 1/``n_kill`` of an effector (exhaustion). Time is in hours.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -23,8 +27,25 @@ from ciksim.errors import DataError
 from ciksim.model import Assignment, Model, Process, Species
 from ciksim.model.loading import load_parameter_file
 
+#: How effectors can see a target (a target's ``recognition`` list): mode → the target
+#: properties that mode uses. Properties of modes a target does not declare are 0.
+RECOGNITION_MODES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
+    "nkg2d": ("lig_frac", "lig_level"),
+    "tcr-mhc": ("tcr_ag",),
+    "allo-hla": ("hla_mm",),
+    "other": ("s_other",),
+})
+#: Target properties every target gives, whatever its recognition modes.
+_ALWAYS = ("hla_i", "k_spont", "g_tgt")
 #: Target properties set from the library (parameter names of the model).
-TARGET_FIELDS = ("lig_frac", "lig_level", "s_other", "hla_i", "hla_mm", "k_spont", "g_tgt")
+TARGET_FIELDS = ("lig_frac", "lig_level", "s_other", "tcr_ag", "hla_i", "hla_mm", "k_spont",
+                 "g_tgt")
+#: Target properties the recognition law reads (suffixed per target by the patient model).
+RECOGNITION_FIELDS = ("lig_level", "s_other", "tcr_ag", "hla_i")
+#: Effector-side parameters of the shared killing law (the patient model imports these).
+LAW_PARAMETERS = ("k_cik", "k_t", "k_nk", "f_nkg2d_cik", "f_nkg2d_t", "f_nkg2d_nk", "tcr_cik",
+                  "tcr_t", "allo_t", "allo_cik", "i_kir", "eff_block", "block_nkg2d",
+                  "block_hla", "n_kill", "K_et")
 EFFECTOR_TYPES = ("cik", "t", "nk")
 
 
@@ -32,12 +53,16 @@ def recognition(j: str, positive: bool, target: str = "") -> str:
     """Recognition of a target by effector type ``j`` (the law shared with the patient model).
 
     ``target`` suffixes the target-property parameters (``lig_level``, ``s_other``,
-    ``hla_i``, ``hla_mm``); ``positive`` selects NKG2D-ligand-positive cells.
+    ``tcr_ag``, ``hla_i``, ``hla_mm``); ``positive`` selects NKG2D-ligand-positive cells.
+    CD3+ effectors (``cik``, ``t``) see a TCR/MHC-restricted antigen only on HLA class I
+    (``tcr_ag * hla_i``) and HLA-mismatched targets through alloreactive TCRs; both paths
+    are blocked by anti-HLA class I. NK cells have neither path, and are inhibited by HLA I.
     """
     nkg2d = f"f_nkg2d_{j} * lig_level{target} * nkg2d_on + " if positive else ""
-    allo = f" + allo_{j} * hla_mm{target} * hla_on" if j != "nk" else ""
+    tcr = (f" + (tcr_{j} * tcr_ag{target} * hla_i{target} + allo_{j} * hla_mm{target})"
+           " * hla_on") if j != "nk" else ""
     kir = f" * (1 - i_kir * hla_i{target} * hla_on)" if j == "nk" else ""
-    return f"({nkg2d}(1 - f_nkg2d_{j}) * s_other{target}{allo}){kir}"
+    return f"({nkg2d}(1 - f_nkg2d_{j}) * s_other{target}{tcr}){kir}"
 
 
 def kill_rate(kind: str) -> str:
@@ -118,8 +143,10 @@ def killing_model() -> Model:
         name="killing",
         description=(
             "Cytotoxicity assay in a well: three effector types with their own lethal hit "
-            "rates, NKG2D-ligand-positive and -negative targets, saturating encounter, serial "
-            "killing with exhaustion, alloreactivity, blocking antibodies, spontaneous death."
+            "rates, NKG2D-ligand-positive and -negative targets recognised through the paths "
+            "each target declares (NKG2D, TCR/MHC antigen, allo-HLA, other receptors), "
+            "saturating encounter, serial killing with exhaustion, blocking antibodies, "
+            "spontaneous death."
         ),
         species=species,
         parameters=load_parameter_file("killing"),
@@ -136,28 +163,64 @@ def target_library() -> MappingProxyType[str, dict[str, Any]]:
     return MappingProxyType(tomllib.loads(text))
 
 
-def target_parameters(target: str | dict[str, Any]) -> dict[str, float]:
-    """Target-property parameters for a library name or a dict (e.g. read from TOML)."""
+def target_recognition(target: str | Mapping[str, Any]) -> tuple[str, ...]:
+    """The recognition modes a target declares (a library name or a target dict)."""
+    entry, where = _entry(target)
+    modes = entry.get("recognition")
+    if modes is None:
+        raise DataError(f"{where}.recognition: missing; declare how effectors see the target, "
+                        f"e.g. recognition = [\"nkg2d\", \"other\"] (modes: "
+                        f"{', '.join(RECOGNITION_MODES)})")
+    if isinstance(modes, str):
+        modes = [modes]
+    if not isinstance(modes, (list, tuple)) or not all(isinstance(m, str) for m in modes):
+        raise DataError(f"{where}.recognition: {modes!r} must be a list of mode names "
+                        f"({', '.join(RECOGNITION_MODES)})")
+    unknown = [m for m in modes if m not in RECOGNITION_MODES]
+    if unknown:
+        raise DataError(f"{where}.recognition: unknown recognition mode(s) "
+                        f"{', '.join(map(repr, unknown))}; use any of "
+                        f"{', '.join(RECOGNITION_MODES)}")
+    return tuple(dict.fromkeys(modes))
+
+
+def _entry(target: str | Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
     if isinstance(target, str):
         lib = target_library()
         if target not in lib:
             raise DataError(
                 f"target: unknown target {target!r}; built-in: {', '.join(lib)}, or a TOML file"
             )
-        entry = lib[target]
-    else:
-        entry = target
-    missing = [f for f in TARGET_FIELDS if f not in entry]
+        return lib[target], f"target {target!r}"
+    return target, "target"
+
+
+def target_parameters(target: str | Mapping[str, Any]) -> dict[str, float]:
+    """Target-property parameters for a library name or a dict (e.g. read from TOML).
+
+    The dict declares ``recognition`` (modes of ``RECOGNITION_MODES``) and gives the
+    properties of those modes plus ``hla_i``, ``k_spont`` and ``g_tgt``; the properties of
+    undeclared modes are 0.
+    """
+    entry, where = _entry(target)
+    modes = target_recognition(target)
+    used = {f for m in modes for f in RECOGNITION_MODES[m]}
+    need = [f for f in TARGET_FIELDS if f in used or f in _ALWAYS]
+    missing = [f for f in need if f not in entry]
     if missing:
-        raise DataError(f"target: missing field(s) {', '.join(missing)}; give all of "
-                        f"{', '.join(TARGET_FIELDS)}")
+        raise DataError(f"{where}: missing field(s) {', '.join(missing)}; give "
+                        f"{', '.join(need)} for recognition {list(modes)}")
     model = killing_model()
     out = {}
     for f in TARGET_FIELDS:
-        v = entry[f]
+        v = entry.get(f, 0.0)
         p = model.parameter_by_name[f]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not p.low <= v <= p.high:
-            raise DataError(f"target.{f}: {v!r} must be a number in [{p.low:g}, {p.high:g}] "
+            raise DataError(f"{where}.{f}: {v!r} must be a number in [{p.low:g}, {p.high:g}] "
                             f"({p.description})")
+        if f not in need and v != 0:
+            mode = next(m for m, fields in RECOGNITION_MODES.items() if f in fields)
+            raise DataError(f"{where}.{f}: {v!r} is given but recognition does not list "
+                            f"{mode!r}; add {mode!r} to {where}.recognition or drop {f}")
         out[f] = float(v)
     return out

@@ -26,17 +26,19 @@ from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
 from ciksim.model.loading import load_parameter_file
 from ciksim.models.killing import (
     EFFECTOR_TYPES,
+    LAW_PARAMETERS,
+    RECOGNITION_FIELDS,
     kill_rate,
     killing_model,
     recognition_assignments,
     target_library,
+    target_parameters,
 )
 from ciksim.protocol import Protocol
 from ciksim.units import convert
 
 STOCHASTIC = ("L_pos", "L_neg")
-_IMPORTED = ("k_cik", "k_t", "k_nk", "f_nkg2d_cik", "f_nkg2d_t", "f_nkg2d_nk", "allo_t",
-             "allo_cik", "i_kir", "eff_block", "block_nkg2d", "block_hla", "n_kill", "K_et")
+_IMPORTED = LAW_PARAMETERS
 _TARGET_PROPS = {"": "aml-blast", "_norm": "cd34"}
 
 
@@ -56,9 +58,10 @@ def _imported_parameters() -> list[Parameter]:
     lib = target_library()
     for suffix, target in _TARGET_PROPS.items():
         entry = lib[target]
-        for prop in ("lig_level", "s_other", "hla_i"):
+        props = target_parameters(target)
+        for prop in RECOGNITION_FIELDS:
             base = km.parameter_by_name[prop]
-            out.append(Parameter(f"{prop}{suffix}", float(entry[prop]), "1", base.low,
+            out.append(Parameter(f"{prop}{suffix}", props[prop], "1", base.low,
                                  base.high, f"target library {target}: {entry['source']}",
                                  f"{base.description} ({'leukemic' if not suffix else 'normal'}"
                                  " marrow cells)"))
