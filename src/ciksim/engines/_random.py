@@ -231,3 +231,48 @@ def binomial_batch(n, p, states):
         for j in range(n.shape[1]):
             out[i, j] = binomial(n[i, j], p[i, j], states[i])
     return out
+
+
+@njit(cache=True)
+def transfer_step(n, nu, src, dst, order, dt, s):
+    """Transfers of one individual's cells between discrete species over ``dt``.
+
+    ``n`` (k,) counts, changed in place; ``nu`` (T,) per-cell rates of the transfers, which
+    move a cell from column ``src[j]`` to ``dst[j]``; ``order`` the source columns in the
+    order they are processed. Each source loses Binomial(n, 1 - exp(-sum(nu) dt)) cells
+    (cells that arrived earlier in the same call included), split among its destinations
+    multinomially by rate (sequential binomials). No numbers are drawn where nothing moves.
+    """
+    for c in order:
+        total = 0.0
+        last = -1
+        for j in range(src.size):
+            if src[j] == c and nu[j] > 0.0:
+                total += nu[j]
+                last = j
+        if last < 0 or n[c] <= 0.0:
+            continue
+        moved = binomial(n[c], -math.expm1(-total * dt), s)
+        if moved == 0.0:
+            continue
+        n[c] -= moved
+        rest = total
+        for j in range(last + 1):
+            if src[j] != c or nu[j] <= 0.0:
+                continue
+            if j == last:
+                part = moved
+            else:
+                part = binomial(moved, nu[j] / rest, s)
+                rest -= nu[j]
+            n[dst[j]] += part
+            moved -= part
+            if moved == 0.0:
+                break
+
+
+@njit(cache=True)
+def transfer_batch(n, nu, src, dst, order, dt, states):
+    """``transfer_step`` for every row: n (m, k) in place, nu (m, T), states (m, 4)."""
+    for i in range(n.shape[0]):
+        transfer_step(n[i], nu[i], src, dst, order, dt, states[i])

@@ -1,18 +1,27 @@
 """Hybrid stochastic engine: exact birth-death steps for discrete cells, ODEs for the rest.
 
-Species named ``stochastic`` (e.g. the last leukemic cells) are linear birth-death
-processes whose per-cell rates come from the model's declared processes: every process that
-changes such a species (by +1 or -1, and nothing else) contributes ``rate / count`` to its
-per-cell birth or death rate, evaluated from the current state (so rates may depend on
-effectors, niche occupancy...). Over a step those rates are held constant and the exact
-Kendall (1948) transition is drawn, so extinction is exact and counts never go negative.
-The other species follow the model's ODEs (classical RK4 on the step, stochastic species
-frozen), arranged as a Strang splitting: half a deterministic step, the exact stochastic step
-with rates taken at that midpoint, the other half step.
+Species named ``stochastic`` (e.g. the last leukemic cells) are discrete populations acted
+on by three kinds of declared processes (anything else touching them is refused):
+
+- birth: adds one cell of species S; per-cell rate ``rate / n_S``;
+- death: removes one cell of S; per-cell rate ``rate / n_S``;
+- transfer: moves one cell from S to another stochastic species S' (e.g. active <->
+  quiescent); per-cell rate ``nu = rate / n_S``.
+
+Rates are evaluated from the current state (so they may depend on effectors, niche
+occupancy...) and held constant over a step. Other species follow the model's ODEs
+(classical RK4, stochastic species frozen); they may depend on the discrete counts. A step
+of length h is a Strang splitting: half a deterministic step; rates at that midpoint;
+transfers for h/2 (per source species in declaration order: Binomial(n_S, 1 - exp(-nu h/2))
+cells leave S, split among its destinations multinomially by rate); the exact Kendall (1948)
+birth-death transition of length h for each stochastic species; transfers for h/2 in the
+reverse order; the other deterministic half step. Counts stay integer and >= 0 and
+extinction (every stochastic species at 0) is exact.
 
 The time grid depends on the protocol only (not on any individual), so an individual's
 numbers are the same whatever else is simulated with it; its random stream is keyed by its
-index (``SeedSequence(seed, spawn_key=(index,))``).
+index (``SeedSequence(seed, spawn_key=(index,))``), and a model without transfers draws no
+numbers for them.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ciksim._version import __version__
-from ciksim.engines._random import binomial_batch, kendall_batch, seed_states
+from ciksim.engines._random import binomial_batch, kendall_batch, seed_states, transfer_batch
 from ciksim.errors import CikError, ModelError
 from ciksim.model import Model
 from ciksim.model.model import parameter_matrix
@@ -103,28 +112,110 @@ class StochasticResult:
         return np.asarray(values[name]).reshape(nt, n)
 
 
-def _birth_death_structure(model: Model, stochastic: Sequence[str]
-                           ) -> tuple[list[int], list[list[int]], list[list[int]]]:
+@dataclass(frozen=True)
+class StochasticStructure:
+    """How the declared processes act on the stochastic species.
+
+    ``species``: model indices of the stochastic species (their columns 0..k-1 below);
+    ``births``/``deaths``: per column, the processes adding/removing one of its cells;
+    ``transfers``: (process, source column, destination column) in declaration order.
+    """
+
+    species: tuple[int, ...]
+    births: tuple[tuple[int, ...], ...]
+    deaths: tuple[tuple[int, ...], ...]
+    transfers: tuple[tuple[int, int, int], ...]
+
+    @property
+    def transfer_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Process indices, source and destination columns, source columns in order."""
+        proc = np.array([t[0] for t in self.transfers], dtype=np.int64)
+        src = np.array([t[1] for t in self.transfers], dtype=np.int64)
+        dst = np.array([t[2] for t in self.transfers], dtype=np.int64)
+        order = np.array(list(dict.fromkeys(int(c) for c in src)), dtype=np.int64)
+        return proc, src, dst, order
+
+    def owners(self, n_processes: int) -> np.ndarray:
+        """Per process: the column whose per-cell rate it sets (birth, death or transfer
+        source), or -1."""
+        out = np.full(n_processes, -1, dtype=np.int64)
+        for c, (b, d) in enumerate(zip(self.births, self.deaths, strict=True)):
+            out[list(b) + list(d)] = c
+        for j, src, _ in self.transfers:
+            out[j] = src
+        return out
+
+
+def stochastic_structure(model: Model, stochastic: Sequence[str]) -> StochasticStructure:
+    """Classify every process touching a stochastic species as birth, death or transfer.
+
+    Raises ModelError for any other change: a process may add or remove one cell of one
+    stochastic species, or move one cell from one stochastic species to another; a process
+    changing a stochastic and a deterministic species must be declared as two processes.
+    """
     names = model.species_names
-    idx, births, deaths = [], [], []
     for sp in stochastic:
         if sp not in names:
             raise ModelError(f"stochastic species {sp!r} is not in model {model.name!r}")
-        b, d = [], []
-        for j, pr in enumerate(model.processes):
-            c = pr.changes.get(sp)
-            if c is None:
-                continue
-            if set(pr.changes) != {sp} or c not in (1, -1):
-                raise ModelError(
-                    f"process {pr.name!r} changes stochastic species {sp!r} by {c} together "
-                    f"with {sorted(set(pr.changes) - {sp})}; a birth-death species needs "
-                    "processes that add or remove one of its cells and nothing else")
-            (b if c > 0 else d).append(j)
-        idx.append(names.index(sp))
-        births.append(b)
-        deaths.append(d)
-    return idx, births, deaths
+    if len(set(stochastic)) != len(stochastic):
+        raise ModelError(f"stochastic species listed twice: {list(stochastic)}")
+    col = {sp: c for c, sp in enumerate(stochastic)}
+    births: list[list[int]] = [[] for _ in stochastic]
+    deaths: list[list[int]] = [[] for _ in stochastic]
+    transfers: list[tuple[int, int, int]] = []
+    for j, pr in enumerate(model.processes):
+        touched = [sp for sp in pr.changes if sp in col]
+        if not touched:
+            continue
+        sp = touched[0]
+        other = sorted(set(pr.changes) - set(col))
+        if other:
+            raise ModelError(
+                f"process {pr.name!r} changes stochastic species {sp!r} together with "
+                f"deterministic species {other}; declare two processes instead (e.g. the "
+                f"death of {sp} by differentiation and the production of {other[0]})")
+        if len(pr.changes) == 1 and pr.changes[sp] in (1, -1):
+            (births if pr.changes[sp] > 0 else deaths)[col[sp]].append(j)
+            continue
+        signs = sorted(pr.changes.values())
+        if len(pr.changes) == 2 and signs == [-1, 1]:
+            source = next(s for s, c in pr.changes.items() if c == -1)
+            dest = next(s for s, c in pr.changes.items() if c == 1)
+            transfers.append((j, col[source], col[dest]))
+            continue
+        raise ModelError(
+            f"process {pr.name!r} changes stochastic species {sp!r} by "
+            f"{dict(pr.changes)}; a stochastic species needs processes that add or remove "
+            "one of its cells (birth, death) or move one cell to another stochastic species "
+            "(transfer), and nothing else")
+    return StochasticStructure(tuple(names.index(sp) for sp in stochastic),
+                               tuple(map(tuple, births)), tuple(map(tuple, deaths)),
+                               tuple(transfers))
+
+
+def _rates_for_empty(compiled, t: float, ya: np.ndarray, pa: np.ndarray, rates: np.ndarray,
+                     sidx: list[int], owner: np.ndarray, n_cells: np.ndarray) -> np.ndarray:
+    """Rates with each empty stochastic species' rates taken at one cell of it.
+
+    Per-cell rates are rate / count; for a species with no cells they come from the state
+    with one cell, so cells transferred into it during the step divide, die and move on at
+    the right rates. ``owner[j]`` is the column whose per-cell rate process ``j`` gives
+    (-1 for processes not acting on a stochastic species).
+    """
+    empty = n_cells == 0
+    rows = np.flatnonzero(empty.any(axis=1) & ~empty.all(axis=1))
+    if rows.size == 0:
+        return rates
+    y1 = ya[:, rows].copy()
+    y1[sidx] = np.where(empty[rows].T, 1.0, y1[sidx])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at_one = compiled.rates(t, y1, pa[:, rows])
+    rates = rates.copy()
+    for j, c in enumerate(owner):
+        if c >= 0:
+            sel = empty[rows, c]
+            rates[j, rows[sel]] = at_one[j, sel]
+    return rates
 
 
 def simulate_stochastic(
@@ -160,7 +251,10 @@ def simulate_stochastic(
     idx_arr = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
     if idx_arr.shape != (n,):
         raise CikError(f"indices: need {n} individual indices, got {idx_arr.shape}")
-    sidx, births, deaths = _birth_death_structure(model, stochastic)
+    struct = stochastic_structure(model, stochastic)
+    sidx, births, deaths = list(struct.species), struct.births, struct.deaths
+    tproc, tsrc, tdst, torder = struct.transfer_arrays
+    owner = struct.owners(len(model.processes))
     compiled = model.compiled
     y = compiled.initial(pmat).astype(float)
     y[sidx] = np.round(y[sidx])
@@ -250,17 +344,25 @@ def simulate_stochastic(
             with np.errstate(divide="ignore", invalid="ignore"):
                 rates = compiled.rates(t0 + h / 2, ya, pa)
             n_cells = ya[sidx].T.copy()  # (m, k)
+            if tproc.size:
+                rates = _rates_for_empty(compiled, t0 + h / 2, ya, pa, rates, sidx, owner,
+                                         n_cells)
+            safe = np.where(n_cells > 0, n_cells, 1.0)
             lam = np.empty_like(n_cells)
             mu = np.empty_like(n_cells)
             for c, (b, d) in enumerate(zip(births, deaths, strict=True)):
-                safe = np.where(n_cells[:, c] > 0, n_cells[:, c], 1.0)
-                lam[:, c] = rates[b].sum(axis=0) / safe if b else 0.0
-                mu[:, c] = rates[d].sum(axis=0) / safe if d else 0.0
-            if np.any(lam < 0) or np.any(mu < 0):
+                lam[:, c] = rates[list(b)].sum(axis=0) / safe[:, c] if b else 0.0
+                mu[:, c] = rates[list(d)].sum(axis=0) / safe[:, c] if d else 0.0
+            nu = (rates[tproc] / safe[:, tsrc].T).T.copy() if tproc.size else None
+            if np.any(lam < 0) or np.any(mu < 0) or (nu is not None and np.any(nu < 0)):
                 raise ModelError(f"negative per-cell rate in {model.name!r} near t={t0:g}; "
-                                 "rates of birth-death processes must be >= 0")
+                                 "rates of birth, death and transfer processes must be >= 0")
             rng = states[active]  # a copy: the advanced streams are written back
+            if nu is not None:
+                transfer_batch(n_cells, nu, tsrc, tdst, torder, h / 2, rng)
             new = kendall_batch(n_cells, lam, mu, h, rng)
+            if nu is not None:
+                transfer_batch(new, nu, tsrc, tdst, torder[::-1].copy(), h / 2, rng)
             states[active] = rng
             y[np.ix_(sidx, active)] = new.T
             det_advance(t0 + h / 2, h / 2)
