@@ -1,0 +1,431 @@
+"""Clinical evidence as data: studies, their arms, endpoints and designs (pydantic v2).
+
+An evidence file (TOML) holds a ``version`` and a list of ``[[studies]]``. Each study says
+where it comes from (``source``), its clinical ``setting``, its ``design`` (randomised,
+matched controls, historical controls, patient choice, single arm), the patient
+``population`` (a patient scenario plus optional parameter overrides), its ``endpoint`` and
+its ``arms`` (product, dose, schedule, n, observed count). Everything is checked here,
+before any simulation: a bad record raises one :class:`~ciksim.errors.DataError` naming the
+study, the field and the fix.
+
+A user's own cohort (CSV ``patient, arm, time_months, event``) becomes a study with a
+survival endpoint through :func:`cohort_study`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ciksim.errors import CikError, DataError
+
+#: Endpoints the patient model can compute, with what the observed value means.
+ENDPOINTS = {
+    "mrd_negative": "patients MRD-negative (blast fraction < 1e-4) at `at_months`",
+    "cr": "patients in complete remission (blast fraction < 5%) at `at_months`",
+    "relapse": "patients with haematological relapse by `at_months`",
+    "hazard_ratio": "hazard ratio of relapse, first arm vs second, over `at_months`",
+    "survival": "relapse times per patient (a cohort): Kaplan-Meier at landmark months",
+}
+MRD_THRESHOLD = 1e-4
+CR_THRESHOLD = 0.05
+
+
+class Setting(StrEnum):
+    """Clinical setting of a study."""
+
+    autologous_after_chemotherapy = "autologous-after-chemotherapy"
+    mrd_positive_in_cr = "mrd-positive-in-cr"
+    donor_after_chemotherapy = "donor-after-chemotherapy"
+    donor_after_allo_hsct = "donor-after-allo-hsct"
+
+
+class Design(StrEnum):
+    """How the comparison was made; anything but ``randomised`` gets a bias term."""
+
+    randomised = "randomised"
+    matched_controls = "matched-controls"
+    historical_controls = "historical-controls"
+    patient_choice = "patient-choice"
+    single_arm = "single-arm"
+
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class Composition(BaseModel):
+    """Shares of the infused cells (of all cells; the rest kill nothing)."""
+
+    model_config = _STRICT
+    cik: Fraction
+    t: Fraction
+    nk: Fraction
+
+    @model_validator(mode="after")
+    def _sum(self) -> Composition:
+        if self.cik + self.t + self.nk > 1 + 1e-9:
+            raise ValueError("cik + t + nk must be <= 1 (shares of all infused cells)")
+        if self.cik + self.t <= 0:
+            raise ValueError("the product needs CD3+ cells (cik + t > 0) to be dosed by")
+        return self
+
+
+class Product(BaseModel):
+    """The infused product: a culture protocol's day-``days`` harvest, or a composition."""
+
+    model_config = _STRICT
+    culture_protocol: str | None = None
+    days: Positive = 21.0
+    composition: Composition | None = None
+    origin: Literal["autologous", "donor"] = "autologous"
+
+    @model_validator(mode="after")
+    def _one(self) -> Product:
+        if (self.culture_protocol is None) == (self.composition is None):
+            raise ValueError("give exactly one of culture_protocol (e.g. 'cik-gmp') or "
+                             "composition = {cik, t, nk}")
+        return self
+
+
+class Arm(BaseModel):
+    """One arm: ``n`` patients, ``events`` observed, CIK schedule (none for controls)."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    n: int = Field(ge=1)
+    events: int | None = Field(default=None, ge=0)
+    product: Product | None = None
+    dose_per_kg: Positive | None = None
+    infusions: int | None = Field(default=None, ge=1)
+    interval_days: Positive | None = None
+    first_day: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    times_months: tuple[float, ...] | None = Field(default=None, repr=False)
+    relapsed: tuple[bool, ...] | None = Field(default=None, repr=False)
+
+    @property
+    def treated(self) -> bool:
+        return self.product is not None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Arm:
+        schedule = (self.dose_per_kg, self.infusions, self.interval_days, self.first_day)
+        if self.product is None and any(v is not None for v in schedule):
+            raise ValueError("a control arm (no product) takes no dose_per_kg, infusions, "
+                             "interval_days or first_day; add a product to treat it")
+        if self.product is not None and any(v is None for v in schedule):
+            raise ValueError("a treated arm needs dose_per_kg (CD3+ cells/kg per infusion), "
+                             "infusions, interval_days and first_day (days after remission)")
+        if self.events is not None and self.events > self.n:
+            raise ValueError(f"events = {self.events} is above n = {self.n}; give the "
+                             "number of patients with the endpoint (0..n)")
+        return self
+
+
+class Endpoint(BaseModel):
+    """What was measured, when; ``estimate``/``ci90`` only for ``hazard_ratio``."""
+
+    model_config = _STRICT
+    kind: str
+    at_months: Positive
+    estimate: Positive | None = None
+    ci90: tuple[Positive, Positive] | None = None
+    landmarks_months: tuple[Positive, ...] | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> Endpoint:
+        if self.kind not in ENDPOINTS:
+            raise ValueError(f"kind {self.kind!r} is not an endpoint the patient model can "
+                             f"compute; use one of {', '.join(ENDPOINTS)}")
+        if self.kind == "hazard_ratio":
+            if self.estimate is None or self.ci90 is None:
+                raise ValueError("a hazard_ratio endpoint needs estimate and ci90 = [low, high]")
+            lo, hi = self.ci90
+            if not lo < self.estimate < hi:
+                raise ValueError(f"ci90 = [{lo}, {hi}] must contain estimate = {self.estimate}")
+        elif self.estimate is not None or self.ci90 is not None:
+            raise ValueError("estimate and ci90 belong to hazard_ratio endpoints; give the "
+                             "observed count as each arm's events")
+        return self
+
+
+class Population(BaseModel):
+    """A patient scenario (built-in name or TOML file) and parameter medians to override."""
+
+    model_config = _STRICT
+    scenario: str = "aml-cr1"
+    parameters: dict[str, float] = Field(default_factory=dict)
+    start_burden: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class Study(BaseModel):
+    """One calibration study (or a record kept out of the fit with ``use = false``)."""
+
+    model_config = _STRICT
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    source: str = Field(min_length=1)
+    setting: Setting
+    design: Design
+    population: Population = Field(default_factory=Population)
+    endpoint: Endpoint
+    arms: tuple[Arm, ...] = Field(min_length=1, max_length=2)
+    proxy: bool = False
+    use: bool = True
+    reason: str = ""
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> Study:
+        if not self.use and not self.reason:
+            raise ValueError("a study kept out of the fit (use = false) needs a reason")
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must differ, got {names}")
+        two = len(self.arms) == 2
+        if self.design is Design.single_arm and two:
+            raise ValueError("design single-arm takes one arm; for two arms give the design "
+                             "of the comparison (randomised, matched-controls, ...)")
+        if self.design not in (Design.single_arm, Design.historical_controls) and not two:
+            raise ValueError(f"design {self.design.value} compares two arms; give both, or "
+                             "use single-arm / historical-controls")
+        kind = self.endpoint.kind
+        if kind == "hazard_ratio":
+            if not two:
+                raise ValueError("a hazard_ratio endpoint needs two arms (treated first)")
+        elif kind == "survival":
+            if any(a.times_months is None for a in self.arms):
+                raise ValueError("a survival endpoint comes from a cohort CSV (--add-cohort)")
+        else:
+            missing = [a.name for a in self.arms if a.events is None]
+            if missing:
+                raise ValueError(f"arm(s) {', '.join(missing)}: give events, the observed "
+                                 f"number of {ENDPOINTS[kind]}")
+        return self
+
+    @property
+    def bias_term(self) -> bool:
+        """Non-randomised comparisons get a bias term."""
+        return self.design is not Design.randomised
+
+
+class Evidence(BaseModel):
+    """A versioned set of studies."""
+
+    model_config = _STRICT
+    version: str = Field(min_length=1)
+    description: str = ""
+    studies: tuple[Study, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Evidence:
+        ids = [s.id for s in self.studies]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"study ids must be unique; repeated: {', '.join(dup)}")
+        if not any(s.use for s in self.studies):
+            raise ValueError("no study is used (all have use = false)")
+        return self
+
+    @property
+    def used(self) -> tuple[Study, ...]:
+        return tuple(s for s in self.studies if s.use)
+
+    def study(self, study_id: str) -> Study:
+        for s in self.studies:
+            if s.id == study_id:
+                return s
+        raise DataError(f"no study {study_id!r}; studies: {', '.join(s.id for s in self.studies)}")
+
+    def with_study(self, study: Study) -> Evidence:
+        """This evidence plus one more study (e.g. a user's cohort)."""
+        return Evidence.model_validate({**self.model_dump(), "studies": (*self.studies, study)})
+
+
+def _where(data: Mapping[str, Any], loc: Sequence[Any]) -> str:
+    """'study X: field a.b' for a pydantic error location inside an evidence file."""
+    parts = list(loc)
+    prefix = ""
+    if len(parts) >= 2 and parts[0] == "studies" and isinstance(parts[1], int):
+        studies = data.get("studies") or []
+        sid = studies[parts[1]].get("id", f"#{parts[1] + 1}") \
+            if parts[1] < len(studies) and isinstance(studies[parts[1]], Mapping) \
+            else f"#{parts[1] + 1}"
+        prefix = f"study {sid!r}: "
+        parts = parts[2:]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    return prefix + (f"field {field}" if field else "record")
+
+
+def _raise_validation(exc: ValidationError, data: Mapping[str, Any], origin: str,
+                      prefix: tuple[Any, ...] = ()) -> None:
+    lines = []
+    for err in exc.errors(include_url=False):
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{origin}: {_where(data, (*prefix, *err['loc']))}: {msg}")
+    raise DataError("\n".join(lines)) from None
+
+
+def parse_evidence(data: Mapping[str, Any], *, origin: str = "evidence") -> Evidence:
+    """Validate parsed TOML as evidence: every record structurally, and the studies used in
+    the fit against today's patient model (a record with use = false may name a scenario
+    the model does not have yet)."""
+    try:
+        evidence = Evidence.model_validate(dict(data))
+    except ValidationError as exc:
+        _raise_validation(exc, data, origin)
+    for study in evidence.used:
+        check_against_model(study, origin)
+    return evidence
+
+
+@cache
+def _builtin_protocols() -> tuple[str, ...]:
+    from ciksim.data import builtin_names
+
+    return tuple(builtin_names("protocols"))
+
+
+def check_against_model(study: Study, origin: str = "evidence") -> None:
+    """Names in a study (scenario, parameters, culture protocols) exist in today's models."""
+    from ciksim.models.patient import Scenario, patient_model
+
+    where = f"{origin}: study {study.id!r}"
+    try:
+        Scenario.load(study.population.scenario)
+    except CikError as exc:
+        raise DataError(f"{where}: field population.scenario: {exc}") from None
+    names = patient_model().parameter_by_name
+    for key in study.population.parameters:
+        if key not in names:
+            raise DataError(f"{where}: field population.parameters.{key}: not a patient-model "
+                            "parameter; see `ciksim patient --help` or docs/models/patient.md")
+    for i, arm in enumerate(study.arms):
+        if arm.product and arm.product.culture_protocol is not None:
+            name = arm.product.culture_protocol
+            if name not in _builtin_protocols() and not Path(name).is_file():
+                raise DataError(f"{where}: field arms[{i}].product.culture_protocol: unknown "
+                                f"protocol {name!r}; use one of "
+                                f"{', '.join(_builtin_protocols())} or a .toml file")
+
+
+def load_evidence(path: str | Path | None = None) -> Evidence:
+    """The shipped evidence (``path`` None) or an evidence TOML file, validated."""
+    if path is None:
+        text = (resources.files("ciksim.data") / "evidence" / "clinical.toml").read_text("utf-8")
+        origin = "shipped evidence"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"evidence file {str(p)!r} does not exist; give a TOML file or "
+                            "omit --evidence for the shipped evidence")
+        text, origin = p.read_text(encoding="utf-8"), str(p)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"{origin}: not valid TOML ({exc})") from None
+    return parse_evidence(data, origin=origin)
+
+
+EVENT_LABELS = ("relapse", "death", "censored")
+
+
+def read_cohort(path: str | Path) -> dict[str, list[tuple[float, str]]]:
+    """A cohort CSV ``patient, arm, time_months, event`` -> per arm, (time, event) rows.
+
+    ``event`` is one of relapse, death, censored. Extra columns (e.g. MRD) are allowed and
+    ignored by the survival likelihood.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"cohort file {str(p)!r} does not exist")
+    with p.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        need = ("patient", "arm", "time_months", "event")
+        missing = [c for c in need if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header must "
+                            f"include {', '.join(need)}")
+        arms: dict[str, list[tuple[float, str]]] = {}
+        seen: set[str] = set()
+        for line, row in enumerate(reader, start=2):
+            where = f"{p} line {line}"
+            pid = (row["patient"] or "").strip()
+            if not pid or pid in seen:
+                raise DataError(f"{where}: column patient: {'empty' if not pid else 'repeated'}"
+                                f" id {pid!r}; give each patient one row with a unique id")
+            seen.add(pid)
+            try:
+                t = float(row["time_months"])
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: column time_months: {row['time_months']!r} is not "
+                                "a number of months") from None
+            if not math.isfinite(t) or t < 0:
+                raise DataError(f"{where}: column time_months: {t!r} must be >= 0 months "
+                                "since day 0 of the scenario (remission)")
+            event = (row["event"] or "").strip().lower()
+            if event not in EVENT_LABELS:
+                raise DataError(f"{where}: column event: unknown label {row['event']!r}; use "
+                                f"one of {', '.join(EVENT_LABELS)}")
+            arm = (row["arm"] or "").strip()
+            if not arm:
+                raise DataError(f"{where}: column arm: empty; name the patient's arm")
+            arms.setdefault(arm, []).append((t, event))
+    if not arms:
+        raise DataError(f"{p}: no patients")
+    return arms
+
+
+def cohort_study(csv_path: str | Path, study_toml: str | Path) -> Study:
+    """A user's cohort as a study: the design from ``study_toml`` (one ``[study]`` record
+    whose arms name the CSV's arms and give product and schedule; n and events come from
+    the CSV), the endpoint a survival likelihood over relapse times (deaths censor)."""
+    rows = read_cohort(csv_path)
+    p = Path(study_toml)
+    if not p.is_file():
+        raise DataError(f"study file {str(p)!r} does not exist; it describes the cohort's "
+                        "design (setting, design, population, arms with product and schedule)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"{p}: not valid TOML ({exc})") from None
+    record = dict(data.get("study", data))
+    arms_in = [dict(a) for a in record.get("arms", [])]
+    names = [a.get("name") for a in arms_in]
+    unknown = sorted(set(rows) - set(names))
+    if unknown or not arms_in:
+        raise DataError(f"{p}: field arms: the cohort's arm(s) {', '.join(unknown or rows)} "
+                        f"have no [[study.arms]] record; arms in the file: {names}")
+    for arm in arms_in:
+        got = rows.get(arm.get("name"), [])
+        if not got:
+            raise DataError(f"{p}: field arms: arm {arm.get('name')!r} has no patients in "
+                            f"{csv_path}")
+        arm["n"] = len(got)
+        arm["times_months"] = tuple(t for t, _ in got)
+        arm["relapsed"] = tuple(e == "relapse" for _, e in got)
+    follow = max(t for arm in rows.values() for t, _ in arm)
+    endpoint = dict(record.get("endpoint", {}))
+    endpoint.setdefault("kind", "survival")
+    endpoint.setdefault("at_months", max(follow, 1e-3))
+    record.update({"arms": arms_in, "endpoint": endpoint})
+    record.setdefault("source", f"user cohort {Path(csv_path).name}")
+    try:
+        study = Study.model_validate(record)
+    except ValidationError as exc:
+        _raise_validation(exc, {"studies": [record]}, str(p), ("studies", 0))
+        raise  # unreachable: _raise_validation raises
+    if study.endpoint.kind != "survival":
+        raise DataError(f"{p}: field endpoint.kind: a cohort is a survival study; remove kind "
+                        "or set it to 'survival'")
+    check_against_model(study, str(p))
+    return study
