@@ -1,0 +1,232 @@
+"""The calibration job: ABC-SMC (pyabc) of the in vivo effect against the evidence.
+
+:func:`calibrate` takes validated inputs and returns a :class:`CalibrationResult` that has
+written its folder: ``calibration.db`` (pyabc's SQLite history: inspect it with pyabc, or
+resume with ``resume=True``), ``posterior.parquet``, ``summary.csv``, ``ppc.csv``, the
+figures and ``report.html``. Same seed, same posterior for any ``workers`` or scheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ciksim.errors import DataError
+from ciksim.evidence.effect import DEFAULT_EFFECTS, Dimension, dimensions
+from ciksim.evidence.posterior import Posterior
+from ciksim.evidence.sampler import BatchModel, ChunkRunner, OrderedBatchSampler
+from ciksim.evidence.simulate import (
+    PreparedStudy,
+    distance,
+    observed,
+    prepare,
+    simulate_batch,
+    summaries,
+)
+from ciksim.evidence.studies import Evidence, load_evidence
+
+PPC_GENERATION = 100_000  # key space of posterior-predictive simulations
+
+
+def _internal(j: int) -> str:
+    return f"x{j:02d}"
+
+
+def _natural(dims: Sequence[Dimension], pars: Mapping[str, float]) -> dict[str, float]:
+    return {d.name: float(d.to_natural(pars[_internal(j)])) for j, d in enumerate(dims)}
+
+
+def simulate_chunk(payload: tuple[tuple[PreparedStudy, ...], list[Dimension], int],
+                   thetas: Sequence[Mapping[str, float]], keys: Sequence[int]
+                   ) -> list[dict[str, float]]:
+    """Summaries of proposals on the sampling scale (a worker's unit of work)."""
+    prepared, dims, seed = payload
+    natural = [_natural(dims, th) for th in thetas]
+    raw = simulate_batch(prepared, natural, keys, seed)
+    return [summaries(prepared, r, th) for r, th in zip(raw, natural, strict=True)]
+
+
+def evidence_hash(evidence: Evidence) -> str:
+    text = json.dumps(evidence.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """A finished calibration: its posterior and where its files are."""
+
+    posterior: Posterior
+    out: Path
+    evaluations: int
+    generations: int
+
+    def as_json(self) -> dict[str, Any]:
+        """Each parameter's median and 90% interval, and each study's check."""
+        s = self.posterior.summary()
+        return {
+            "out": str(self.out),
+            "evidence_version": self.posterior.manifest.get("evidence_version"),
+            "generations": self.generations, "evaluations": self.evaluations,
+            "parameters": s.to_dict("records"),
+            "checks": self.posterior.ppc.to_dict("records"),
+        }
+
+
+def _ppc(prepared: tuple[PreparedStudy, ...], dims: list[Dimension], posterior: Posterior,
+         runner: ChunkRunner, draws: int, seed: int) -> list[dict[str, Any]]:
+    df = posterior.sample(draws, seed)
+    thetas = [{_internal(j): float(d.to_sampling(r[d.name])) for j, d in enumerate(dims)}
+              for r in df.to_dict("records")]
+    keys = [((PPC_GENERATION + 2) << 22) + i for i in range(draws)]
+    sims = runner(thetas, keys)
+    rows = []
+    for name, o in observed(prepared).items():
+        v = np.array([s[name] for s in sims])
+        q05, q50, q95 = np.quantile(v, [0.05, 0.5, 0.95])
+        rows.append({"summary": name, "observed": o.value, "se": o.se, "q05": q05,
+                     "median": q50, "q95": q95, "covered": bool(q05 <= o.value <= q95)})
+    return rows
+
+
+def calibrate(
+    evidence: Evidence | str | Path | None = None,
+    *,
+    out: str | Path,
+    particles: int = 200,
+    generations: int = 6,
+    min_epsilon: float | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    effects: Sequence[str] = DEFAULT_EFFECTS,
+    priors: Mapping[str, tuple[float, float]] | None = None,
+    ppc_draws: int = 100,
+    progress: Callable[[str], None] | None = None,
+) -> CalibrationResult:
+    """Calibrate the effect parameters (and bias terms) to ``evidence`` by ABC-SMC.
+
+    ``particles`` per generation; stop after ``generations`` or when the tolerance reaches
+    ``min_epsilon`` (the distance is the root sum of squared standardised differences
+    between simulated and observed summaries). ``resume`` continues the run in
+    ``out/calibration.db`` (same evidence, seed and settings) up to ``generations``.
+    """
+    import pyabc
+
+    for name, value, low in (("particles", particles, 2), ("generations", generations, 1),
+                             ("ppc-draws", ppc_draws, 10), ("workers", workers, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise DataError(f"{name}: need a whole number >= {low}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DataError(f"seed: need a whole number >= 0, got {seed!r}")
+    if min_epsilon is not None and not (math.isfinite(min_epsilon) and min_epsilon >= 0):
+        raise DataError(f"min-epsilon: need a distance >= 0, got {min_epsilon!r}")
+    ev = evidence if isinstance(evidence, Evidence) else load_evidence(evidence)
+    dims = dimensions(ev, effects, priors)
+    prepared = prepare(ev)
+    obs = observed(prepared)
+    folder = Path(out)
+    db = folder / "calibration.db"
+    run_file = folder / "run.json"
+    settings = {"evidence_version": ev.version, "evidence_hash": evidence_hash(ev),
+                "seed": int(seed), "particles": int(particles),
+                "dimensions": [d.as_dict() for d in dims]}
+    if resume:
+        if not db.is_file() or not run_file.is_file():
+            raise DataError(f"resume: no calibration in {str(folder)!r} (calibration.db and "
+                            "run.json); drop --resume to start one")
+        stored = json.loads(run_file.read_text(encoding="utf-8"))
+        if stored != settings:
+            diff = [k for k in settings if stored.get(k) != settings[k]]
+            raise DataError(f"resume: {', '.join(diff)} differ from the run in {folder}; "
+                            "resume with the same evidence, seed and particles, or use a "
+                            "new --out")
+    elif db.exists():
+        raise DataError(f"out: {str(db)!r} already holds a calibration; use --resume to "
+                        "continue it or a new --out folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+    prior = pyabc.Distribution(**{_internal(j): pyabc.RV(*_rv_args(d))
+                                  for j, d in enumerate(dims)})
+    payload = (prepared, dims, int(seed))
+    runner = ChunkRunner(simulate_chunk, payload, workers=workers, scheduler=scheduler)
+    try:
+        model = BatchModel()
+        sampler = OrderedBatchSampler(model, runner, seed, workers=runner.workers,
+                                      progress=progress)
+        sampler.show_progress = False
+        observed_values = {k: o.value for k, o in obs.items()}
+        np.random.seed(int(seed) % 2**32)
+        abc = pyabc.ABCSMC(model, prior, lambda x, y: distance(x, obs),
+                           population_size=int(particles), sampler=sampler)
+        if resume:
+            history = abc.load(f"sqlite:///{db}", 1)
+            done = history.max_t + 1
+        else:
+            history = abc.new(f"sqlite:///{db}", observed_values)
+            done = 0
+        remaining = int(generations) - done
+        if remaining > 0:
+            history = abc.run(minimum_epsilon=min_epsilon or 0.0,
+                              max_nr_populations=remaining)
+        frame, weights = history.get_distribution(m=0, t=history.max_t)
+        natural = pd.DataFrame({d.name: d.to_natural(frame[_internal(j)].to_numpy(float))
+                                for j, d in enumerate(dims)})
+        pops = history.get_all_populations()
+        manifest = {
+            **settings,
+            "package_version": _version(), "pyabc_version": pyabc.__version__,
+            "generations": int(history.max_t + 1),
+            "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
+            "evaluations": int(history.total_nr_simulations),
+            "studies": [ps.study.id for ps in prepared],
+            "observed": [{"summary": o.name, "value": o.value, "se": o.se}
+                         for o in obs.values()],
+        }
+        posterior = Posterior(natural, np.asarray(weights, float), manifest)
+        if progress:
+            progress(f"posterior-predictive check: {ppc_draws} simulated study sets")
+        manifest["ppc"] = _ppc(prepared, dims, posterior, runner, ppc_draws, seed)
+        posterior = Posterior(natural, posterior.weights, manifest)
+    finally:
+        runner.close()
+    write_outputs(posterior, folder)
+    return CalibrationResult(posterior, folder, manifest["evaluations"],
+                             manifest["generations"])
+
+
+def _rv_args(d: Dimension) -> tuple[str, float, float]:
+    if d.prior == "normal":
+        return ("norm", d.a, d.b)
+    return ("uniform", d.a, d.b - d.a)
+
+
+def _version() -> str:
+    from ciksim import __version__
+
+    return __version__
+
+
+def write_outputs(posterior: Posterior, folder: Path) -> None:
+    """posterior.parquet, summary.csv, ppc.csv, figures and report.html, together."""
+    from ciksim.evidence.report import calibration_report
+    from ciksim.io import staged_output
+
+    with staged_output(folder) as stage:
+        posterior.save(stage.path / "posterior.parquet")
+        stage.table(posterior.summary(), "summary")
+        stage.table(posterior.ppc, "ppc")
+        stage.figure(posterior.plot(), "prior_posterior")
+        stage.figure(posterior.plot_ppc(), "ppc")
+        (stage.path / "report.html").write_text(calibration_report(posterior),
+                                                encoding="utf-8")
