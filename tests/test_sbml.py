@@ -1,5 +1,7 @@
 """SBML export: valid for every model, and libroadrunner reproduces our engine."""
 
+import html
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -8,7 +10,7 @@ from ciksim.analysis.patient import CikSchedule, patient_protocol
 from ciksim.cli import app
 from ciksim.docs import MODELS
 from ciksim.engines import SolverSettings, simulate
-from ciksim.engines.sbml import to_sbml, validate
+from ciksim.engines.sbml import consistency, is_species, to_sbml, validate
 from ciksim.models.culture import culture_model
 from ciksim.models.patient import Scenario, patient_model
 from ciksim.protocol import Protocol
@@ -20,15 +22,32 @@ TIGHT = SolverSettings(method="DOP853", rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_model_exports_valid_sbml(name):
-    text = to_sbml(MODELS[name]())
+def test_every_model_exports_valid_sbml_with_consistent_units(name):
+    model = MODELS[name]()
+    text = to_sbml(model)
     doc = libsbml.readSBMLFromString(text)
     assert doc.getLevel() == 3 and doc.getVersion() == 2
+    messages = consistency(doc)
+    assert [m for m in messages if m[0] == "error"] == []
+    assert [m for m in messages if "unit" in m[1].lower()] == []
     assert validate(doc) == []
     m = doc.getModel()
-    model = MODELS[name]()
-    assert m.getNumSpecies() == len(model.species)
-    assert all(m.getParameter(p.name).getUnits() for p in model.parameters)
+    assert m.getNumSpecies() + sum(not is_species(s.unit) for s in model.species) \
+        == len(model.species)
+    assert m.getNumInitialAssignments() == 0
+    for p in model.parameters:  # ids as names, descriptions in the notes
+        par = m.getParameter(p.name)
+        assert par.getUnits() and par.getName() == p.name
+        assert p.description in html.unescape(par.getNotesString())
+    for s in model.species:
+        el = m.getSpecies(s.name) if is_species(s.unit) else m.getParameter(s.name)
+        assert el.getName() == s.name and s.description in html.unescape(el.getNotesString())
+    reactions = {m.getReaction(i).getId(): m.getReaction(i) for i in range(m.getNumReactions())}
+    on_species = [p for p in model.processes if any(is_species(model.unit_of(k))
+                                                    for k in p.changes)]
+    assert sorted(reactions) == sorted(p.name for p in on_species)
+    assert all(r.getSBOTermID() in {"SBO:0000393", "SBO:0000179", "SBO:0000182",
+                                    "SBO:0000375"} for r in reactions.values())
 
 
 def roadrunner_trajectories(sbml, names, times):
@@ -42,10 +61,11 @@ def roadrunner_trajectories(sbml, names, times):
 
 def assert_close(model, ours, theirs, rel=1e-6):
     """Relative agreement; species that decay to ~0 are judged against 1e-6 of their peak
-    (both solvers only hold absolute accuracy there)."""
+    (both solvers only hold absolute accuracy there); a variable that stays at 0 is judged
+    against 1e-12 of its unit (integration noise)."""
     for i, name in enumerate(model.species_names):
         a, b = theirs[:, i + 1], ours[name][:, 0]
-        err = np.abs(a - b) / (np.abs(b) + 1e-6 * np.max(np.abs(b)) + 1e-300)
+        err = np.abs(a - b) / (np.abs(b) + 1e-6 * np.max(np.abs(b)) + 1e-12)
         assert np.max(err) < rel, f"{name}: relative error {np.max(err):.2e}"
 
 

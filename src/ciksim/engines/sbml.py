@@ -1,24 +1,40 @@
 """SBML Level 3 Version 2 export of any declared model (python-libsbml), with its protocol.
 
-What is written: one compartment; every state variable as a species with
-``hasOnlySubstanceUnits`` and a rate rule (the sum of its processes' rate laws, as in the
-ODE engine); parameters with units (unit definitions derived with pint); initial values as
-initial assignments; derived quantities as assignment rules; protocol events as SBML
-events (``time >= day``), same-day events ordered by priority. What does not round-trip is
-listed in ``docs/sbml.md``: the stochastic (birth-death) treatment of discrete cells, the
-binomial thinning of a chemotherapy course (exported as its mean), the ``kept_fraction``
-bookkeeping of discarding splits (exported as a parameter), and ``harvest`` markers.
+Derived from the declaration, nothing written by hand:
+
+- one compartment ``system`` (size 1); state variables counted in cells (or moles) are
+  **species** (``hasOnlySubstanceUnits``, cells as ``item``) with their initial amounts set
+  directly; the others (IU/mL and ng/mL concentrations, the medium capacity, the culture
+  volume) are non-constant **parameters** with their own units and rate rules, because
+  SBML species need a substance unit;
+- every process that changes species is a **reaction** (SBO production, degradation or
+  conversion; reactants and products from the stoichiometry; the rate law as kinetic law),
+  so Gillespie tools simulate the discrete populations; changes to non-species state
+  variables are rate rules; derived quantities are assignment rules;
+- ids are the ciksim names and names repeat them (tools such as COPASI's PEtab import
+  match by name); descriptions, units, ranges and sources are in the notes;
+- every number in a formula carries a unit, so libsbml's unit checks find nothing;
+- protocol events are SBML events (``time >= day``), same-day events ordered by priority.
+
+What does not round-trip is listed in ``docs/sbml.md``.
 """
 
 from __future__ import annotations
 
+import ast
+import html
+import os
 from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
+import pint
 
 from ciksim._version import __version__
 from ciksim.errors import CikError
 from ciksim.model import Model
-from ciksim.model.model import ode_terms
+from ciksim.model.expression import Expression
+from ciksim.model.model import parameter_matrix
 from ciksim.protocol import Event, Protocol
 from ciksim.units import convert, parse_unit, registry
 
@@ -29,6 +45,13 @@ _DIMENSIONS = {  # pint base dimension -> (SBML unit kind, factor to that kind)
     "[substance]": ("mole", 1.0),
     "[cell_count]": ("item", 1.0),
 }
+SBO = {  # Systems Biology Ontology terms used
+    "production": "SBO:0000393", "degradation": "SBO:0000179", "conversion": "SBO:0000182",
+    "process": "SBO:0000375", "parameter": "SBO:0000002", "rate_law": "SBO:0000001",
+    "material_entity": "SBO:0000240", "compartment": "SBO:0000290",
+}
+_FUNCTIONS = {"log": "ln"}
+_XHTML = "http://www.w3.org/1999/xhtml"
 
 
 def _libsbml():
@@ -46,20 +69,26 @@ def _check(code: int, what: str) -> None:
                        f"{libsbml.OperationReturnValue_toString(code)}")
 
 
+def is_species(unit: str) -> bool:
+    """True when a state variable in ``unit`` is an SBML species (cells or moles)."""
+    dims = dict(registry().Quantity(1.0, parse_unit(unit, field=unit)).dimensionality)
+    return dims in ({"[cell_count]": 1}, {"[substance]": 1})
+
+
 class _Units:
-    """Unit definitions, one per distinct unit string."""
+    """Unit definitions, one per distinct pint unit; ids readable (``u_cells_per_mL``)."""
 
     def __init__(self, model) -> None:
         self.model = model
         self.ids: dict[str, str] = {}
 
     def id_for(self, text: str) -> str:
-        if text in self.ids:
-            return self.ids[text]
+        key = str(parse_unit(text, field=f"unit {text!r}"))
+        if key in self.ids:
+            return self.ids[key]
         libsbml = _libsbml()
-        unit = parse_unit(text, field=f"unit {text!r}")
-        q = registry().Quantity(1.0, unit).to_base_units()
-        uid = f"u{len(self.ids)}_" + "".join(c if c.isalnum() else "_" for c in text)[:40]
+        q = registry().Quantity(1.0, parse_unit(text, field=text)).to_base_units()
+        uid = _unit_id(text, set(self.ids.values()))
         ud = self.model.createUnitDefinition()
         _check(ud.setId(uid), f"unit {text}")
         ud.setName(text)
@@ -67,7 +96,7 @@ class _Units:
         parts = []
         for dim, exp in q.dimensionality.items():
             if dim == "[biological_activity]":
-                continue  # IU have no SBML unit kind: represented as dimensionless
+                continue  # IU have no SBML unit kind: counted as dimensionless numbers
             kind, scale = _DIMENSIONS[dim]
             factor *= scale**exp
             parts.append((kind, float(exp)))
@@ -79,151 +108,324 @@ class _Units:
             u.setExponent(exp)
             u.setScale(0)
             u.setMultiplier(abs(factor) ** (1.0 / exp) if k == 0 else 1.0)
-        self.ids[text] = uid
+        self.ids[key] = uid
         return uid
+
+
+def _unit_id(text: str, taken: set[str]) -> str:
+    base = "u_" + "".join(c if c.isalnum() else "_" for c in
+                          text.replace("/", "_per_").replace("**", "").replace(" ", ""))[:40]
+    if text.strip() in ("", "1"):
+        base = "u_one"
+    uid, k = base, 1
+    while uid in taken:
+        k += 1
+        uid = f"{base}_{k}"
+    return uid
+
+
+class _Writer:
+    """Renders ciksim formulas as SBML L3 infix with a unit on every number."""
+
+    def __init__(self, model: Model, units: _Units) -> None:
+        self.model = model
+        self.units = units
+        env: dict[str, pint.Unit] = {}
+        for table in (model.parameters, model.species, model.assignments):
+            for item in table:
+                env[item.name] = parse_unit(item.unit, field=item.name)
+        env["t"] = parse_unit(model.time_unit, field="t")
+        self.env = env
+
+    def number(self, value: float, unit: str | pint.Unit) -> str:
+        text = str(unit) if isinstance(unit, pint.Unit) else unit
+        return f"({float(value)!r} {self.units.id_for(text or '1')})"
+
+    def formula(self, expr: Expression, extra: Mapping[str, pint.Unit] | None = None,
+                substitute: Mapping[str, str] | None = None) -> str:
+        env = {**self.env, **(extra or {})}
+        return self._render(expr.body, env, substitute or {}, None)
+
+    def _unit(self, node: ast.expr, env: Mapping[str, pint.Unit]) -> pint.Unit:
+        return Expression(ast.unparse(node)).units(env, where="SBML export")
+
+    def _render(self, node: ast.expr, env, sub: Mapping[str, str], zero_unit) -> str:
+        if isinstance(node, ast.Constant):
+            unit = zero_unit if node.value == 0 and zero_unit is not None else "1"
+            return self.number(float(node.value), unit)
+        if isinstance(node, ast.Name):
+            if node.id in sub:
+                return f"({sub[node.id]})"
+            return "time" if node.id == "t" else node.id
+        if isinstance(node, ast.UnaryOp):
+            sign = "-" if isinstance(node.op, ast.USub) else "+"
+            return f"({sign}{self._render(node.operand, env, sub, zero_unit)})"
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                unit_l = None if _zero(node.left) else self._unit(node.left, env)
+                unit_r = None if _zero(node.right) else self._unit(node.right, env)
+                left = self._render(node.left, env, sub, unit_r or zero_unit)
+                right = self._render(node.right, env, sub, unit_l or zero_unit)
+            else:
+                left = self._render(node.left, env, sub, None)
+                right = self._render(node.right, env, sub, None)
+            op = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "^"}[
+                type(node.op)]
+            return f"({left} {op} {right})"
+        assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        units = [self._unit(a, env) for a in node.args if not _zero(a)]
+        shared = units[0] if units and node.func.id in ("min", "max") else None
+        args = ", ".join(self._render(a, env, sub, shared) for a in node.args)
+        return f"{_FUNCTIONS.get(node.func.id, node.func.id)}({args})"
+
+
+def _zero(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value == 0
 
 
 def _math(text: str, where: str):
     libsbml = _libsbml()
-    ast = libsbml.parseL3Formula(text)
-    if ast is None:
+    ast_ = libsbml.parseL3Formula(text)
+    if ast_ is None:
         raise CikError(f"SBML export: cannot write {where}: {libsbml.getLastParseL3Error()}")
-    return ast
+    return ast_
+
+
+def _notes(element, *lines: str) -> None:
+    body = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+    _check(element.setNotes(f'<body xmlns="{_XHTML}">{body}</body>'), "notes")
+
+
+def _sbo(element, key: str) -> None:
+    _check(element.setSBOTerm(SBO[key]), f"SBO term {key}")
+
+
+def initial_values(model: Model, values: Mapping[str, float]) -> dict[str, float]:
+    """Initial value of every state variable under ``values`` (the declared expressions)."""
+    p = parameter_matrix(model, dict(values))
+    y0 = model.compiled.initial(p)
+    return {s.name: float(np.asarray(y0[i]).ravel()[0]) for i, s in enumerate(model.species)}
 
 
 def to_sbml(model: Model, protocol: Protocol | None = None,
             parameters: Mapping[str, float] | None = None) -> str:
     """The model (and protocol events) as an SBML L3V2 string, validated by libsbml.
 
-    ``parameters`` overrides default values (e.g. a protocol's seeding density).
+    Parameter values are the defaults, then the protocol's settings (e.g. its seeding
+    density), then ``parameters`` (e.g. a scenario's medians); initial values follow.
     """
     libsbml = _libsbml()
     doc = libsbml.SBMLDocument(3, 2)
     m = doc.createModel()
     m.setId(f"ciksim_{model.name}")
     m.setName(f"{model.name} (ciksim {__version__})")
+    _notes(m, model.description, f"Exported by ciksim {__version__}"
+           + (f" with protocol {protocol.name!r}" if protocol else "") + ". Time in "
+           f"{model.time_unit}s; cells are counted as items.")
     units = _Units(m)
-    time_unit = units.id_for(model.time_unit)
-    m.setTimeUnits(time_unit)
+    w = _Writer(model, units)
+    m.setTimeUnits(units.id_for(model.time_unit))
+    m.setSubstanceUnits("item")
+    m.setExtentUnits("item")
     comp = m.createCompartment()
     comp.setId("system")
+    comp.setName("system")
+    _sbo(comp, "compartment")
     comp.setConstant(True)
     comp.setSize(1.0)
     comp.setSpatialDimensions(3)
-    comp.setUnits(units.id_for("1"))
-    m.setVolumeUnits(units.id_for("1"))
+    comp.setUnits("dimensionless")
+    _notes(comp, "The whole system (a culture, a well or a patient): amounts are totals.")
     values = model.default_parameters()
     if protocol is not None:
         values.update(protocol.parameter_values(model))
-    values.update(parameters or {})
+    values.update({k: float(v) for k, v in (parameters or {}).items()})
     for p in model.parameters:
         par = m.createParameter()
         par.setId(p.name)
-        par.setName(p.description)
+        par.setName(p.name)
+        _sbo(par, "parameter")
         par.setValue(float(values[p.name]))
         par.setUnits(units.id_for(p.unit))
         par.setConstant(True)
+        _notes(par, p.description, f"unit: {p.unit}; plausible range [{p.low:g}, {p.high:g}]; "
+               f"source: {p.source}")
     kept = m.createParameter()
     kept.setId("kept_fraction")
-    kept.setName("cumulative fraction of the culture kept through discarding splits")
+    kept.setName("kept_fraction")
+    _sbo(kept, "parameter")
     kept.setValue(1.0)
     kept.setUnits(units.id_for("1"))
     kept.setConstant(False)
+    _notes(kept, "cumulative fraction of the culture kept through discarding splits")
+    init = initial_values(model, values)
+    species = {s.name for s in model.species if is_species(s.unit)}
     for s in model.species:
-        sp = m.createSpecies()
+        where = f"initial value of {s.name}: {model.expression('init:' + s.name)}"
+        if s.name in species:
+            sp = m.createSpecies()
+            sp.setCompartment("system")
+            sp.setHasOnlySubstanceUnits(True)
+            sp.setBoundaryCondition(False)
+            sp.setSubstanceUnits(units.id_for(s.unit))
+            sp.setInitialAmount(init[s.name])
+            _sbo(sp, "material_entity")
+        else:
+            sp = m.createParameter()
+            sp.setUnits(units.id_for(s.unit))
+            sp.setValue(init[s.name])
+            _sbo(sp, "parameter")
         sp.setId(s.name)
-        sp.setName(s.description)
-        sp.setCompartment("system")
-        sp.setHasOnlySubstanceUnits(True)
-        sp.setBoundaryCondition(False)
+        sp.setName(s.name)
         sp.setConstant(False)
-        sp.setSubstanceUnits(units.id_for(s.unit))
-        sp.setInitialAmount(0.0)
-        ia = m.createInitialAssignment()
-        ia.setSymbol(s.name)
-        _check(ia.setMath(_math(model.expression("init:" + s.name).l3(),
-                                f"initial value of {s.name}")), s.name)
+        _notes(sp, s.description, f"unit: {s.unit}; kind: {s.kind}"
+               + (f"; roles: {', '.join(s.roles)}" if s.roles else ""), where)
     for a in model.assignments:
         par = m.createParameter()
         par.setId(a.name)
-        par.setName(a.description)
+        par.setName(a.name)
+        _sbo(par, "parameter")
         par.setUnits(units.id_for(a.unit))
         par.setConstant(False)
+        _notes(par, a.description, f"unit: {a.unit}; = {model.expression(a.name)}")
         rule = m.createAssignmentRule()
         rule.setVariable(a.name)
-        _check(rule.setMath(_math(model.expression(a.name).l3(), a.name)), a.name)
+        _check(rule.setMath(_math(w.formula(model.expression(a.name)), a.name)), a.name)
+    rate_terms: dict[str, list[str]] = {}
+    for pr in model.processes:
+        law = w.formula(model.expression(pr.name))
+        on_species = {k: c for k, c in pr.changes.items() if k in species}
+        for name, c in pr.changes.items():
+            if name not in species:
+                rate_terms.setdefault(name, []).append(f"{w.number(c, '1')} * {law}")
+        if on_species:
+            _reaction(m, model, pr, on_species, law, species)
     for s in model.species:
-        terms = ode_terms(model, s.name)
-        if not terms:
-            continue
-        formula = " + ".join(f"({c!r}) * ({model.expression(pr.name).l3()})"
-                             for c, pr in terms)
-        rule = m.createRateRule()
-        rule.setVariable(s.name)
-        _check(rule.setMath(_math(formula, f"rate of {s.name}")), s.name)
+        if s.name in rate_terms:
+            rule = m.createRateRule()
+            rule.setVariable(s.name)
+            _check(rule.setMath(_math(" + ".join(rate_terms[s.name]), f"rate of {s.name}")),
+                   s.name)
     if protocol is not None:
         for k, ev in enumerate(protocol.events):
-            _event(m, model, ev, k, len(protocol.events), protocol.name)
+            _event(m, w, ev, k, len(protocol.events), protocol.name)
     errors = validate(doc)
     if errors:
         raise CikError("SBML export produced invalid SBML:\n" + "\n".join(errors))
     return libsbml.writeSBMLToString(doc)
 
 
+def _reaction(m, model: Model, pr, changes: Mapping[str, float], law: str,
+              species: set[str]) -> None:
+    r = m.createReaction()
+    r.setId(pr.name)
+    r.setName(pr.name)
+    r.setReversible(False)
+    reactants = {k: -c for k, c in changes.items() if c < 0}
+    products = {k: c for k, c in changes.items() if c > 0}
+    if not reactants and len(products) == 1:
+        kind = "production"
+    elif not products and len(reactants) == 1:
+        kind = "degradation"
+    elif len(reactants) == 1 and len(products) == 1:
+        kind = "conversion"
+    else:
+        kind = "process"
+    _sbo(r, kind)
+    _notes(r, pr.description, f"rate ({model.unit_of(next(iter(changes)))}/"
+           f"{model.time_unit}): {model.expression(pr.name)}")
+    for name, c in reactants.items():
+        ref = r.createReactant()
+        ref.setSpecies(name)
+        ref.setStoichiometry(float(c))
+        ref.setConstant(True)
+    for name, c in products.items():
+        ref = r.createProduct()
+        ref.setSpecies(name)
+        ref.setStoichiometry(float(c))
+        ref.setConstant(True)
+    for name in sorted((model.expression(pr.name).symbols & species) - set(changes)):
+        mod = r.createModifier()
+        mod.setSpecies(name)
+    kl = r.createKineticLaw()
+    _sbo(kl, "rate_law")
+    _check(kl.setMath(_math(law, f"rate law of {pr.name}")), pr.name)
+
+
 def validate(doc) -> list[str]:
-    """libsbml consistency check; returns the messages of errors (not warnings)."""
+    """libsbml consistency check (units included); the messages of errors (not warnings)."""
+    return [text for severity, _, text in consistency(doc) if severity == "error"]
+
+
+def consistency(doc) -> list[tuple[str, str, str]]:
+    """Every libsbml consistency message as (severity, category, text), units checked."""
     libsbml = _libsbml()
+    doc.setConsistencyChecks(libsbml.LIBSBML_CAT_UNITS_CONSISTENCY, True)
     doc.checkConsistency()
     out = []
     for i in range(doc.getNumErrors()):
         err = doc.getError(i)
-        if err.getSeverity() >= libsbml.LIBSBML_SEV_ERROR:
-            out.append(f"line {err.getLine()}: {err.getMessage().strip()}")
+        severity = "error" if err.getSeverity() >= libsbml.LIBSBML_SEV_ERROR else "warning"
+        out.append((severity, err.getCategoryAsString(),
+                    f"line {err.getLine()}: {err.getMessage().strip()}"))
     return out
 
 
-def _event(m, model: Model, ev: Event, k: int, total: int, proto: str) -> None:
-    assignments = _event_assignments(model, ev, proto)
+def _event(m, w: _Writer, ev: Event, k: int, total: int, proto: str) -> None:
+    assignments = _event_assignments(w, ev, proto)
     if not assignments:
         return
     e = m.createEvent()
     e.setId(f"event_{k}_{ev.action}_day_{str(ev.day).replace('.', '_')}")
+    e.setName(f"{ev.action} on day {ev.day:g}")
     e.setUseValuesFromTriggerTime(False)  # same-day events see the ones before them
+    _notes(e, f"protocol {proto!r}: {ev.action} on day {ev.day:g}", ev.note)
     trig = e.createTrigger()
     trig.setInitialValue(False)
     trig.setPersistent(True)
-    _check(trig.setMath(_math(f"time >= {float(ev.day)!r}", "trigger")), "trigger")
+    day = float(convert(f"{float(ev.day)!r} day", w.model.time_unit, field="event day"))
+    _check(trig.setMath(_math(f"time >= {w.number(day, w.model.time_unit)}", "trigger")),
+           "trigger")
     prio = e.createPriority()
-    _check(prio.setMath(_math(repr(float(total - k)), "priority")), "priority")
+    _check(prio.setMath(_math(w.number(total - k, "1"), "priority")), "priority")
     for var, formula in assignments:
         ea = e.createEventAssignment()
         ea.setVariable(var)
         _check(ea.setMath(_math(formula, f"event {k} assignment to {var}")), var)
 
 
-def _event_assignments(model: Model, ev: Event, proto: str) -> list[tuple[str, str]]:
+def _event_assignments(w: _Writer, ev: Event, proto: str) -> list[tuple[str, str]]:
+    model = w.model
     where = f"protocol {proto!r}, {ev.action} on day {ev.day:g}"
     if ev.action in ("set", "add"):
         out = []
         for name, value in ev.values.items():
-            v = convert(value, model.species_by_name[name].unit, field=where)
-            out.append((name, f"{name} + {v!r}" if ev.action == "add" else repr(v)))
+            unit = model.species_by_name[name].unit
+            v = w.number(convert(value, unit, field=where), unit)
+            out.append((name, f"{name} + {v}" if ev.action == "add" else v))
         return out
     if ev.action == "harvest":
         return []
     if ev.action == "dose":
         decl = model.dose_by_name[str(ev.dose)]
-        amount = repr(convert(ev.amount, decl.unit, field=where))
+        amount = w.number(convert(ev.amount, decl.unit, field=where), decl.unit)
+        extra = {"amount": parse_unit(decl.unit, field=where)}
         out = []
         for sp in sorted(set(decl.adds) | set(decl.scales)):
             f = sp
             for kind in ("scales", "adds"):
                 if sp in getattr(decl, kind):
-                    term = model.expression(f"dose:{decl.name}:{kind}:{sp}").l3(
-                        {"amount": amount})
+                    term = w.formula(model.expression(f"dose:{decl.name}:{kind}:{sp}"), extra,
+                                     {"amount": amount})
                     f = f"{f} * ({term})" if kind == "scales" else f"{f} + ({term})"
             out.append((sp, f))
         return out
+    return _medium_assignments(w, ev, where)
+
+
+def _medium_assignments(w: _Writer, ev: Event, where: str) -> list[tuple[str, str]]:
+    """Feed and split: volume, dilution towards fresh medium, top-up, discarding."""
+    model = w.model
     vols = [s.name for s in model.species if s.kind == "volume"]
     cells = [c for c in model.with_role("cells") if c in model.species_by_name]
     if len(vols) != 1 or not cells:
@@ -231,39 +433,44 @@ def _event_assignments(model: Model, ev: Event, proto: str) -> list[tuple[str, s
     v = vols[0]
     unit = model.species_by_name[v].unit
     conc = [s for s in model.species if s.kind == "concentration"]
-    top = {n: convert(x, model.species_by_name[n].unit, field=where)
-           for n, x in ev.top_up.items()}
+    top = {n: w.number(convert(x, model.species_by_name[n].unit, field=where),
+                       model.species_by_name[n].unit) for n, x in ev.top_up.items()}
 
     def topped(name: str, formula: str) -> str:
-        return f"max({formula}, {top[name]!r})" if name in top else formula
+        return f"max({formula}, {top[name]})" if name in top else formula
 
+    def medium(s) -> str:
+        return w.number(s.medium, s.unit)
+
+    one = w.number(1.0, "1")
     total = " + ".join(cells)
     if ev.action == "feed":
-        added = (f"{float(ev.volume_fraction)!r} * {v}" if ev.volume_fraction is not None
-                 else repr(convert(ev.volume, unit, field=where)))
+        added = (f"{w.number(float(ev.volume_fraction), '1')} * {v}"
+                 if ev.volume_fraction is not None
+                 else w.number(convert(ev.volume, unit, field=where), unit))
         out = [(v, f"{v} + {added}")]
         for s in conc:
-            out.append((s.name, topped(s.name, f"({s.name} * {v} + {s.medium!r} * ({added}))"
+            out.append((s.name, topped(s.name, f"({s.name} * {v} + {medium(s)} * ({added}))"
                                                 f" / ({v} + {added})")))
         return out
     dens = f"({model.species_by_name[cells[0]].unit})/({unit})"
-    dmax = convert(ev.max_density, dens, field=where)
-    dtarget = convert(ev.target_density, dens, field=where)
-    hit = f"({total}) / {v} > {dmax!r}"
+    dmax = w.number(convert(ev.max_density, dens, field=where), dens)
+    dtarget = w.number(convert(ev.target_density, dens, field=where), dens)
+    hit = f"({total}) / {v} > {dmax}"
     if ev.cells == "keep":
-        new_v = f"({total}) / {dtarget!r}"
+        new_v = f"({total}) / {dtarget}"
         out = [(v, f"piecewise({new_v}, {hit}, {v})")]
         for s in conc:
-            diluted = topped(s.name, f"({s.name} * {v} + {s.medium!r} * ({new_v} - {v})) / "
+            diluted = topped(s.name, f"({s.name} * {v} + {medium(s)} * ({new_v} - {v})) / "
                                      f"({new_v})")
             out.append((s.name, f"piecewise({diluted}, {hit}, {s.name})"))
         return out
-    frac = f"({dtarget!r} * {v} / ({total}))"
+    frac = f"({dtarget} * {v} / ({total}))"
     out = [(c, f"piecewise({c} * {frac}, {hit}, {c})")
            for c in [s.name for s in model.species if s.kind == "amount"]]
     out.append(("kept_fraction", f"piecewise(kept_fraction * {frac}, {hit}, kept_fraction)"))
     for s in conc:
-        mixed = topped(s.name, f"{s.name} * {frac} + {s.medium!r} * (1 - {frac})")
+        mixed = topped(s.name, f"{s.name} * {frac} + {medium(s)} * ({one} - {frac})")
         out.append((s.name, f"piecewise({mixed}, {hit}, {s.name})"))
     return out
 
@@ -271,8 +478,6 @@ def _event_assignments(model: Model, ev: Event, proto: str) -> list[tuple[str, s
 def write_sbml(model: Model, path: str | Path, protocol: Protocol | None = None,
                parameters: Mapping[str, float] | None = None) -> Path:
     """Write the SBML file atomically; returns its path."""
-    import os
-
     text = to_sbml(model, protocol, parameters)
     p = Path(path)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
@@ -281,4 +486,5 @@ def write_sbml(model: Model, path: str | Path, protocol: Protocol | None = None,
     return p
 
 
-__all__ = ["to_sbml", "validate", "write_sbml"]
+__all__ = ["consistency", "initial_values", "is_species", "to_sbml", "validate",
+           "write_sbml"]

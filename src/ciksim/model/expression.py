@@ -46,6 +46,11 @@ class Expression:
         object.__setattr__(self, "_tree", tree)
         object.__setattr__(self, "symbols", frozenset(names))
 
+    @property
+    def body(self) -> ast.expr:
+        """The parsed syntax tree (``ast``) of the formula, for other renderers."""
+        return self._tree.body
+
     def python(self) -> str:
         """Source for numpy evaluation (``min``/``max`` become element-wise)."""
         return _render(self._tree.body, "python")
