@@ -15,7 +15,7 @@ reached) is the posterior predictive distribution over the parameter samples.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import pandas as pd
 from ciksim.engines import simulate
 from ciksim.errors import DataError
 from ciksim.io import read_tidy_csv
+from ciksim.model import Parameter
 from ciksim.models.culture import culture_model
 from ciksim.protocol import Protocol
 
@@ -34,6 +35,12 @@ DEFAULT_FREE = ("phi_max", "phi_min", "k_conv")
 COUNT_CV = 0.15
 PCT_SD = 3.0
 FORECAST_DAYS = 28
+
+
+def log_scaled(p: Parameter) -> bool:
+    """Whether a free parameter is fitted (uniform prior) on the log scale: its range is
+    positive and spans more than a factor 10; otherwise on the natural scale."""
+    return p.low > 0 and p.high / p.low > 10
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,37 @@ class DonorFit:
                 "probability_by_day_28": share}
 
 
+def donor_log_likelihood(data: CultureData, donor: str, protocol: Protocol,
+                         free: Sequence[str]) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
+    """The log-likelihood of one donor's counts (up to a constant) as a function of rows of
+    ``free`` parameter values (natural scale, shape (n, n_free)), and the donor's seeded
+    cells (its day-0 count, else 1e8). See the module docstring for the noise model."""
+    rows = data.rows[data.rows["donor"] == donor]
+    days = np.unique(rows["day"].to_numpy())
+    t_end = max(float(days[-1]), 1.0)
+    start = rows[(rows["quantity"] == "total_cells") & (rows["day"] == 0)]["value"]
+    start_cells = float(start.iloc[0]) if len(start) else 1e8
+    obs = [(np.searchsorted(days, r.day), r.quantity, r.value, r.sd)
+           for r in rows.itertuples()]
+
+    def loglik(nat: np.ndarray) -> np.ndarray:
+        nat = np.atleast_2d(nat)
+        pars: dict[str, Any] = {f: nat[:, j] for j, f in enumerate(free)}
+        pars["start_cells"] = start_cells
+        pred = _predict(days, protocol, pars, t_end)
+        ll = np.zeros(len(nat))
+        for i, q, v, sd in obs:
+            if q == "total_cells":
+                s = sd / v if sd == sd else COUNT_CV
+                ll -= 0.5 * ((np.log(v) - np.log(pred[q][i])) / s) ** 2
+            else:
+                s = sd if sd == sd else PCT_SD
+                ll -= 0.5 * ((v - pred[q][i]) / s) ** 2
+        return np.where(np.isfinite(ll), ll, -np.inf)
+
+    return loglik, start_cells
+
+
 def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-standard",
                 free: Sequence[str] = DEFAULT_FREE, walkers: int = 24, steps: int = 500,
                 burn: int = 250, seed: int = 0) -> list[DonorFit]:
@@ -159,7 +197,7 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
         raise DataError("need steps > burn and walkers >= 2 x free parameters")
     decl = [model.parameter_by_name[f] for f in free]
     # uniform priors on each range, on a log scale only where it is positive and wide
-    logs = np.array([p.low > 0 and p.high / p.low > 10 for p in decl])
+    logs = np.array([log_scaled(p) for p in decl])
     lo = np.array([np.log(p.low) if g else p.low for p, g in zip(decl, logs, strict=True)])
     hi = np.array([np.log(p.high) if g else p.high for p, g in zip(decl, logs, strict=True)])
 
@@ -167,34 +205,14 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
         return np.where(logs, np.exp(u), u)
     fits = []
     for d, donor in enumerate(data.donors):
-        rows = data.rows[data.rows["donor"] == donor]
-        days = np.unique(rows["day"].to_numpy())
-        t_end = max(float(days[-1]), 1.0)
-        start = rows[(rows["quantity"] == "total_cells") & (rows["day"] == 0)]["value"]
-        start_cells = float(start.iloc[0]) if len(start) else 1e8
-        obs = [(np.searchsorted(days, r.day), r.quantity, r.value, r.sd)
-               for r in rows.itertuples()]
+        loglik, start_cells = donor_log_likelihood(data, donor, proto, free)
 
-        def log_prob(x: np.ndarray, obs: list = obs, days: np.ndarray = days,
-                     start_cells: float = start_cells, t_end: float = t_end) -> np.ndarray:
+        def log_prob(x: np.ndarray, loglik: Callable = loglik) -> np.ndarray:
             x = np.atleast_2d(x)
             inside = np.all((x >= lo) & (x <= hi), axis=1)
             out = np.full(len(x), -np.inf)
-            if not inside.any():
-                return out
-            nat = natural(x[inside])
-            pars: dict[str, Any] = {f: nat[:, j] for j, f in enumerate(free)}
-            pars["start_cells"] = start_cells
-            pred = _predict(days, proto, pars, t_end)
-            ll = np.zeros(int(inside.sum()))
-            for i, q, v, sd in obs:
-                if q == "total_cells":
-                    s = sd / v if sd == sd else COUNT_CV
-                    ll -= 0.5 * ((np.log(v) - np.log(pred[q][i])) / s) ** 2
-                else:
-                    s = sd if sd == sd else PCT_SD
-                    ll -= 0.5 * ((v - pred[q][i]) / s) ** 2
-            out[inside] = np.where(np.isfinite(ll), ll, -np.inf)
+            if inside.any():
+                out[inside] = loglik(natural(x[inside]))
             return out
 
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(d,)))
