@@ -1,7 +1,8 @@
 """Survival analysis of a trial with lifelines: Kaplan-Meier, log-rank, Cox, power.
 
-Relapse is the only event (deaths in remission are not modelled), so the cumulative
-incidence of relapse is 1 − Kaplan-Meier relapse-free survival.
+The estimands themselves (RMST, milestone survival, Aalen-Johansen cumulative incidences,
+Cox with its proportional-hazards test) are :mod:`ciksim.trial.estimands`; this module
+summarises a trial's arms and comparisons (intention to treat, and per protocol).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ciksim.errors import DataError
+from ciksim.trial.delivery import per_protocol
+from ciksim.trial.estimands import arm_endpoints, cox, logrank_p
 
 YEARS = (1, 2, 3, 4)
 
@@ -43,41 +45,41 @@ def arm_summary(df: pd.DataFrame, follow_up_months: float) -> list[dict[str, Any
 
 
 def compare(df: pd.DataFrame, control: str, other: str) -> dict[str, Any]:
-    """Cox hazard ratio (other vs control) with 95% CI, and the log-rank p-value."""
-    from lifelines import CoxPHFitter
-    from lifelines.statistics import logrank_test
-
+    """Cox hazard ratio (other vs control) with 95% CI and lifelines' proportional-hazards
+    test next to it, and the log-rank p-value (estimands: lifelines on the same data)."""
     d = _analysable(df)
-    a, b = d[d["arm"] == control], d[d["arm"] == other]
-    if a.empty or b.empty:
-        raise DataError(f"compare: arm {control!r} or {other!r} has no patients")
-    lr = logrank_test(a["duration"], b["duration"], a["event"], b["event"])
-    result: dict[str, Any] = {"arm": other, "versus": control,
-                              "logrank_p": float(lr.p_value), "hazard_ratio": None,
-                              "hazard_ratio_ci": None}
-    if a["event"].sum() + b["event"].sum() > 0:
-        data = pd.DataFrame({"duration": np.concatenate([a["duration"], b["duration"]]),
-                             "event": np.concatenate([a["event"], b["event"]]),
-                             "treated": np.r_[np.zeros(len(a)), np.ones(len(b))]})
-        cph = CoxPHFitter().fit(data, "duration", "event")
-        ci = np.exp(cph.confidence_intervals_.loc["treated"].to_numpy())
-        result["hazard_ratio"] = float(cph.hazard_ratios_["treated"])
-        result["hazard_ratio_ci"] = [float(ci[0]), float(ci[1])]
-    return result
+    c = cox(d, control, other)
+    return {"arm": other, "versus": control, "logrank_p": logrank_p(d, control, other),
+            "hazard_ratio": c["hazard_ratio"], "hazard_ratio_ci": c["hazard_ratio_ci"],
+            "ph_test_statistic": c["ph_test_statistic"], "ph_test_p": c["ph_test_p"]}
 
 
 def summarize(df: pd.DataFrame, arm_names: Sequence[str], follow_up_months: float
               ) -> dict[str, Any]:
     """The trial's summary: arms, and every later arm compared with the first."""
     arms = arm_summary(df, follow_up_months)
+    ok = _analysable(df)
+    horizon = min(36.0, follow_up_months)
+    extra = {r["name"]: r for r in arm_endpoints(ok, follow_up_months, YEARS, horizon)}
+    for row in arms:
+        row.update({k: v for k, v in extra[row["name"]].items() if k not in row})
+        if "delivery" in df:
+            g = df[df["arm"] == row["name"]]
+            row["delivery"] = {str(k): int(v) for k, v in g["delivery"].value_counts().items()}
     comparisons = [compare(df, arm_names[0], n) for n in arm_names[1:]]
+    pp = per_protocol(df)
+    per_prot = [compare(pp, arm_names[0], n) for n in arm_names[1:]
+                if (pp["arm"] == n).any()] if "delivery" in df else []
     first = comparisons[0] if comparisons else {}
     return {
         "arms": arms,
         "hazard_ratio": first.get("hazard_ratio"),
         "hazard_ratio_ci": first.get("hazard_ratio_ci"),
+        "ph_test_p": first.get("ph_test_p"),
         "logrank_p": first.get("logrank_p"),
         "comparisons": comparisons,
+        "per_protocol": per_prot,
+        "rmst_horizon_months": horizon,
         "failed_patients": int((df["status"] != "ok").sum()),
     }
 

@@ -9,6 +9,7 @@ stopped (``resume=True``); a patient whose simulation fails is recorded with its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -28,10 +29,12 @@ from ciksim.analysis.patient import REPORTED, run_patients
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import Scenario, patient_model, subtypes
+from ciksim.trial.delivery import NO_PRODUCT
 from ciksim.trial.spec import TrialSpec
 
 COLUMNS = ("arm", "patient", "subtype", "duration", "event", "cured", "relapse_day",
-           "extinction_day", "normal_nadir_fraction", *REPORTED, "status")
+           "extinction_day", "normal_nadir_fraction", *REPORTED, "delivery",
+           "not_infused_reason", "dose_fraction", "os_duration", "os_event", "status")
 
 
 def product_composition(spec: TrialSpec) -> dict[str, float]:
@@ -62,8 +65,15 @@ def _subtype_medians(spec: TrialSpec, seed: int, idx: np.ndarray
 
 
 def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
-                   composition: dict[str, float]) -> pd.DataFrame:
-    """Patients ``start``..``stop - 1`` of ``arm``: one row each (see ``COLUMNS``)."""
+                   composition: dict[str, float],
+                   parameters: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Patients ``start``..``stop - 1`` of ``arm``: one row each (see ``COLUMNS``).
+
+    In a CIK arm each patient's product delivery is drawn (``spec.delivery``): patients
+    whose product was not made or not infused are simulated without CIK and patients below
+    the target dose with the reduced dose, all staying in their arm (intention to treat).
+    ``parameters`` overrides patient-model parameters (one value per patient of the chunk).
+    """
     idx = np.arange(start, stop)
     seed = spec.arm_seed(arm)
     labels, t_double = _subtype_medians(spec, seed, idx)
@@ -74,22 +84,39 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
                         {**scen.variability, "T_double": 0.2}, scen.relapse_threshold)
     product = Product("trial product", composition["f_cik"], composition["f_t"],
                       composition["f_nk"])
+    cik = spec.arms[arm].cik
+    if cik is None:
+        plan = pd.DataFrame({"delivery": [NO_PRODUCT] * idx.size,
+                             "not_infused_reason": [""] * idx.size,
+                             "dose_fraction": np.zeros(idx.size)})
+    else:
+        plan = spec.delivery.draw(seed, idx)
+    fraction = plan["dose_fraction"].to_numpy()
+    extra = {k: np.asarray(v, float) for k, v in (parameters or {}).items()}
 
-    def run(sel: np.ndarray, sc: Scenario) -> pd.DataFrame:
-        r = run_patients(sc, cik=spec.arms[arm].cik, product=product, replicates=sel.size,
-                         years=spec.follow_up_years, seed=seed, relapse=spec.relapse,
-                         indices=sel)
-        return r.outcomes()
+    def run(pos: np.ndarray, sc: Scenario) -> pd.DataFrame:
+        frames = []
+        for f in np.unique(fraction[pos]):
+            sel = pos[fraction[pos] == f]
+            sched = (None if cik is None or f == 0 else cik if f == 1 else
+                     dataclasses.replace(cik, dose_per_kg=cik.dose_per_kg * float(f)))
+            r = run_patients(_subset(sc, t_double, sel), cik=sched, product=product,
+                             replicates=sel.size, years=spec.follow_up_years, seed=seed,
+                             relapse=spec.relapse, indices=idx[sel],
+                             parameters={k: v[sel] for k, v in extra.items()})
+            frames.append(r.outcomes())
+        return pd.concat(frames, ignore_index=True).sort_values("patient",
+                                                                ignore_index=True)
 
     try:
-        out = run(idx, scen)
+        out = run(np.arange(idx.size), scen)
         out["status"] = "ok"
     except Exception:  # one bad patient must not stop the trial: retry one by one
         rows = []
         for k, i in enumerate(idx):
-            single = _single(scen, t_double, k)
+            single = _subset(scen, t_double, np.array([k]))
             try:
-                row = run(np.array([i]), single)
+                row = run(np.array([k]), scen)
                 row["status"] = "ok"
             except Exception as exc:
                 model = patient_model()
@@ -106,14 +133,24 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
         out = pd.concat(rows, ignore_index=True)
     out.insert(0, "arm", spec.arms[arm].name)
     out.insert(2, "subtype", labels)
+    for col in plan:
+        out[col] = plan[col].to_numpy()
+    ok = out["status"] == "ok"
+    os_t, os_e = spec.after_relapse.overall_survival(
+        seed, idx[ok.to_numpy()], out.loc[ok, "duration"].to_numpy(float),
+        out.loc[ok, "event"].to_numpy(), 12.0 * spec.follow_up_years)
+    out["os_duration"], out["os_event"] = np.nan, 0
+    out.loc[ok, "os_duration"], out.loc[ok, "os_event"] = os_t, os_e
     return out[list(COLUMNS)]
 
 
-def _single(scen: Scenario, t_double: np.ndarray | None, k: int) -> Scenario:
+def _subset(scen: Scenario, t_double: np.ndarray | None, pos: np.ndarray) -> Scenario:
+    """The scenario for the patients at positions ``pos`` of the chunk."""
     if t_double is None:
         return scen
+    value = t_double[pos] if pos.size > 1 else float(t_double[pos[0]])
     return Scenario(scen.name, scen.description, scen.protocol,
-                    {**scen.parameters, "T_double": float(t_double[k])}, scen.variability,
+                    {**scen.parameters, "T_double": value}, scen.variability,
                     scen.relapse_threshold)
 
 

@@ -16,10 +16,13 @@ import numpy as np
 from ciksim.analysis.patient import RELAPSE_DEFINITIONS, CikSchedule
 from ciksim.errors import DataError
 from ciksim.models.patient import Scenario, subtypes
+from ciksim.trial.delivery import AfterRelapse, Delivery
+from ciksim.trial.estimands import Analysis
 
 _TOP = {"name", "description", "seed", "patients_per_arm", "follow_up_years", "relapse",
-        "population", "product", "arms", "chunk_size"}
-_POP = {"scenario", "subtypes", "variability", "parameters"}
+        "population", "product", "arms", "chunk_size", "delivery", "analysis"}
+_POP = {"scenario", "subtypes", "variability", "parameters", "post_relapse_median_months"}
+_ANALYSIS = {"endpoint", "test", "horizon_months", "alpha"}
 _PRODUCT = {"culture_protocol", "run_folder", "donors"}
 _ARM = {"name", "cik"}
 _CIK = {"dose_per_kg", "infusions", "interval_days", "first_day", "il2_support"}
@@ -58,6 +61,9 @@ class TrialSpec:
     product_donors: int
     chunk_size: int
     raw: Mapping[str, Any] = field(repr=False)
+    delivery: Delivery = field(default_factory=Delivery)
+    after_relapse: AfterRelapse = field(default_factory=AfterRelapse)
+    analysis: Analysis = field(default_factory=Analysis)
 
     @classmethod
     def load(cls, path: str | Path) -> TrialSpec:
@@ -143,6 +149,19 @@ class TrialSpec:
             arms.append(Arm(name, cik))
         if len(arms) < 1:
             raise DataError(f"{origin}: give at least one arm ([[arms]])")
+        after = pop.get("post_relapse_median_months", 10.0)
+        if isinstance(after, bool) or not isinstance(after, (int, float)):
+            raise DataError(f"{origin}: population.post_relapse_median_months must be a "
+                            "number of months > 0")
+        ana = dict(data.get("analysis", {}))
+        _check_keys(ana, _ANALYSIS, f"{origin}: analysis")
+        try:
+            analysis = Analysis(str(ana.get("endpoint", "rfs")), str(ana.get("test", "logrank")),
+                                float(ana.get("horizon_months", 36.0)),
+                                float(ana.get("alpha", 0.05)))
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{origin}: analysis: {exc}") from exc
+        analysis.check(12.0 * float(years), f"{origin}: analysis")
         return cls(
             name=str(data["name"]), description=str(data.get("description", "")), seed=seed,
             patients_per_arm=n, follow_up_years=float(years), relapse=relapse,
@@ -150,6 +169,8 @@ class TrialSpec:
             product_protocol=str(prod.get("culture_protocol", "cik-gmp")),
             product_folder=prod.get("run_folder"), product_donors=int(prod.get("donors", 200)),
             chunk_size=chunk, raw=json.loads(json.dumps(dict(data))),
+            delivery=Delivery.from_dict(data.get("delivery"), f"{origin}: delivery"),
+            after_relapse=AfterRelapse(float(after)), analysis=analysis,
         )
 
     def with_patients(self, n: int) -> TrialSpec:
