@@ -163,13 +163,15 @@ def run_patients(
     indices: Sequence[int] | np.ndarray | None = None,
     record: bool = False,
     settings: StochasticSettings | None = None,
+    engine: str = "compiled",
 ) -> PatientRun:
     """Simulate ``replicates`` patients of a scenario (each its own parameters and fate).
 
     ``relapse`` is ``haematologic`` (>= 5% marrow blasts), ``molecular`` (MRD >= 1e-4) or a
     blast fraction. ``start_burden`` fixes leukemic cells at day 0 as a fraction of nucleated
     marrow cells for every patient. Patient ``i`` (``indices``) has the same parameters and
-    random numbers whatever else is simulated with it.
+    random numbers whatever else is simulated with it. ``engine``: ``compiled`` (default)
+    or ``reference`` (the numpy engine); both give the same outcomes.
     """
     scen = (scenario if isinstance(scenario, Scenario) else Scenario.load(scenario))
     scen = scen.with_subtype(subtype)
@@ -209,5 +211,5 @@ def run_patients(
         model, patient_protocol(scen, cik), years * 365.25, stochastic=STOCHASTIC,
         parameters=pars, seed=seed, indices=indices, settings=settings or stochastic_settings(),
         watch="blast_fraction", threshold=threshold, track_min="normal_fraction",
-        record=record)
+        record=record, engine=engine)
     return PatientRun(scen, cik, float(years), threshold, result, prod)

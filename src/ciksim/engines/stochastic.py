@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ciksim._version import __version__
+from ciksim.engines import fused
 from ciksim.engines._random import binomial_batch, kendall_batch, seed_states, transfer_batch
 from ciksim.errors import CikError, ModelError
 from ciksim.model import Model
@@ -218,50 +219,18 @@ def _rates_for_empty(compiled, t: float, ya: np.ndarray, pa: np.ndarray, rates: 
     return rates
 
 
-def simulate_stochastic(
-    model: Model,
-    protocol: Protocol | None,
-    t_end: float,
-    *,
-    stochastic: Sequence[str],
-    parameters: Mapping[str, object] | None = None,
-    seed: int = 0,
-    indices: Sequence[int] | np.ndarray | None = None,
-    settings: StochasticSettings | None = None,
-    watch: str | None = None,
-    threshold: float | None = None,
-    track_min: str | None = None,
-    stop_after_crossing: bool = True,
-    record: bool = False,
-) -> StochasticResult:
-    """Simulate a batch of individuals (a 1-D parameter array gives one per entry).
-
-    ``watch``/``threshold``: first time the derived quantity ``watch`` reaches ``threshold``
-    (log-linear interpolation between grid points). ``track_min``: running minimum of a
-    variable. Individuals whose fate is settled (crossed, or extinct after the last event and
-    its window) stop being simulated unless ``record`` is set. ``indices`` number the
-    individuals for their random streams (default 0..n-1).
-    """
-    protocol = protocol or Protocol(name="none")
-    settings = settings or StochasticSettings()
-    if not np.isfinite(t_end) or t_end <= 0:
-        raise CikError("t_end: give the simulated time (> 0)")
-    pmat = parameter_matrix(model, {**protocol.parameter_values(model), **(parameters or {})})
+def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pmat: np.ndarray,
+                   grid: np.ndarray, events: list[BoundEvent], states: np.ndarray, *,
+                   watch: str | None, threshold: float | None, track_min: str | None,
+                   stop_after_crossing: bool, last_event: float, record: bool
+                   ) -> tuple[np.ndarray, ...]:
+    """The numpy engine, vectorised over the individuals still active; returns final
+    states, extinction and crossing times, minima and the trajectory (or None)."""
     n = pmat.shape[1]
-    idx_arr = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
-    if idx_arr.shape != (n,):
-        raise CikError(f"indices: need {n} individual indices, got {idx_arr.shape}")
-    struct = stochastic_structure(model, stochastic)
     sidx, births, deaths = list(struct.species), struct.births, struct.deaths
     tproc, tsrc, tdst, torder = struct.transfer_arrays
     owner = struct.owners(len(model.processes))
     compiled = model.compiled
-    y = compiled.initial(pmat).astype(float)
-    y[sidx] = np.round(y[sidx])
-    events = [e for e in protocol.bind(model) if e.day <= t_end]
-    grid = time_grid(t_end, [e.day for e in events], settings)
-    last_event = max([e.day for e in events], default=0.0) + settings.window
-    states = seed_states(seed, idx_arr)
     ns = len(model.species)
     det_mask = np.ones(ns, dtype=bool)
     det_mask[sidx] = False
@@ -379,6 +348,61 @@ def simulate_stochastic(
                 keep = ~settled
                 active = active[keep]
                 prev = prev[keep]
+    return y, ext_t, cross_t, minimum, traj
+
+
+def simulate_stochastic(
+    model: Model,
+    protocol: Protocol | None,
+    t_end: float,
+    *,
+    stochastic: Sequence[str],
+    parameters: Mapping[str, object] | None = None,
+    seed: int = 0,
+    indices: Sequence[int] | np.ndarray | None = None,
+    settings: StochasticSettings | None = None,
+    watch: str | None = None,
+    threshold: float | None = None,
+    track_min: str | None = None,
+    stop_after_crossing: bool = True,
+    record: bool = False,
+    engine: str = "compiled",
+) -> StochasticResult:
+    """Simulate a batch of individuals (a 1-D parameter array gives one per entry).
+
+    ``watch``/``threshold``: first time the derived quantity ``watch`` reaches ``threshold``
+    (log-linear interpolation between grid points). ``track_min``: running minimum of a
+    variable. Individuals whose fate is settled (crossed, or extinct after the last event and
+    its window) stop being simulated unless ``record`` is set. ``indices`` number the
+    individuals for their random streams (default 0..n-1). ``engine``: ``compiled`` (one
+    numba loop per individual, ``ciksim.engines.fused``; protocols with events other than
+    doses use the reference) or ``reference`` (this module's numpy loop); both give the
+    same outcomes for the same seed.
+    """
+    protocol = protocol or Protocol(name="none")
+    settings = settings or StochasticSettings()
+    if not np.isfinite(t_end) or t_end <= 0:
+        raise CikError("t_end: give the simulated time (> 0)")
+    pmat = parameter_matrix(model, {**protocol.parameter_values(model), **(parameters or {})})
+    n = pmat.shape[1]
+    idx_arr = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+    if idx_arr.shape != (n,):
+        raise CikError(f"indices: need {n} individual indices, got {idx_arr.shape}")
+    if engine not in ("compiled", "reference"):
+        raise CikError(f"engine: use 'compiled' or 'reference', got {engine!r}")
+    struct = stochastic_structure(model, stochastic)
+    sidx = list(struct.species)
+    y = model.compiled.initial(pmat).astype(float)
+    y[sidx] = np.round(y[sidx])
+    events = [e for e in protocol.bind(model) if e.day <= t_end]
+    grid = time_grid(t_end, [e.day for e in events], settings)
+    last_event = max([e.day for e in events], default=0.0) + settings.window
+    states = seed_states(seed, idx_arr)
+    run = fused.run_fused if engine == "compiled" and fused.supports(events) else _run_reference
+    y, ext_t, cross_t, minimum, traj = run(
+        model, struct, y, pmat, grid, events, states, watch=watch, threshold=threshold,
+        track_min=track_min, stop_after_crossing=stop_after_crossing, last_event=last_event,
+        record=record)
     meta = {"ciksim_version": __version__, "model": model.name, "protocol": protocol.name,
             "seed": seed, "t_end": float(t_end), "time_unit": model.time_unit,
             "grid_points": int(grid.size),

@@ -1,0 +1,92 @@
+"""Generated code on disk, so numba compiles it once per machine (``cache=True``).
+
+numba caches a compiled function next to its source file and reuses it when that file is
+unchanged. Code generated from a model is therefore written once to a stable folder, under a
+name made of the hash of its text and of everything it calls (so an upgrade of ciksim or
+numba gives a new file, never a stale cache), and imported from there by every process:
+the main one, local workers and Dask workers. The file is written atomically and never
+rewritten, so the cache is reused and does not grow from run to run.
+
+Folder: ``$CIKSIM_CACHE_DIR`` if set, else the user cache folder (``$XDG_CACHE_HOME/ciksim``
+or ``~/.cache/ciksim``; ``%LOCALAPPDATA%\\ciksim`` on Windows, ``~/Library/Caches/ciksim`` on
+macOS); a private temporary folder if that is not writable (e.g. a read-only home).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+import numba
+
+from ciksim._version import __version__
+
+ENV_VAR = "CIKSIM_CACHE_DIR"
+_LOADED: dict[str, ModuleType] = {}
+
+
+def cache_dir() -> Path:
+    """The folder generated code is written to (created if missing)."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        base = Path(env)
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "ciksim"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches" / "ciksim"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ciksim"
+    for folder in (base, Path(tempfile.gettempdir()) / f"ciksim-{_user()}"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder
+        except OSError:
+            continue
+    raise OSError(f"no writable folder for ciksim's compiled code; set {ENV_VAR}")
+
+
+def _user() -> str:
+    try:
+        return str(os.getuid())  # type: ignore[attr-defined,unused-ignore]
+    except AttributeError:
+        return os.environ.get("USERNAME", "user")
+
+
+def source_key(source: str, *depends: str) -> str:
+    """Hash of a generated source, the files it calls, ciksim's and numba's versions."""
+    h = hashlib.sha256()
+    for part in (source, *depends, __version__, numba.__version__, sys.version):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def load_generated(prefix: str, source: str, *depends: str) -> ModuleType:
+    """Import ``source`` from ``<cache_dir>/<prefix>_<hash>.py`` (written once).
+
+    ``depends``: texts the generated code relies on (e.g. the source of the modules it
+    imports), part of the hash so that a changed dependency never meets a stale cache.
+    """
+    key = f"{prefix}_{source_key(source, *depends)}"
+    if key in _LOADED:
+        return _LOADED[key]
+    path = cache_dir() / f"{key}.py"
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        tmp.write_text(source, encoding="utf-8")
+        os.replace(tmp, path)
+    name = f"ciksim_generated_{key}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
+        raise ImportError(f"cannot import generated code {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    _LOADED[key] = module
+    return module
