@@ -18,7 +18,7 @@ from ciksim.errors import DataError
 from ciksim.targets import trial as trial_targets
 from ciksim.trial import runner as runner_mod
 from ciksim.trial.analysis import compare, power_from_pool, summarize
-from ciksim.trial.runner import run_trial
+from ciksim.trial.runner import auto_chunk_size, run_trial
 from ciksim.trial.spec import TrialSpec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -60,8 +60,13 @@ def test_identical_for_chunk_sizes_workers_and_dask():
     a = run_trial(spec, workers=1, chunk_size=7, composition=COMPOSITION).patients
     b = run_trial(spec, workers=1, chunk_size=1000, composition=COMPOSITION).patients
     c = run_trial(spec, workers=2, chunk_size=9, composition=COMPOSITION).patients
+    e = run_trial(spec, workers=4, chunk_size=3, composition=COMPOSITION).patients
+    auto = run_trial(spec, workers=2, composition=COMPOSITION)
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(a, c)
+    pd.testing.assert_frame_equal(a, e)
+    pd.testing.assert_frame_equal(a, auto.patients)
+    assert auto.manifest["chunk_size"] == auto_chunk_size(80, 2) == 200
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -26,6 +26,7 @@ import numpy as np
 
 from ciksim.engines import _random
 from ciksim.engines.codecache import load_generated
+from ciksim.engines.threads import KERNEL_LOCK
 from ciksim.errors import ModelError
 
 if TYPE_CHECKING:
@@ -192,12 +193,13 @@ def run_fused(model: Model, struct: StochasticStructure, y0: np.ndarray, pmat: n
     low = np.full(n, np.inf)
     err = np.full(n, np.nan)
     traj = np.full((grid.size, ns, n) if record else (1, 1, 1), np.nan)
-    mod.simulate_all(np.ascontiguousarray(y0.T), np.ascontiguousarray(pmat.T),
-                     np.ascontiguousarray(grid, dtype=float), ev_k, ev_sp, ev_kind, ev_val,
-                     sidx, is_stoch, owner, b_ptr, d_ptr, t_src, t_dst, t_order,
-                     t_order[::-1].copy(), watching, float(threshold or 0.0),
-                     track_min is not None, bool(stop_after_crossing), float(last_event),
-                     bool(record), states, final, ext, cross, low, err, traj)
+    with KERNEL_LOCK:
+        mod.simulate_all(np.ascontiguousarray(y0.T), np.ascontiguousarray(pmat.T),
+                         np.ascontiguousarray(grid, dtype=float), ev_k, ev_sp, ev_kind, ev_val,
+                         sidx, is_stoch, owner, b_ptr, d_ptr, t_src, t_dst, t_order,
+                         t_order[::-1].copy(), watching, float(threshold or 0.0),
+                         track_min is not None, bool(stop_after_crossing), float(last_event),
+                         bool(record), states, final, ext, cross, low, err, traj)
     if np.any(~np.isnan(err)):
         raise ModelError(f"negative per-cell rate in {model.name!r} near "
                          f"t={float(np.nanmin(err)):g}; rates of birth, death and transfer "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 import zlib
@@ -26,6 +27,7 @@ import pandas as pd
 from ciksim._version import __version__
 from ciksim.analysis.killing import Product, product_from_folder
 from ciksim.analysis.patient import REPORTED, run_patients
+from ciksim.engines.threads import single_thread
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import Scenario, patient_model, subtypes
@@ -171,8 +173,23 @@ class Chunk:
         return f"arm{self.arm:02d}-{self.start:09d}-{self.stop:09d}.parquet"
 
 
-def chunks(spec: TrialSpec, chunk_size: int | None = None) -> list[Chunk]:
-    size = int(chunk_size or spec.chunk_size)
+def auto_chunk_size(patients: int, workers: int) -> int:
+    """Patients per chunk when neither the call nor the spec gives one: about four chunks
+    per worker (balanced work, visible progress), between 200 (per-chunk overhead) and
+    5,000 (memory, and the work lost to an interruption)."""
+    return int(min(5000, max(200, math.ceil(patients / (4 * max(workers, 1))))))
+
+
+def chunk_size_for(spec: TrialSpec, chunk_size: int | None, workers: int) -> int:
+    """``chunk_size`` if given, else the spec's, else ``auto_chunk_size``."""
+    if chunk_size is None and "chunk_size" in spec.raw:
+        chunk_size = spec.chunk_size
+    return int(chunk_size or auto_chunk_size(spec.patients_per_arm * len(spec.arms), workers))
+
+
+def chunks(spec: TrialSpec, chunk_size: int | None = None, workers: int = 1) -> list[Chunk]:
+    """The chunks of every arm (sizes from ``chunk_size_for``)."""
+    size = chunk_size_for(spec, chunk_size, workers)
     if size < 1:
         raise DataError("chunk size must be >= 1")
     return [Chunk(a, s, min(s + size, spec.patients_per_arm))
@@ -216,13 +233,19 @@ def run_trial(
 
     ``workers``: local processes (None = all cores, 1 = this process); ``scheduler``: the
     address of a running Dask scheduler (``tcp://host:port``) instead. ``progress(done,
-    total)`` is called with patients done. ``max_chunks`` stops after that many new chunks
-    (used to test interruption).
+    total)`` is called with patients done. ``chunk_size``: patients per chunk (default: the
+    spec's, else ``auto_chunk_size``; a resumed run keeps its own). ``max_chunks`` stops
+    after that many new chunks (used to test interruption).
     """
     t0 = time.perf_counter()
+    n_workers = 4 if scheduler else (workers or os.cpu_count() or 1)  # a cluster: plan for 4
+    folder = Path(out) if out is not None else None
+    if resume and chunk_size is None and folder is not None \
+            and (folder / "manifest.json").exists():  # resume with the chunks already written
+        chunk_size = json.loads((folder / "manifest.json").read_text()).get("chunk_size")
+    chunk_size = chunk_size_for(spec, chunk_size, n_workers)
     todo = chunks(spec, chunk_size)
     comp = composition or product_composition(spec)
-    folder = Path(out) if out is not None else None
     done_frames: dict[Chunk, pd.DataFrame] = {}
     if folder is not None:
         cdir = folder / "chunks"
@@ -237,7 +260,8 @@ def run_trial(
                                 "another --out")
         cdir.mkdir(parents=True, exist_ok=True)
         _json_atomic({"status": "running", "digest": spec.digest(), "spec": spec.raw,
-                      "ciksim_version": __version__}, manifest_path)
+                      "chunk_size": chunk_size, "ciksim_version": __version__},
+                     manifest_path)
         for c in todo:
             f = cdir / c.filename
             if resume and f.exists():
@@ -269,7 +293,7 @@ def run_trial(
         "digest": spec.digest(), "spec": spec.raw, "seed": spec.seed,
         "ciksim_version": __version__, "backend": backend,
         "workers": workers if not scheduler else None, "scheduler": scheduler,
-        "chunk_size": chunk_size or spec.chunk_size, "chunks": len(todo),
+        "chunk_size": chunk_size, "chunks": len(todo),
         "product_composition": comp, "patients": len(patients),
         "failed_patients": int((patients["status"] != "ok").sum()) if len(patients) else 0,
         "wall_seconds": time.perf_counter() - t0, "chunk_seconds": timings,
@@ -290,7 +314,7 @@ def _execute(spec: TrialSpec, pending: list[Chunk], comp: dict[str, float],
         from distributed import as_completed as dask_completed
 
         with Client(scheduler) as client:
-            futures = {client.submit(_timed_task, raw, c.arm, c.start, c.stop, comp,
+            futures = {client.submit(_timed_task, raw, c.arm, c.start, c.stop, comp, True,
                                      pure=False): c for c in pending}
             for fut in dask_completed(futures):
                 df, seconds = fut.result()
@@ -303,7 +327,7 @@ def _execute(spec: TrialSpec, pending: list[Chunk], comp: dict[str, float],
             yield c, df, seconds
         return
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
-        futs = {pool.submit(_timed_task, raw, c.arm, c.start, c.stop, comp): c
+        futs = {pool.submit(_timed_task, raw, c.arm, c.start, c.stop, comp, True): c
                 for c in pending}
         for fut in as_completed(futs):
             df, seconds = fut.result()
@@ -311,7 +335,11 @@ def _execute(spec: TrialSpec, pending: list[Chunk], comp: dict[str, float],
 
 
 def _timed_task(raw: dict[str, Any], arm: int, start: int, stop: int,
-                comp: dict[str, float]) -> tuple[pd.DataFrame, float]:
+                comp: dict[str, float], in_worker: bool = False) -> tuple[pd.DataFrame, float]:
+    """One chunk, timed; ``in_worker``: in a worker process (one thread: the workers are
+    the parallelism)."""
+    if in_worker:
+        single_thread()
     t = time.perf_counter()
     df = _chunk_task(raw, arm, start, stop, comp)
     return df, time.perf_counter() - t
