@@ -31,7 +31,11 @@ class Staging:
         if fmt == "csv":
             df.to_csv(path, index=False)
         else:
-            df.to_parquet(path, index=False)
+            import pyarrow.parquet as pq
+
+            from ciksim.exchange.tables import arrow_table
+
+            pq.write_table(arrow_table(df), path)  # units and descriptions per column
         return path
 
     def json(self, data: Any, name: str) -> Path:

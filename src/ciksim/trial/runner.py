@@ -206,9 +206,9 @@ class TrialRun:
 
 
 def _write_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    from ciksim.exchange.tables import write_parquet
+
+    write_parquet(df, path)  # atomic, with each column's unit and description
 
 
 def _json_atomic(data: dict[str, Any], path: Path) -> None:

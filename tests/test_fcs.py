@@ -1,0 +1,96 @@
+"""Flow cytometry in: the shipped synthetic example, a Gating-ML gate file, and bad input
+(malformed header, missing channels, a gate file that does not match)."""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ciksim.errors import CikError
+from ciksim.exchange.fcs import DEFAULT_GATE, example_fcs, phenotype
+from ciksim.inference.culture import CultureData
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    return example_fcs(tmp_path_factory.mktemp("fcs"))
+
+
+def test_example_is_deterministic_and_gated_to_its_known_shares(example, tmp_path):
+    again = example_fcs(tmp_path)
+    assert hashlib.sha256(again.read_bytes()).digest() == \
+        hashlib.sha256(example.read_bytes()).digest()
+    run = phenotype([example], day=21, donor="D1")
+    row = run.table.iloc[0]
+    # populations drawn: 36% CIK, 44% T, 8% NK, 4% double negative among lymphocytes
+    assert row["cd3cd56_pct"] == pytest.approx(100 * 36 / 92, abs=2.0)
+    assert row["cd3_cd56neg_pct"] == pytest.approx(100 * 44 / 92, abs=2.0)
+    assert row["nk_pct"] == pytest.approx(100 * 8 / 92, abs=1.5)
+    assert row["cd3_pct"] == pytest.approx(row["cd3cd56_pct"] + row["cd3_cd56neg_pct"])
+    assert run.gate["thresholds"] == DEFAULT_GATE
+    out = run.write(tmp_path / "out")
+    counts = CultureData.read_csv(out / "counts.csv")  # the format ciksim fit culture reads
+    assert set(counts.rows["quantity"]) == {"cd3cd56_pct", "cd3_pct", "nk_pct"}
+    assert list(counts.donors) == ["D1"]
+    table = pd.read_csv(out / "phenotype.csv")
+    assert {"cd3cd56_pct", "cd3_cd56neg_pct", "nk_pct"} <= set(table.columns)
+
+
+def test_malformed_header_is_a_cikerror(example, tmp_path):
+    bad = tmp_path / "broken.fcs"
+    data = bytearray(example.read_bytes())
+    data[10:18] = b"    abcd"  # TEXT segment start offset no longer a number
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CikError, match=r"broken\.fcs: not a readable FCS file"):
+        phenotype([bad])
+    with pytest.raises(CikError, match="file not found"):
+        phenotype([tmp_path / "nothing.fcs"])
+
+
+def test_missing_cd56_channel_names_the_channels_found(tmp_path):
+    import flowio
+
+    path = tmp_path / "no-cd56.fcs"
+    with path.open("wb") as fh:
+        flowio.create_fcs(fh, np.ones(12, dtype=np.float32), ["FSC-A", "SSC-A", "FITC-A"],
+                          opt_channel_names=["", "", "CD3"])
+    with pytest.raises(CikError, match=r"no CD56 channel; channels found: FSC-A, SSC-A, "
+                                       r"FITC-A \(CD3\).*--cd56-channel"):
+        phenotype([path])
+
+
+def _gatingml(path, fk, dims=("FITC-A", "PE-A"), names=("CD3pos_CD56pos", "CD3pos_CD56neg",
+                                                           "CD3neg_CD56pos")):
+    g = DEFAULT_GATE
+    gs = fk.GatingStrategy()
+    gs.add_gate(fk.gates.RectangleGate("lymphocytes", [
+        fk.Dimension("FSC-A", range_min=g["fsc_min"], range_max=g["fsc_max"]),
+        fk.Dimension("SSC-A", range_max=g["ssc_max"])]), gate_path=("root",))
+    cd3, cd56 = dims
+    for name, (lo3, hi3), (lo56, hi56) in zip(
+            names, [(g["cd3_min"], None), (g["cd3_min"], None), (None, g["cd3_min"])],
+            [(g["cd56_min"], None), (None, g["cd56_min"]), (g["cd56_min"], None)],
+            strict=True):
+        gs.add_gate(fk.gates.RectangleGate(name, [
+            fk.Dimension(cd3, range_min=lo3, range_max=hi3),
+            fk.Dimension(cd56, range_min=lo56, range_max=hi56)]),
+            gate_path=("root", "lymphocytes"))
+    with open(path, "wb") as fh:
+        fk.export_gatingml(gs, fh)
+    return path
+
+
+def test_gatingml_file_gives_the_default_strategys_shares(example, tmp_path):
+    fk = pytest.importorskip("flowkit", reason="FlowKit is in the interop extra")
+    gml = _gatingml(tmp_path / "gates.xml", fk)
+    ours = phenotype([example]).table.iloc[0]
+    theirs = phenotype([example], gate_file=gml).table.iloc[0]
+    for col in ("cd3cd56_pct", "cd3_cd56neg_pct", "nk_pct"):
+        assert theirs[col] == pytest.approx(ours[col], abs=0.1)
+    other = _gatingml(tmp_path / "other.xml", fk, names=("Q1", "Q2", "Q3"))
+    with pytest.raises(CikError, match="does not match: it has no gate named CD3"):
+        phenotype([example], gate_file=other)
+    wrong = _gatingml(tmp_path / "wrong.xml", fk, dims=("APC-A", "PE-A"))
+    with pytest.raises(CikError, match="gate file does not match this sample"):
+        phenotype([example], gate_file=wrong)
