@@ -26,7 +26,8 @@ def test_trial_parquet_shows_every_columns_unit_in_pyarrow_alone(tmp_path):
     schema = pq.read_schema(tmp_path / "patients.parquet")
     units = {f.name: f.metadata[b"unit"].decode() for f in schema}
     assert all(f.metadata[b"description"] for f in schema)
-    assert "unknown" not in units.values()
+    missing = [c for c, u in units.items() if u == "unknown"]
+    assert not missing, f"add {missing} to src/ciksim/data/dictionary/columns.toml"
     assert units["duration"] == "month" and units["relapse_day"] == "day"
     assert units["weight"] == "kg" and units["arm"] == "label"
     assert b"30.4375" in schema.metadata[b"time_units"]
@@ -62,4 +63,5 @@ def test_patient_outcome_columns_are_all_in_the_dictionary():
     from ciksim.trial.runner import COLUMNS
 
     frame = pd.DataFrame(columns=list(COLUMNS))
-    assert all(column_info(c, frame.attrs)[0] != "unknown" for c in COLUMNS)
+    missing = [c for c in COLUMNS if column_info(c, frame.attrs)[0] == "unknown"]
+    assert not missing, f"add {missing} to src/ciksim/data/dictionary/columns.toml"
