@@ -44,7 +44,7 @@ def test_culture_compare_writes_table_data_and_figure(tmp_path):
     assert "cik-standard" in r.output and "lak" in r.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["culture.png", "culture_donors.parquet", "culture_run.json",
-                     "culture_summary.parquet"]
+                     "culture_summary.parquet", "report.html"]
     import pandas as pd
 
     summary = pd.read_parquet(out / "culture_summary.parquet")

@@ -146,7 +146,8 @@ def test_cli_lysis_json_and_outputs(tmp_path):
     pbmc = next(x for x in data["lytic_units"] if x["target"] == "normal-pbmc")
     assert pbmc["lu20_per_1e7"] is None  # plateau below 20 %
     assert sorted(p.name for p in out.iterdir()) == [
-        "killing_fits.csv", "lysis.json", "lysis.png", "lysis_groups.csv", "lytic_units.csv"]
+        "killing_fits.csv", "lysis.json", "lysis.png", "lysis_groups.csv", "lytic_units.csv",
+        "report.html"]
     groups = pd.read_csv(out / "lysis_groups.csv")
     assert len(groups) == len(data["groups"])
 

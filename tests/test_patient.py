@@ -160,7 +160,7 @@ def test_cli_single_patient_figure_and_many_patients_json(tmp_path):
     r = runner.invoke(app, ["patient", "--seed", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["patient.png", "patient_summary.json",
-                                                     "patients.csv"]
+                                                     "patients.csv", "report.html"]
     r = runner.invoke(app, ["patient", "--replicates", "200", "--years", "2", "--no-cik",
                             "--json"])
     assert r.exit_code == 0, r.output

@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,18 +16,42 @@ import pandas as pd
 
 from ciksim.errors import DataError
 
+TABLE_FORMATS = ("csv", "parquet")
+FIGURE_FORMATS = ("png", "svg")
+
+
+def check_formats(fmt: str, figures: Sequence[str] = ("png",)) -> None:
+    """Raise DataError unless ``fmt`` is a table format and ``figures`` are figure formats."""
+    if fmt not in TABLE_FORMATS:
+        raise DataError(f"format: use csv or parquet, not {fmt!r}")
+    bad = [f for f in figures if f not in FIGURE_FORMATS]
+    if bad or not figures:
+        raise DataError(f"figure formats: use png and/or svg, not {list(figures)!r}")
+
 
 class Staging:
-    """A temporary folder beside the destination; files move into place on success."""
+    """A temporary folder beside the destination; files move into place on success.
 
-    def __init__(self, tmp: Path) -> None:
+    ``fmt`` is the default table format; every figure is saved in each of ``figures``.
+    ``files`` lists the names written so far.
+    """
+
+    def __init__(self, tmp: Path, fmt: str = "csv", figures: Sequence[str] = ("png",)) -> None:
+        check_formats(fmt, figures)
         self.path = tmp
+        self.fmt = fmt
+        self.figures = tuple(figures)
+        self.files: list[str] = []
 
-    def table(self, df: pd.DataFrame, name: str, fmt: str = "csv") -> Path:
+    def _add(self, name: str) -> Path:
+        self.files.append(name)
+        return self.path / name
+
+    def table(self, df: pd.DataFrame, name: str, fmt: str | None = None) -> Path:
         """Write ``df`` as ``name.csv`` or ``name.parquet``; returns the staged path."""
-        if fmt not in ("csv", "parquet"):
-            raise DataError(f"format: use csv or parquet, not {fmt!r}")
-        path = self.path / f"{name}.{fmt}"
+        fmt = fmt or self.fmt
+        check_formats(fmt)
+        path = self._add(f"{name}.{fmt}")
         if fmt == "csv":
             df.to_csv(path, index=False)
         else:
@@ -39,46 +63,48 @@ class Staging:
         return path
 
     def json(self, data: Any, name: str) -> Path:
-        path = self.path / f"{name}.json"
+        path = self._add(f"{name}.json")
         path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
         return path
 
+    def text(self, text: str, name: str) -> Path:
+        """Write ``text`` (UTF-8) as the file ``name`` (name includes its extension)."""
+        path = self._add(name)
+        path.write_text(text, encoding="utf-8")
+        return path
+
     def figure(self, fig: Any, name: str) -> Path:
-        """Save a Figure (or the figure of an Axes) as ``name.png`` and close it."""
+        """Save a Figure (or the figure of an Axes) as ``name.png`` (and ``.svg`` when asked)
+        and close it; returns the first path."""
         from ciksim.report.plots import pyplot
 
         fig = getattr(fig, "figure", fig)
-        path = self.path / f"{name}.png"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        paths = []
+        for ext in self.figures:
+            paths.append(self._add(f"{name}.{ext}"))
+            fig.savefig(paths[-1], dpi=150, bbox_inches="tight")
         pyplot().close(fig)
-        return path
+        return paths[0]
 
 
 @contextmanager
-def staged_output(out: str | Path) -> Iterator[Staging]:
+def staged_output(out: str | Path, fmt: str = "csv", figures: Sequence[str] = ("png",)
+                  ) -> Iterator[Staging]:
     """Stage files for folder ``out``; on success move them in (each with ``os.replace``).
 
     If the block raises, the staged files are deleted and ``out`` is left as it was.
     """
+    check_formats(fmt, figures)
     dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        yield Staging(tmp)
+        yield Staging(tmp, fmt, figures)
         dest.mkdir(parents=True, exist_ok=True)
         for item in sorted(tmp.iterdir()):
             os.replace(item, dest / item.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def table_and_figure(out: str | Path, table: pd.DataFrame, name: str,
-                     draw: Callable[[pd.DataFrame], Any]) -> None:
-    """Write ``name.csv`` and ``name.png`` (``draw(table)`` returns an Axes or a Figure)
-    into ``out``, together or not at all."""
-    with staged_output(out) as stage:
-        stage.table(table, name, "csv")
-        stage.figure(draw(table), name)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -94,27 +120,29 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def read_tidy_csv(path: str | Path, required: Sequence[str], layout: str
-                  ) -> Iterator[tuple[str, dict[str, str]]]:
+def read_tidy_csv(path: str | Path, required: Sequence[str], layout: str,
+                  origin: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """Rows of a tidy CSV as (``"FILE, line N"``, {column: stripped text}).
 
     Raises DataError if the file is missing, lacks a ``required`` column (``layout`` shows
-    the expected header) or has no data rows.
+    the expected header) or has no data rows. ``origin`` names the file in messages
+    (default: ``path``), e.g. an uploaded file's own name.
     """
     p = Path(path)
+    name = origin or str(p)
     if not p.is_file():
-        raise DataError(f"{p}: file not found")
+        raise DataError(f"{name}: file not found")
     with p.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in required if c not in header]
         if missing:
-            raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header must be "
+            raise DataError(f"{name}: missing column(s) {', '.join(missing)}; the header must be "
                             f"{layout}")
         empty = True
         for line, raw in enumerate(reader, start=2):
             empty = False
-            yield f"{p}, line {line}", {k.strip(): (v or "").strip() for k, v in raw.items()
+            yield f"{name}, line {line}", {k.strip(): (v or "").strip() for k, v in raw.items()
                                         if k is not None}
         if empty:
-            raise DataError(f"{p}: no data rows")
+            raise DataError(f"{name}: no data rows")

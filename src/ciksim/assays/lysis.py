@@ -50,10 +50,11 @@ class LysisData:
     rows: pd.DataFrame
 
     @classmethod
-    def read_csv(cls, path: str | Path) -> LysisData:
-        """Read and validate; errors name the line, the column and the fix."""
+    def read_csv(cls, path: str | Path, origin: str | None = None) -> LysisData:
+        """Read and validate; errors name the line (of ``origin``, default the path), the
+        column and the fix."""
         records = []
-        for where, rec in read_tidy_csv(path, COLUMNS, ",".join(COLUMNS)):
+        for where, rec in read_tidy_csv(path, COLUMNS, ",".join(COLUMNS), origin):
             records.append(_parse_row(rec, where, int(where.rsplit(" ", 1)[1])))
         return cls(pd.DataFrame.from_records(records))
 

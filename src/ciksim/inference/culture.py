@@ -36,6 +36,11 @@ COUNT_CV = 0.15
 PCT_SD = 3.0
 FORECAST_DAYS = 28
 
+#: How ``fit_culture`` estimates, in one sentence for reports.
+FIT_METHOD = ("Bayesian fit per donor: emcee ensemble sampler, uniform priors "
+              "over the declared ranges (log scale where wide); log counts with 15% CV, "
+              "percentages with 3-point SD unless the data give sd; 95% credible intervals.")
+
 
 def log_scaled(p: Parameter) -> bool:
     """Whether a free parameter is fitted (uniform prior) on the log scale: its range is
@@ -54,11 +59,11 @@ class CultureData:
         return list(dict.fromkeys(self.rows["donor"]))
 
     @classmethod
-    def read_csv(cls, path: str | Path) -> CultureData:
+    def read_csv(cls, path: str | Path, origin: str | None = None) -> CultureData:
         last: dict[tuple[str, str], float] = {}
         recs = [_parse(r, where, last) for where, r in
                 read_tidy_csv(path, ("donor", "day", "quantity", "value"),
-                              "donor,day,quantity,value[,sd]")]
+                              "donor,day,quantity,value[,sd]", origin)]
         return cls(pd.DataFrame.from_records(recs))
 
 

@@ -200,3 +200,39 @@ def plot_power(table: Any, ax: Any = None) -> Any:
     ax.set_ylabel(f"power (log-rank p < {table['alpha'].iloc[0]:g})")
     ax.set_ylim(0, 1)
     return ax
+
+
+def patient_figure(run: Any) -> Any:
+    """A single patient's trajectories, or the relapse-free survival of many; the Figure."""
+    if run.replicates == 1:
+        return plot_patient(run)[0].figure
+    df = run.outcomes()
+    return plot_rfs([df["duration"]], [df["event"]], [run.scenario.name]).figure
+
+
+def plot_culture_fits(fits: Sequence[Any], data: Any) -> Any:
+    """Culture fits per donor: posterior median and 95% band over days 0-28, with the data
+    (total cells on a log axis, % CD3+CD56+); returns the Figure."""
+    import numpy as np
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for k, fit in enumerate(fits):
+        color = f"C{k % 10}"
+        rows = data.rows[data.rows["donor"] == fit.donor]
+        days = np.arange(0.0, 29.0)
+        pred = fit.predictive(days, draws=100)
+        for ax, q in ((axes[0], "total_cells"), (axes[1], "cd3cd56_pct")):
+            lo, med, hi = np.quantile(pred[q], [0.025, 0.5, 0.975], axis=1)
+            ax.plot(days, med, color=color, label=fit.donor)
+            ax.fill_between(days, lo, hi, color=color, alpha=0.15, lw=0)
+            obs = rows[rows["quantity"] == q]
+            ax.plot(obs["day"], obs["value"], "o", color=color)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("cells")
+    axes[1].set_ylabel("% CD3+CD56+")
+    for ax in axes:
+        ax.set_xlabel("culture day")
+    axes[0].set_title("Fit and forecast (posterior median, 95% band; dots: data)")
+    axes[0].legend(fontsize=7)
+    return fig

@@ -1,0 +1,42 @@
+"""The ``ciksim`` command line: a thin face over the application layer (:mod:`ciksim.jobs`).
+
+Shape (one module per group of verbs; add a verb to the module of its group, or a new
+module imported below):
+
+- ``common``: the Typer ``app``, consoles, ``guarded`` (a ``CikError`` becomes ``error: ...``
+  on stderr and exit status 2), ``echo_json``, ``rich_table``, ``progress_bar``,
+  ``parse_number``, ``HELP`` (context settings), ``--version``;
+- ``system`` (``system``), ``culture`` (``culture``, ``culture plan``), ``killing``
+  (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
+  ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
+  (``export sbml``).
+
+A verb parses its options, calls one job function, then prints the result (a table or
+``--json``) and writes ``--out`` with ``result.write``. Heavy modules (numpy, pandas, the
+models) are imported inside the verb bodies so that ``ciksim --version`` and ``--help``
+start fast. Modules here import only public names, from ``common`` and the library; the
+library never imports this package.
+"""
+
+from __future__ import annotations
+
+from ciksim.cli import (  # noqa: F401  (each module registers its verbs on ``app``)
+    culture,
+    export,
+    fit,
+    killing,
+    patient,
+    sensitivity,
+    system,
+    trial,
+    validate,
+)
+from ciksim.cli.common import app
+
+
+def main() -> None:
+    """Entry point of the ``ciksim`` script."""
+    app()
+
+
+__all__ = ["app", "main"]

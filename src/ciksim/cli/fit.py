@@ -1,0 +1,91 @@
+"""``ciksim fit culture`` and ``ciksim fit killing``: fit the models to your own data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ciksim.cli.common import JsonFlag, app, console, echo_json, guarded, num, rich_table, wrote
+
+fit_app = typer.Typer(help="Fit models to your own data.", no_args_is_help=True)
+app.add_typer(fit_app, name="fit")
+
+
+@fit_app.command("culture")
+@guarded
+def fit_culture(
+    path: Annotated[Path, typer.Argument(help="CSV: donor,day,quantity,value[,sd].")],
+    protocol: Annotated[str, typer.Option(help="Culture protocol name or TOML file.")]
+    = "cik-standard",
+    free: Annotated[str | None, typer.Option(help="Parameters to fit (default phi_max,"
+                                                  "phi_min,k_conv).")] = None,
+    dose: Annotated[float | None, typer.Option(help="Forecast the day this many cells are "
+                                                    "reached.")] = None,
+    cells: Annotated[str, typer.Option(help="cd3cd56, cd3 or total.")] = "cd3cd56",
+    steps: Annotated[int, typer.Option(help="MCMC steps per walker.")] = 500,
+    walkers: Annotated[int, typer.Option(help="MCMC walkers.")] = 24,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
+                                                  "report.")] = None,
+    petab: Annotated[Path | None, typer.Option(help="Also write the problem as PEtab here.")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit the culture model to your donors' counts; forecast the harvest day."""
+    from ciksim.inference.culture import FIT_METHOD
+    from ciksim.jobs.fit import culture_fit_job
+
+    names = [x.strip() for x in free.split(",") if x.strip()] if free else None
+    res = culture_fit_job(path, protocol=protocol, free=names, dose=dose, cells=cells,
+                          steps=steps, walkers=walkers, seed=seed, petab=petab)
+    if out is not None:
+        files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    rows = [[r.donor, r.parameter, f"{r.estimate:.3g}", f"{r.ci_low:.3g}-{r.ci_high:.3g}",
+             r.unit, f"{r.default:.3g}"] for r in res.estimates.itertuples()]
+    console.print(rich_table("Culture fit", ["donor", "parameter", "estimate", "95% interval",
+                                             "unit", "default"], rows))
+    for f in res.forecast:
+        if f["day_median"] is None:
+            console.print(f"  {f['donor']}: {f['dose']:.3g} {f['cells']} cells not reached by "
+                          f"day 28 (probability {f['probability_by_day_28']:.2f})")
+        else:
+            console.print(f"  {f['donor']}: {f['dose']:.3g} {f['cells']} cells on day "
+                          f"{f['day_median']:g} (95% prediction interval {f['day_low']:g}-"
+                          + ("after 28" if f["day_high"] is None else f"{f['day_high']:g}")
+                          + ")")
+    console.print(f"[dim]{FIT_METHOD}[/]")
+    if out is not None:
+        wrote(out, files)
+
+
+@fit_app.command("killing")
+@guarded
+def fit_killing(
+    path: Annotated[Path, typer.Argument(help="Lysis CSV (as for ciksim lysis).")],
+    targets_per_well: Annotated[float, typer.Option(help="Target cells per well.")] = 1e4,
+    hours: Annotated[float, typer.Option(help="Assay duration (hours).")] = 4.0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the table and the report.")]
+    = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit the killing model's rate to lysis data (95% intervals)."""
+    from ciksim.jobs.fit import killing_fit_job
+
+    res = killing_fit_job(path, targets_per_well=targets_per_well, hours=hours)
+    if out is not None:
+        files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    console.print(rich_table("Killing-model fit", ["effector vs target", "parameter",
+                                                   "estimate", "95% interval", "unit"],
+                             [[r["donor"], r["parameter"], num(r["estimate"]),
+                               f"{num(r['ci_low'])}-{num(r['ci_high'])}", r["unit"]]
+                              for r in res.estimates]))
+    if out is not None:
+        wrote(out, files)

@@ -1,0 +1,103 @@
+"""``ciksim killing`` (a simulated assay) and ``ciksim lysis`` (your plate's data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ciksim.cli.common import (
+    HELP,
+    JsonFlag,
+    app,
+    console,
+    echo_json,
+    guarded,
+    num,
+    rich_table,
+    wrote,
+)
+
+
+@app.command(context_settings=HELP)
+@guarded
+def killing(
+    effector: Annotated[str, typer.Option(help="cik, lak, nk, t, or a culture --out folder.")]
+    = "cik",
+    target: Annotated[str, typer.Option(
+        help="k562, aml-blast, b-all-blast, normal-pbmc, normal-pbmc-allogeneic, cd34, or a "
+             "TOML file.")] = "k562",
+    et: Annotated[str, typer.Option(help="E:T ratios, comma-separated.")] = "40,20,10,5,2.5",
+    hours: Annotated[float, typer.Option(help="Assay duration (hours).")] = 4.0,
+    block: Annotated[str | None, typer.Option(help="Blocking antibody: nkg2d or hla.")] = None,
+    donors: Annotated[int, typer.Option(help="Number of simulated effector donors.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Folder for the curve table, figure and "
+                                                  "report.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Simulate a cytotoxicity assay: % specific lysis per E:T with the spread over donors."""
+    from ciksim.jobs.killing import killing_job, parse_ratios
+
+    res = killing_job(effector, target, et=parse_ratios(et, "--et"), hours=hours, block=block,
+                      donors=donors, seed=seed)
+    if out is not None:
+        files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    a = res.assay
+    title = (f"{a.effector} vs {a.target}, {hours:g} h"
+             + (f", anti-{block.upper()} block" if block else "")
+             + f": % specific lysis over {donors} donors (seed {seed})")
+    rows = [[f"{r.et_ratio:g}", f"{r.lysis_pct:.1f}", f"{r.lysis_pct_p05:.1f}",
+             f"{r.lysis_pct_p95:.1f}"] for r in res.table.itertuples()]
+    console.print(rich_table(title, ["E:T", "median %", "5th pct", "95th pct"], rows))
+    if out is not None:
+        wrote(out, files)
+
+
+@app.command(context_settings=HELP)
+@guarded
+def lysis(
+    path: Annotated[Path, typer.Argument(help="Tidy CSV: effector,target,et_ratio,kind,"
+                                              "replicate,value.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
+                                                  "report.")] = None,
+    targets_per_well: Annotated[float, typer.Option(help="Target cells per well.")] = 1e4,
+    hours: Annotated[float, typer.Option(help="Assay duration (hours) for the model fit.")]
+    = 4.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Analyse release-assay data: % specific lysis, lytic units, killing-rate fit."""
+    from ciksim.assays.lysis import LU_METHOD
+    from ciksim.jobs.killing import lysis_job
+
+    res = lysis_job(path, targets_per_well=targets_per_well, hours=hours)
+    if out is not None:
+        files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    an = res.analysis
+    rows = [[r.effector, r.target, f"{r.et_ratio:g}", f"{r.lysis_pct_mean:.1f}",
+             num(r.lysis_pct_sd, ".1f"), str(r.n)] for r in an.groups.itertuples()]
+    console.print(rich_table("% specific lysis", ["effector", "target", "E:T", "mean", "SD",
+                                                  "n"], rows))
+    rows = [[r.effector, r.target, num(r.lu20_per_1e7), num(r.lu30_per_1e7),
+             f"{r.plateau_pct:.0f}"] for r in an.lytic.itertuples()]
+    console.print(rich_table(f"Lytic units per 1e7 effectors ({targets_per_well:g} targets "
+                             "per well)", ["effector", "target", "LU20", "LU30", "plateau %"],
+                             rows))
+    console.print(f"method: {LU_METHOD}")
+    rows = [[r.effector, r.target, num(r.k_kill_per_h),
+             f"{num(r.k_kill_ci_low)}-{num(r.k_kill_ci_high)}", num(r.susceptible_fraction)]
+            for r in an.fits.itertuples()]
+    console.print(rich_table(f"Killing-model fit ({hours:g} h assay)",
+                             ["effector", "target", "k_kill 1/h", "95% CI",
+                              "susceptible fraction"], rows))
+    for w in an.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    if out is not None:
+        wrote(out, files)

@@ -1,0 +1,88 @@
+"""``ciksim patient``: virtual patients after chemotherapy, with CIK infusions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ciksim.cli.common import HELP, JsonFlag, app, console, echo_json, guarded, rich_table, wrote
+
+
+@app.command(context_settings=HELP)
+@guarded
+def patient(
+    scenario: Annotated[str, typer.Option(help="aml-cr1, aml-elderly or a TOML file.")]
+    = "aml-cr1",
+    subtype: Annotated[str | None, typer.Option(
+        help="npm1, pml-rara, runx1-runx1t1 or cbfb-myh11 (doubling time).")] = None,
+    no_cik: Annotated[bool, typer.Option("--no-cik", help="Chemotherapy alone.")] = False,
+    cik_dose: Annotated[float, typer.Option(help="CD3+ cells per kg per infusion.")] = 5e7,
+    infusions: Annotated[int, typer.Option(help="Number of CIK infusions.")] = 3,
+    interval: Annotated[float, typer.Option(help="Days between infusions.")] = 21.0,
+    first_infusion_day: Annotated[float, typer.Option(help="Day of the first infusion.")]
+    = 30.0,
+    product: Annotated[Path | None, typer.Option(
+        help="A `ciksim culture --out` folder (default: the cik-gmp product).")] = None,
+    start_burden: Annotated[float | None, typer.Option(
+        help="Leukemic cells at day 0 as a fraction of marrow cells (e.g. 1e-4, 0.2).")]
+    = None,
+    replicates: Annotated[int, typer.Option(help="Number of virtual patients.")] = 1,
+    years: Annotated[float, typer.Option(help="Follow-up (years).")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    relapse: Annotated[str, typer.Option(help="haematologic (>= 5% blasts) or molecular "
+                                              "(MRD >= 1e-4).")] = "haematologic",
+    il2_support: Annotated[bool, typer.Option("--il2-support",
+                                              help="Give IL-2 with the infusions.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for the table, summary, figure and "
+                                                  "report.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Virtual patients after chemotherapy, with CIK infusions: exact cure vs relapse."""
+    from ciksim.jobs.patient import patient_job
+
+    res = patient_job(scenario, subtype=subtype, cik=not no_cik, cik_dose=cik_dose,
+                      infusions=infusions, interval=interval,
+                      first_infusion_day=first_infusion_day, il2_support=il2_support,
+                      product=product, start_burden=start_burden, replicates=replicates,
+                      years=years, seed=seed, relapse=relapse)
+    if out is not None:
+        files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    cik = res.cik
+    arm = "chemotherapy alone" if cik is None else (
+        f"chemotherapy + CIK {cik.dose_per_kg:.3g} CD3+/kg x {cik.infusions} every "
+        f"{cik.interval_days:g} d from day {cik.first_day:g}")
+    console.print(f"[bold]{res.run.scenario.name}[/] ({arm}), {replicates} patient(s), "
+                  f"{years:g} years, seed {seed}")
+    if replicates == 1:
+        df = res.run.outcomes().iloc[0]
+        if df["event"]:
+            console.print(f"  relapse on day {df['relapse_day']:.0f} "
+                          f"({df['duration']:.1f} months)")
+        elif df["cured"]:
+            console.print(f"  cured: last leukemic cell died on day {df['extinction_day']:.0f}")
+        else:
+            console.print("  residual leukemia persists without relapse at the end of "
+                          "follow-up")
+        console.print(f"  normal marrow nadir: {100 * df['normal_nadir_fraction']:.1f}% of "
+                      "a full marrow")
+    else:
+        summary = res.intervals()
+        rows = []
+        for key, label in (("cure", "cured (leukemia extinct)"), ("relapse", "relapsed"),
+                           ("relapse_3y", "relapsed within 3 years")):
+            v = summary[key]
+            if v is None:
+                continue
+            rows.append([label, f"{100 * v['value']:.1f}%",
+                         f"{100 * v['ci_low']:.1f}-{100 * v['ci_high']:.1f}%"])
+        console.print(rich_table("Outcomes", ["", "fraction", "95% CI"], rows))
+        med = summary["median_rfs_months"]
+        console.print(f"  median relapse-free survival: "
+                      f"{'not reached' if med is None else f'{med:.1f} months'}")
+    if out is not None:
+        wrote(out, files)

@@ -1,0 +1,245 @@
+"""Trial jobs: a virtual trial, its power curve, and the whole chain (culture → killing →
+trial) behind ``ciksim run``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ciksim.errors import DataError
+from ciksim.io import Staging
+from ciksim.jobs.base import JobResult, jsonable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ciksim.analysis.culture import CultureRun
+    from ciksim.analysis.killing import AssayRun, Product
+    from ciksim.trial.runner import TrialRun
+    from ciksim.trial.spec import TrialSpec
+
+Progress = Callable[[int, int], None]
+#: Targets and E:T ratios of the killing check in the whole chain.
+ASSAY_TARGETS = ("aml-blast", "normal-pbmc")
+ASSAY_ET = (40, 20, 10, 5, 2.5)
+
+
+def load_spec(spec: str | Path | TrialSpec, n_per_arm: int | None = None) -> TrialSpec:
+    """A trial specification from a TOML file (or as given), with ``n_per_arm`` patients per
+    arm when given."""
+    from ciksim.trial.spec import TrialSpec
+
+    s = spec if isinstance(spec, TrialSpec) else TrialSpec.load(spec)
+    if n_per_arm is not None:
+        if isinstance(n_per_arm, bool) or n_per_arm < 1:
+            raise DataError("n_per_arm: patients per arm must be >= 1")
+        s = s.with_patients(n_per_arm)
+    return s
+
+
+def compact_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The headline of a trial summary: per-arm RFS and the first comparison."""
+    keys = ("name", "n", "relapse_fraction", "rfs_1y", "rfs_2y", "rfs_3y", "rfs_4y",
+            "median_rfs_months", "cure_fraction")
+    return {"arms": [{k: a[k] for k in keys} for a in summary["arms"]],
+            "hazard_ratio": summary["hazard_ratio"],
+            "hazard_ratio_ci": summary["hazard_ratio_ci"],
+            "logrank_p": summary["logrank_p"]}
+
+
+@dataclass(frozen=True)
+class TrialResult(JobResult):
+    """Patients of every arm, the run manifest and the survival analysis.
+
+    ``folder`` is where the runner already keeps ``patients.parquet``, ``manifest.json``
+    and its chunks (None when run in memory); :meth:`write` adds what is missing.
+    """
+
+    spec: TrialSpec
+    run: TrialRun
+    analysis: dict[str, Any]
+    folder: Path | None = None
+
+    @property
+    def patients(self) -> pd.DataFrame:
+        return self.run.patients
+
+    def summary(self) -> dict[str, Any]:
+        return jsonable(compact_summary(self.analysis))
+
+    def report_html(self) -> str:
+        from ciksim.report.trial import trial_report
+
+        return trial_report(self.spec, self.run, self.analysis)
+
+    def stage(self, stage: Staging) -> None:
+        from ciksim.report.plots import plot_trial
+
+        if self.folder is None:
+            stage.table(self.patients, "patients")
+            stage.json(self.run.manifest, "manifest")
+        stage.json({**self.summary(), "details": jsonable(self.analysis)}, "summary")
+        stage.figure(plot_trial(self.patients, [a.name for a in self.spec.arms])[0].figure,
+                     "km")
+
+
+def trial_job(spec: str | Path | TrialSpec, *, n_per_arm: int | None = None,
+              workers: int | None = None, scheduler: str | None = None,
+              out: str | Path | None = None, resume: bool = False,
+              chunk_size: int | None = None, progress: Progress | None = None,
+              composition: dict[str, float] | None = None) -> TrialResult:
+    """Run every arm of a trial specification (TOML file or TrialSpec).
+
+    ``out``: folder the runner writes chunks into as they finish (so ``resume`` can continue
+    an interrupted trial); ``workers``: local processes (None = all cores); ``scheduler``: a
+    Dask scheduler address instead; ``progress(done, total)`` is called with patients done.
+    """
+    from ciksim.trial.analysis import summarize
+    from ciksim.trial.runner import run_trial
+
+    s = load_spec(spec, n_per_arm)
+    if resume and out is None:
+        raise DataError("resume: needs the --out folder of the interrupted trial")
+    run = run_trial(s, out=out, workers=workers, scheduler=scheduler, resume=resume,
+                    chunk_size=chunk_size, progress=progress, composition=composition)
+    analysis = summarize(run.patients, [a.name for a in s.arms], 12 * s.follow_up_years)
+    return TrialResult(s, run, analysis, Path(out) if out is not None else None)
+
+
+@dataclass(frozen=True)
+class PowerResult(JobResult):
+    """Power of the log-rank test (treatment vs control) per sample size."""
+
+    spec: TrialSpec
+    table: pd.DataFrame
+    repeats: int
+
+    def summary(self) -> dict[str, Any]:
+        return jsonable({"control": self.spec.arms[0].name,
+                         "treatment": self.spec.arms[1].name,
+                         "rows": self.table.to_dict("records")})
+
+    def report_html(self) -> str:
+        from ciksim.report.pages import power_report
+
+        return power_report(self.spec, self.table, self.repeats)
+
+    def stage(self, stage: Staging) -> None:
+        from ciksim.report.plots import plot_power
+
+        stage.table(self.table, "power")
+        stage.figure(plot_power(self.table), "power")
+
+
+def parse_sizes(text: str, name: str = "sample sizes") -> list[int]:
+    """Comma-separated patients per arm (``"20,40,80"``), sorted, each >= 2."""
+    try:
+        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise DataError(f"{name}: {text!r} must be comma-separated whole numbers") from None
+    if not sizes or sizes[0] < 2:
+        raise DataError(f"{name}: sample sizes must be >= 2 patients per arm")
+    return sizes
+
+
+def power_job(spec: str | Path | TrialSpec, *, sizes: list[int], repeats: int = 200,
+              workers: int | None = None, scheduler: str | None = None,
+              progress: Progress | None = None) -> PowerResult:
+    """Simulate one pool of patients per arm and resample trials of each size ``repeats``
+    times; power = share with log-rank p < 0.05 (first arm = control)."""
+    from ciksim.trial.analysis import power_from_pool
+    from ciksim.trial.runner import run_trial
+
+    if not sizes or min(sizes) < 2:
+        raise DataError("sizes: sample sizes must be >= 2 patients per arm")
+    if repeats < 1:
+        raise DataError("repeats: must be >= 1")
+    s = load_spec(spec)
+    if len(s.arms) < 2:
+        raise DataError("trial power needs at least two arms (the first is the control)")
+    pool = s.with_patients(max(sizes) * repeats)
+    run = run_trial(pool, workers=workers, scheduler=scheduler, progress=progress)
+    table = power_from_pool(run.patients, s.arms[0].name, s.arms[1].name, sorted(sizes),
+                            repeats)
+    return PowerResult(s, table, repeats)
+
+
+@dataclass(frozen=True)
+class ChainResult(JobResult):
+    """Product (cultured or read), its killing check, and the trial run with it."""
+
+    product: Product
+    culture: CultureRun | None
+    assays: dict[str, AssayRun]
+    trial: TrialResult
+
+    @property
+    def killing_at_40(self) -> dict[str, float]:
+        """% specific lysis at the first (highest) E:T ratio per target."""
+        return {t: float(a.summary()["lysis_pct"].iloc[0]) for t, a in self.assays.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return jsonable({"product": self.product.median_composition(),
+                         "killing_at_40": self.killing_at_40, "trial": self.trial.summary()})
+
+    def report_html(self) -> str:
+        from ciksim.report.trial import chain_report
+
+        return chain_report(self.trial.spec, self.trial.run, self.trial.analysis,
+                            self.culture, self.assays)
+
+    def stage(self, stage: Staging) -> None:
+        from ciksim.report.plots import plot_culture, plot_lysis_curve
+
+        if self.culture is not None:
+            stage.figure(plot_culture([self.culture])[0], "culture")
+        ax = None
+        for t in ASSAY_TARGETS:
+            ax = plot_lysis_curve(self.assays[t], ax=ax)
+        stage.figure(ax, "killing")
+        stage.json(self.summary(), "summary")
+
+    def write(self, out: str | Path, fmt: str = "csv", figures: tuple[str, ...] = ("png",)
+              ) -> list[str]:
+        """The chain's files in ``out`` and the trial's own folder in ``out/trial``."""
+        self.trial.write(Path(out) / "trial", fmt, figures)
+        return super().write(out, fmt, figures)
+
+
+def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | None = None,
+              scheduler: str | None = None, progress: Progress | None = None,
+              on_step: Callable[[str], None] | None = None) -> ChainResult:
+    """Culture the spec's product (or read its folder), check it kills AML blasts but not
+    normal PBMC, then run the trial in ``out/trial`` (resumable). ``on_step(text)`` hears
+    each step's headline."""
+    from ciksim.analysis.culture import run_culture
+    from ciksim.analysis.killing import product_from_culture, product_from_folder, run_assay
+
+    s = load_spec(spec)
+    say = on_step or (lambda text: None)
+    culture = None
+    if s.product_folder:
+        product = product_from_folder(s.product_folder)
+        say(f"1. product: read from {s.product_folder}")
+    else:
+        culture = run_culture(s.product_protocol, donors=s.product_donors, seed=s.seed,
+                              days=21)
+        product = product_from_culture(culture)
+        h = culture.summary().iloc[-1]
+        say(f"1. culture {s.product_protocol}, {s.product_donors} donors: day-21 fold "
+            f"{h.total_fold:.0f} ({h.total_fold_p05:.0f}-{h.total_fold_p95:.0f}), "
+            f"{h.cd3cd56_pct:.0f}% CD3+CD56+")
+    assays = {t: run_assay(product, t, et=ASSAY_ET, donors=product.donors, seed=s.seed)
+              for t in ASSAY_TARGETS}
+    at40 = {t: float(a.summary()["lysis_pct"].iloc[0]) for t, a in assays.items()}
+    say(f"2. killing (4-h assay, E:T 40:1): {at40['aml-blast']:.0f}% of AML blasts, "
+        f"{at40['normal-pbmc']:.1f}% of normal PBMC")
+    say(f"3. trial {s.name}")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    trial = trial_job(s, out=Path(out) / "trial", workers=workers, scheduler=scheduler,
+                      resume=True, progress=progress,
+                      composition=product.median_composition())
+    return ChainResult(product, culture, assays, trial)
+
