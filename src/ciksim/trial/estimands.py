@@ -136,11 +136,12 @@ def _two_arms(df: pd.DataFrame, control: str, treated: str) -> tuple[pd.DataFram
     return a, b
 
 
-def cox(df: pd.DataFrame, control: str, treated: str, endpoint: str = "rfs"
-        ) -> dict[str, Any]:
+def cox(df: pd.DataFrame, control: str, treated: str, endpoint: str = "rfs",
+        ph_test: bool = True) -> dict[str, Any]:
     """Cox hazard ratio (``treated`` vs ``control``) with its 95% CI, standard error of the
-    log HR and Wald p, always with lifelines' proportional-hazards test (rank time
-    transform) next to it. ``None`` values when there are no events."""
+    log HR and Wald p, with lifelines' proportional-hazards test (rank time transform) next
+    to it (``ph_test`` False skips it, for internal use where no HR is reported). ``None``
+    values when there are no events."""
     from lifelines import CoxPHFitter
     from lifelines.statistics import proportional_hazard_test
 
@@ -156,7 +157,6 @@ def cox(df: pd.DataFrame, control: str, treated: str, endpoint: str = "rfs"
                          "event": np.concatenate([ea, eb]),
                          "treated": np.r_[np.zeros(len(ta)), np.ones(len(tb))]})
     cph = CoxPHFitter().fit(data, "duration", "event")
-    ph = proportional_hazard_test(cph, data, time_transform="rank")
     ci = np.exp(cph.confidence_intervals_.loc["treated"].to_numpy())
     out.update({
         "hazard_ratio": float(cph.hazard_ratios_["treated"]),
@@ -164,9 +164,11 @@ def cox(df: pd.DataFrame, control: str, treated: str, endpoint: str = "rfs"
         "log_hr": float(cph.params_["treated"]),
         "log_hr_se": float(cph.standard_errors_["treated"]),
         "cox_p": float(cph.summary.loc["treated", "p"]),
-        "ph_test_statistic": float(np.ravel(ph.test_statistic)[0]),
-        "ph_test_p": float(np.ravel(ph.p_value)[0]),
     })
+    if ph_test:
+        ph = proportional_hazard_test(cph, data, time_transform="rank")
+        out["ph_test_statistic"] = float(np.ravel(ph.test_statistic)[0])
+        out["ph_test_p"] = float(np.ravel(ph.p_value)[0])
     return out
 
 
@@ -252,16 +254,26 @@ class Analysis:
                                "treated arm better"}
 
 
-def effect(df: pd.DataFrame, control: str, treated: str, horizon_months: float = 36.0,
-           endpoint: str = "rfs") -> dict[str, float | None]:
-    """The treatment effect on ``endpoint`` at ``horizon_months``: difference in milestone
-    survival (treated − control, fraction), difference in RMST (months) and log HR."""
+def survival_difference(df: pd.DataFrame, control: str, treated: str,
+                        horizon_months: float = 36.0, endpoint: str = "rfs"
+                        ) -> dict[str, float]:
+    """Difference (treated − control) in milestone survival at ``horizon_months``
+    (fraction) and in RMST up to it (months), from the arms' Kaplan-Meier curves."""
     a, b = _two_arms(df, control, treated)
     ka, kb = kaplan_meier(a, endpoint), kaplan_meier(b, endpoint)
-    c = cox(df, control, treated, endpoint)
     return {"delta_milestone": milestone(kb, horizon_months) - milestone(ka, horizon_months),
-            "delta_rmst": rmst(kb, horizon_months)[0] - rmst(ka, horizon_months)[0],
-            "log_hr": c["log_hr"]}
+            "delta_rmst": rmst(kb, horizon_months)[0] - rmst(ka, horizon_months)[0]}
+
+
+def effect(df: pd.DataFrame, control: str, treated: str, horizon_months: float = 36.0,
+           endpoint: str = "rfs", ph_test: bool = True) -> dict[str, Any]:
+    """The treatment effect on ``endpoint`` at ``horizon_months``: difference in milestone
+    survival (treated − control, fraction), difference in RMST (months), log HR and its
+    standard error (with the proportional-hazards test's p unless ``ph_test`` is False)."""
+    c = cox(df, control, treated, endpoint, ph_test)
+    return {**survival_difference(df, control, treated, horizon_months, endpoint),
+            "log_hr": c["log_hr"], "log_hr_se": c["log_hr_se"],
+            **({"ph_test_p": c["ph_test_p"]} if ph_test else {})}
 
 
 def arm_endpoints(df: pd.DataFrame, follow_up_months: float,

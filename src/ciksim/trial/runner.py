@@ -68,16 +68,21 @@ def _subtype_medians(spec: TrialSpec, seed: int, idx: np.ndarray
 
 def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
                    composition: dict[str, float],
-                   parameters: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                   parameters: dict[str, np.ndarray] | None = None, *,
+                   indices: np.ndarray | None = None, seed: int | None = None
+                   ) -> pd.DataFrame:
     """Patients ``start``..``stop - 1`` of ``arm``: one row each (see ``COLUMNS``).
+
+    ``indices`` (instead of ``start``/``stop``) and ``seed`` (instead of the arm's seed) key
+    the patients' random streams otherwise (trials over posterior draws use them).
 
     In a CIK arm each patient's product delivery is drawn (``spec.delivery``): patients
     whose product was not made or not infused are simulated without CIK and patients below
     the target dose with the reduced dose, all staying in their arm (intention to treat).
     ``parameters`` overrides patient-model parameters (one value per patient of the chunk).
     """
-    idx = np.arange(start, stop)
-    seed = spec.arm_seed(arm)
+    idx = np.arange(start, stop) if indices is None else np.asarray(indices, dtype=np.int64)
+    seed = spec.arm_seed(arm) if seed is None else int(seed)
     labels, t_double = _subtype_medians(spec, seed, idx)
     scen = spec.scenario
     if t_double is not None:
