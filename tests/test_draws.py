@@ -36,7 +36,7 @@ class Fixed:
 
     def sample(self, n, seed):
         rng = np.random.default_rng(seed)
-        return pd.DataFrame({"potency": 10 ** rng.uniform(-3, -1.3, n),
+        return pd.DataFrame({"potency": 10 ** rng.uniform(-3.6, -1.0, n),
                              "persistence_sd": np.full(n, 0.5)})
 
 
@@ -88,7 +88,7 @@ def test_T3_mc_error_below_a_tenth_of_the_posterior_spread():
     """With a large enough virtual cohort the simulation error is under a tenth of the
     effect's spread across draws (common random numbers between the arms)."""
     run = run_over_draws(spec(), fixed_source(),
-                         DrawDesign(draws=12, cohort=800, sizes=(30,), chunk_draws=12),
+                         DrawDesign(draws=12, cohort=1600, sizes=(30,), chunk_draws=12),
                          composition=COMPOSITION)
     mc = run.summary()["mc_error"]
     assert mc["delta_milestone"]["ratio"] <= 0.1, mc["delta_milestone"]

@@ -33,8 +33,7 @@ import math
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,39 +181,6 @@ def draw_chunk(raw: dict[str, Any], design: dict[str, Any], draws: pd.DataFrame,
     return pd.DataFrame(rows)
 
 
-def _timed(raw: dict[str, Any], design: dict[str, Any], draws: pd.DataFrame, first: int,
-           composition: dict[str, float]) -> tuple[pd.DataFrame, float]:
-    t0 = time.perf_counter()
-    out = draw_chunk(raw, design, draws, first, composition)
-    return out, time.perf_counter() - t0
-
-
-def _execute(tasks: list[tuple[Any, tuple[Any, ...]]], workers: int | None,
-             scheduler: str | None) -> Iterator[tuple[Any, pd.DataFrame, float]]:
-    """Run ``_timed(*args)`` for each (key, args): in this process, processes or Dask."""
-    if scheduler:
-        from distributed import Client
-        from distributed import as_completed as dask_completed
-
-        with Client(scheduler) as client:
-            futures = {client.submit(_timed, *args, pure=False): key for key, args in tasks}
-            for fut in dask_completed(futures):
-                df, seconds = fut.result()
-                yield futures[fut], df, seconds
-        return
-    n_workers = workers or os.cpu_count() or 1
-    if n_workers == 1 or len(tasks) <= 1:
-        for key, args in tasks:
-            df, seconds = _timed(*args)
-            yield key, df, seconds
-        return
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
-        futs = {pool.submit(_timed, *args): key for key, args in tasks}
-        for fut in as_completed(futs):
-            df, seconds = fut.result()
-            yield futs[fut], df, seconds
-
-
 @dataclass
 class DrawRun:
     """Per-draw results (one row per draw, sorted), the design, the source and manifest."""
@@ -267,7 +233,7 @@ def run_over_draws(
     ``resume`` continues a run there. ``workers``/``scheduler`` as for ``run_trial``;
     ``progress(done, total)`` counts draws; ``max_chunks`` stops early (tests).
     """
-    from ciksim.trial.runner import product_composition
+    from ciksim.trial.runner import execute, product_composition
 
     t0 = time.perf_counter()
     des = (design or DrawDesign()).resolved(spec)
@@ -309,7 +275,7 @@ def run_over_draws(
     if progress:
         progress(n_done, des.draws)
     seconds: list[float] = []
-    for s, df, sec in _execute(tasks, workers, scheduler):
+    for s, df, sec in execute(draw_chunk, tasks, workers, scheduler):
         done[s] = df
         seconds.append(sec)
         if folder is not None:

@@ -314,37 +314,46 @@ def _execute(spec: TrialSpec, pending: list[Chunk], comp: dict[str, float],
              workers: int | None, scheduler: str | None
              ) -> Iterator[tuple[Chunk, pd.DataFrame, float]]:
     raw = dict(spec.raw)
+    jobs = [(c, (raw, c.arm, c.start, c.stop, comp)) for c in pending]
+    yield from execute(_chunk_task, jobs, workers, scheduler)
+
+
+def execute(task: Callable[..., pd.DataFrame], jobs: list[tuple[Any, tuple[Any, ...]]],
+            workers: int | None, scheduler: str | None
+            ) -> Iterator[tuple[Any, pd.DataFrame, float]]:
+    """Run ``task(*args)`` for each ``(key, args)`` of ``jobs`` in this process, in local
+    worker processes or on a Dask scheduler; yields ``(key, result, seconds)`` as they
+    finish. ``task`` must be a top-level (picklable) function."""
     if scheduler:
         from distributed import Client
         from distributed import as_completed as dask_completed
 
         with Client(scheduler) as client:
-            futures = {client.submit(_timed_task, raw, c.arm, c.start, c.stop, comp, True,
-                                     pure=False): c for c in pending}
+            futures = {client.submit(_timed_task, task, args, True, pure=False): key
+                       for key, args in jobs}
             for fut in dask_completed(futures):
                 df, seconds = fut.result()
                 yield futures[fut], df, seconds
         return
     n_workers = workers or os.cpu_count() or 1
-    if n_workers == 1 or len(pending) <= 1:
-        for c in pending:
-            df, seconds = _timed_task(raw, c.arm, c.start, c.stop, comp)
-            yield c, df, seconds
+    if n_workers == 1 or len(jobs) <= 1:
+        for key, args in jobs:
+            df, seconds = _timed_task(task, args)
+            yield key, df, seconds
         return
     with ProcessPoolExecutor(max_workers=n_workers) as pool:
-        futs = {pool.submit(_timed_task, raw, c.arm, c.start, c.stop, comp, True): c
-                for c in pending}
+        futs = {pool.submit(_timed_task, task, args, True): key for key, args in jobs}
         for fut in as_completed(futs):
             df, seconds = fut.result()
             yield futs[fut], df, seconds
 
 
-def _timed_task(raw: dict[str, Any], arm: int, start: int, stop: int,
-                comp: dict[str, float], in_worker: bool = False) -> tuple[pd.DataFrame, float]:
-    """One chunk, timed; ``in_worker``: in a worker process (one thread: the workers are
+def _timed_task(task: Callable[..., pd.DataFrame], args: tuple[Any, ...],
+                in_worker: bool = False) -> tuple[pd.DataFrame, float]:
+    """One job, timed; ``in_worker``: in a worker process (one thread: the workers are
     the parallelism)."""
     if in_worker:
         single_thread()
     t = time.perf_counter()
-    df = _chunk_task(raw, arm, start, stop, comp)
+    df = task(*args)
     return df, time.perf_counter() - t
