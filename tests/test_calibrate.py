@@ -9,7 +9,7 @@ import pytest
 
 from ciksim.errors import CikError
 from ciksim.evidence import parse_evidence
-from ciksim.evidence.calibrate import calibrate
+from ciksim.evidence.calibration import calibrate
 from ciksim.evidence.posterior import Posterior
 
 SMALL = {

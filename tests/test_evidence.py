@@ -12,7 +12,12 @@ import pytest
 
 from ciksim.errors import CikError
 from ciksim.evidence import cohort_study, load_evidence, parse_evidence, read_cohort
-from ciksim.evidence.effect import dimensions, effect_parameters, model_parameters
+from ciksim.evidence.effect import (
+    HALF_LIFE_BOUNDS,
+    dimensions,
+    effect_parameters,
+    model_parameters,
+)
 
 
 def _shipped() -> dict:
@@ -146,14 +151,19 @@ def test_effect_mapping_keeps_factors_in_range_and_product_exact():
 
     m = patient_model().parameter_by_name
     for value in (pot.low, 1e-3, pot.value, pot.high):
-        out = model_parameters({"potency": value, "persistence_sd": 0.5}, np.zeros(3))
+        out = model_parameters({"potency": value, "persistence_sd": 0.5}, np.full(3, 0.5))
         f, s = out["f_marrow"][0], out["s_vivo"][0]
         assert math.isclose(f * s, value, rel_tol=1e-9)
         assert m["f_marrow"].low - 1e-12 <= f <= m["f_marrow"].high + 1e-12
         assert m["s_vivo"].low - 1e-12 <= s <= m["s_vivo"].high + 1e-12
-    z = np.array([-1.0, 0.0, 1.0])
-    t = model_parameters({"persistence_sd": 0.5}, z)["t_half_E"]
-    assert np.allclose(t, m["t_half_E"].value * np.exp(0.5 * z))
+    from scipy import stats
+
+    u = np.array([0.2, 0.5, 0.8])
+    t = model_parameters({"persistence_sd": 0.5}, u)["t_half_E"]
+    assert np.allclose(np.log(t / m["t_half_E"].value) / 0.5, stats.norm.ppf(u), atol=0.02)
+    wide = model_parameters({"persistence_sd": 1.6}, np.linspace(0.0, 1.0, 101))["t_half_E"]
+    assert wide.min() >= HALF_LIFE_BOUNDS[0] - 1e-9 and wide.max() <= HALF_LIFE_BOUNDS[1] + 1e-9
+    assert np.unique(np.round(wide, 9)).size == wide.size  # no point masses at the bounds
 
 
 def test_dimensions_bias_terms_follow_designs():

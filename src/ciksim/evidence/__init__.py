@@ -4,6 +4,8 @@ Evidence is data (:func:`load_evidence`, :func:`cohort_study`); the effect is a 
 identifiable parameters mapped onto the patient model (:mod:`ciksim.evidence.effect`).
 """
 
+from ciksim.evidence.calibration import CalibrationResult, calibrate
+from ciksim.evidence.posterior import Posterior
 from ciksim.evidence.studies import (
     ENDPOINTS,
     Design,
@@ -16,5 +18,6 @@ from ciksim.evidence.studies import (
     read_cohort,
 )
 
-__all__ = ["ENDPOINTS", "Design", "Evidence", "Setting", "Study", "cohort_study",
-           "load_evidence", "parse_evidence", "read_cohort"]
+__all__ = ["ENDPOINTS", "CalibrationResult", "Design", "Evidence", "Posterior", "Setting",
+           "Study", "calibrate", "cohort_study", "load_evidence", "parse_evidence",
+           "read_cohort"]

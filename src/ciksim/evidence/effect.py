@@ -13,7 +13,8 @@ So the calibrated effect is:
   is exact.
 * ``persistence_sd``: the between-patient log-SD of the effectors' half-life around its
   declared median (``t_half_E``); each patient's half-life is the median × exp(ω z) with z a
-  standard normal truncated at ±2.5 (bounded, no point masses). Outcome data barely
+  standard normal truncated at ±2.5 and to half-lives of 1-60 days (bounded, drawn by
+  inverse CDF: no point masses). Outcome data barely
   identify it; its prior comes from the CAR-T cellular-kinetics proxy (clinical_more M29).
 * optionally ``t_half_E`` (the median half-life), held at its declared value by default
   because it is confounded with ``potency``.
@@ -54,6 +55,11 @@ BIAS_SD = {
 #: Assumed: a population may differ from the scenario by up to ×/÷ 5 in odds (90%).
 OFFSET_SD = 1.0
 TRUNCATE_Z = 2.5
+#: Bounds of one patient's effector half-life (days). Assumed: no human evidence of
+#: sub-day or multi-month half-lives of unmodified CIK (clinical S121: detectable <= 14 d;
+#: clinical_more M15: CAR-modified CIK persist > 2 years only with antigen); the lower bound
+#: also keeps the effector decay resolved by the patient model's time step.
+HALF_LIFE_BOUNDS = (1.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -206,15 +212,23 @@ def study_terms(study: Study) -> list[Dimension]:
     return out
 
 
-def truncated_normal(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Standard normal draws truncated at ±TRUNCATE_Z (inverse CDF: no point masses)."""
-    lo = stats.norm.cdf(-TRUNCATE_Z)
-    return stats.norm.ppf(lo + (1 - 2 * lo) * rng.random(n))
+def persistence_uniforms(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Uniform deviates for standard normal draws truncated at ±TRUNCATE_Z (the truncation
+    is finished per draw in :func:`model_parameters`, where the bounds are known)."""
+    return rng.random(n)
 
 
-def model_parameters(theta: Mapping[str, float], z: np.ndarray) -> dict[str, np.ndarray]:
-    """Patient-model parameters for patients with persistence deviates ``z`` (one each)
-    under effect values ``theta`` (natural scale; missing effects take their reference)."""
+def _bounded_normal(u: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Inverse-CDF standard normal draws from uniforms ``u``, truncated to [low, high]."""
+    a, b = stats.norm.cdf(low), stats.norm.cdf(high)
+    return stats.norm.ppf(a + (b - a) * u)
+
+
+def model_parameters(theta: Mapping[str, float], u: np.ndarray) -> dict[str, np.ndarray]:
+    """Patient-model parameters for patients with persistence uniforms ``u`` (one each, in
+    (0, 1)) under effect values ``theta`` (natural scale; missing effects take their
+    reference). A patient's half-life is the median × exp(ω z), z standard normal truncated
+    at ±TRUNCATE_Z and to half-lives within :data:`HALF_LIFE_BOUNDS`."""
     from ciksim.models.patient import patient_model
 
     pars = patient_model().parameter_by_name
@@ -227,6 +241,12 @@ def model_parameters(theta: Mapping[str, float], z: np.ndarray) -> dict[str, np.
     s_v = s.low * (s.high / s.low) ** q
     t_half = float(theta.get("t_half_E", pars["t_half_E"].value))
     omega = float(theta.get("persistence_sd", 0.0))
-    n = z.shape[0]
-    return {"f_marrow": np.full(n, f_m), "s_vivo": np.full(n, s_v),
-            "t_half_E": t_half * np.exp(omega * z)}
+    n = u.shape[0]
+    if omega > 0:
+        lo_t, hi_t = HALF_LIFE_BOUNDS
+        z = _bounded_normal(u, max(-TRUNCATE_Z, math.log(lo_t / t_half) / omega),
+                            min(TRUNCATE_Z, math.log(hi_t / t_half) / omega))
+        halves = t_half * np.exp(omega * z)
+    else:
+        halves = np.full(n, t_half)
+    return {"f_marrow": np.full(n, f_m), "s_vivo": np.full(n, s_v), "t_half_E": halves}

@@ -33,6 +33,9 @@ from ciksim.errors import DataError
 Simulator = Callable[[Sequence[Mapping[str, float]], Sequence[int]], list[dict[str, float]]]
 
 
+MAX_BATCH = 128  # proposals simulated together (progress is reported per batch)
+
+
 class _CollectedError(Exception):
     """Raised by the model in the collect phase to stop pyabc's evaluation."""
 
@@ -93,9 +96,11 @@ class OrderedBatchSampler(pyabc.sampler.Sampler):
         start = 0
         while accepted < n and evaluated < max_eval:
             need = n - accepted
-            size = self.batch or max(4 * self.workers,
-                                     math.ceil(1.2 * need / max(self.rate, 0.02)))
-            size = min(size, max(4 * self.workers, 4 * n))
+            if all_accepted:
+                size = min(need, MAX_BATCH)
+            else:
+                size = self.batch or min(MAX_BATCH, max(
+                    4 * self.workers, math.ceil(1.2 * need / max(self.rate, 0.02))))
             idx = range(start, start + size)
             m.proposals.clear()
             m.results.clear()
@@ -130,7 +135,7 @@ class OrderedBatchSampler(pyabc.sampler.Sampler):
             start += size
             if self.progress:
                 self.progress(f"generation {t}: {accepted}/{n} accepted after {evaluated} "
-                              "simulated studies sets")
+                              "simulated study sets")
         self.nr_evaluations_ = evaluated
         self.total_evaluations += evaluated
         if sample.n_accepted < n:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from ciksim.errors import DataError
-from ciksim.evidence.effect import model_parameters, truncated_normal
+from ciksim.evidence.effect import model_parameters, persistence_uniforms
 from ciksim.evidence.studies import CR_THRESHOLD, MRD_THRESHOLD, Evidence, Setting, Study
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -215,7 +215,7 @@ def simulate_batch(prepared: Sequence[PreparedStudy], thetas: Sequence[Mapping[s
             for theta, key in zip(thetas, keys, strict=True):
                 rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(key), s, a]))
                 idx.append(_patient_indices(key, s, a, arm.n))
-                pars.append(model_parameters(theta, truncated_normal(rng, arm.n)))
+                pars.append(model_parameters(theta, persistence_uniforms(rng, arm.n)))
             merged = {k: np.concatenate([p[k] for p in pars]) for k in pars[0]}
             merged.update(arm.extra)
             run = run_patients(ps.scenario, cik=arm.schedule, product=arm.product,

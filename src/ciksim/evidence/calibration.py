@@ -59,6 +59,20 @@ def evidence_hash(evidence: Evidence) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def model_hash() -> str:
+    """Fingerprint of the patient model (parameters, processes, assignments): a posterior
+    made on another model version must be regenerated."""
+    from ciksim.models.patient import patient_model
+
+    m = patient_model()
+    text = json.dumps({
+        "parameters": [(p.name, p.value, p.low, p.high, p.variability) for p in m.parameters],
+        "processes": [(p.name, p.rate) for p in m.processes],
+        "assignments": [(a.name, a.expr) for a in m.assignments],
+    }, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class CalibrationResult:
     """A finished calibration: its posterior and where its files are."""
@@ -186,6 +200,7 @@ def calibrate(
         manifest = {
             **settings,
             "package_version": _version(), "pyabc_version": pyabc.__version__,
+            "model_hash": model_hash(),
             "generations": int(history.max_t + 1),
             "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
             "evaluations": int(history.total_nr_simulations),
