@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test lint bench docs clean calibrate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/trial.py
 	$(BIN)/python benchmarks/reference_tools.py
 	$(BIN)/python benchmarks/recovery.py
+
+# Regenerate the shipped posterior of the in vivo CIK effect (about 7 min on 2 cores).
+calibrate: $(STAMP)
+	$(BIN)/python benchmarks/calibration.py --install
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

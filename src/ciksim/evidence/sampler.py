@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -147,13 +146,23 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(function: Callable[..., Any], payload: Any) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ciksim.engines.threads import single_thread
+
+    single_thread()  # the workers are the parallelism
     _WORKER["f"] = function
     _WORKER["payload"] = payload
 
 
 def _run_chunk(thetas: Sequence[Mapping[str, float]], keys: Sequence[int]) -> Any:
     return _WORKER["f"](_WORKER["payload"], thetas, keys)
+
+
+def _dask_chunk(function: Callable[..., Any], payload: Any,
+                thetas: Sequence[Mapping[str, float]], keys: Sequence[int]) -> Any:
+    from ciksim.engines.threads import single_thread
+
+    single_thread()
+    return function(payload, thetas, keys)
 
 
 class ChunkRunner:
@@ -193,8 +202,8 @@ class ChunkRunner:
         chunks = [(list(thetas[a:b]), list(keys[a:b])) for a, b in itertools.pairwise(bounds)
                   if b > a]
         if self._client is not None:
-            futures = [self._client.submit(self.function, self._payload_future, th, ks,
-                                           pure=False) for th, ks in chunks]
+            futures = [self._client.submit(_dask_chunk, self.function, self._payload_future,
+                                           th, ks, pure=False) for th, ks in chunks]
             parts = self._client.gather(futures)
         elif self._pool is not None:
             parts = list(self._pool.map(_run_chunk, *zip(*chunks, strict=True)))
