@@ -171,3 +171,29 @@ def test_design_errors_name_the_field():
     with pytest.raises(CikError, match="draws"):
         DrawDesign(draws=1).resolved(spec())
     assert DrawDesign(cohort=20, sizes=(50,)).resolved(spec()).cohort == 100
+
+
+def test_cli_trial_assurance(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    spec_file = tmp_path / "s.toml"
+    spec_file.write_text('name = "a"\nseed = 4\npatients_per_arm = 20\nfollow_up_years = 3\n'
+                         '[population]\nscenario = "aml-cr1"\n[[arms]]\nname = "chemo"\n'
+                         '[[arms]]\nname = "low"\ncik = { dose_per_kg = 1e7 }\n'
+                         '[[arms]]\nname = "high"\ncik = { dose_per_kg = 1e8 }\n')
+    args = ["trial", "assurance", str(spec_file), "--prior", "--draws", "3", "--cohort", "20",
+            "--workers", "1", "--arm", "high"]
+    r = CliRunner().invoke(app, [*args, "--n", "5,10", "--json", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert [c["n_per_arm"] for c in data["assurance_curve"]] == [5, 10]
+    assert data["arms"] == {"control": "chemo", "treated": "high"}
+    assert (tmp_path / "o" / "assurance.png").is_file()
+    bad = CliRunner().invoke(app, [*args, "--n", "5,0"])
+    assert bad.exit_code == 2 and "positive whole number" in bad.output
+    bad = CliRunner().invoke(app, [*args, "--n", "5", "--arm", "nope"])
+    assert bad.exit_code == 2 and "'nope'" in bad.output

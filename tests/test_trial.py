@@ -105,7 +105,7 @@ def test_killed_process_resumes(tmp_path):
     exe = Path(sys.executable).with_name("ciksim")
     out = tmp_path / "out"
     proc = subprocess.Popen([str(exe), "trial", str(spec_file), "--out", str(out),
-                             "--workers", "1", "--chunk-size", "10", "--json"],
+                             "--workers", "1", "--chunk-size", "10", "--draws", "0", "--json"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -175,7 +175,8 @@ def test_cli_trial_json_outputs_and_report(tmp_path):
     spec_file.write_text((EXAMPLES / "dose-finding.toml").read_text())
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["trial", str(spec_file), "--n-per-arm", "60", "--workers",
-                                 "1", "--out", str(out), "--json"])
+                                 "1", "--out", str(out), "--json", "--prior", "--draws", "3",
+                                 "--cohort", "40", "--arm", "CIK 1e8/kg"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert [a["name"] for a in data["arms"]] == ["chemotherapy", "CIK 1e7/kg", "CIK 5e7/kg",
@@ -183,11 +184,24 @@ def test_cli_trial_json_outputs_and_report(tmp_path):
     assert set(data["arms"][0]) == {"name", "n", "relapse_fraction", "rfs_1y", "rfs_2y",
                                     "rfs_3y", "rfs_4y", "median_rfs_months", "cure_fraction"}
     assert data["arms"][0]["rfs_4y"] is None  # beyond the 3-year follow-up
-    assert set(data) == {"arms", "hazard_ratio", "hazard_ratio_ci", "logrank_p"}
-    for name in ("patients.parquet", "manifest.json", "summary.json", "km.png", "report.html"):
+    assert set(data) == {"arms", "hazard_ratio", "hazard_ratio_ci", "logrank_p", "effect",
+                         "assurance", "assurance_n_per_arm", "mc_error", "source"}
+    assert data["source"]["kind"] == "prior" and data["assurance_n_per_arm"] == 60
+    for m in ("delta_milestone", "delta_rmst", "log_hr"):
+        lo, hi = data["effect"][m]["interval_90"]
+        assert lo <= data["effect"][m]["median"] <= hi
+        assert data["mc_error"][m]["within_draw"] >= 0
+    for name in ("patients.parquet", "manifest.json", "summary.json", "km.png", "report.html",
+                 "decision.json", "effect.png", "assurance.png", "draws.csv"):
         assert (out / name).is_file()
+    assert (out / "draws" / "draws.parquet").is_file()
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["arms"] == {"control": "chemotherapy", "treated": "CIK 1e8/kg"}
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "dose-finding" in html
+    for text in ("Assurance", "Where the defaults come from", "clinical_more M14", "Run on",
+                 "overall survival at 3 years (%)"):
+        assert text in html, text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["seed"] == 7
     r = CliRunner().invoke(app, ["trial", str(tmp_path / "missing.toml")])
@@ -210,10 +224,19 @@ def test_cli_run_whole_chain(tmp_path):
     spec_file.write_text(text.replace("patients_per_arm = 2000", "patients_per_arm = 50")
                          .replace("donors = 200", "donors = 10"))
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["run", str(spec_file), "--out", str(out), "--workers", "1",
-                                 "--json"])
+    args = ["run", str(spec_file), "--out", str(out), "--workers", "1", "--json",
+            "--n-per-arm", "30", "--seed", "9", "--prior", "--draws", "2"]
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
+    assert 0 <= data["trial"]["assurance"] <= 1 and data["trial"]["arms"][0]["n"] == 30
+    assert "Assurance" in (out / "report.html").read_text()
+    # a second run into the same folder needs --resume (no silent reuse) and then reuses it
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code != 0 and "--resume" in again.output
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["trial"] == data["trial"]
     assert data["killing_at_40"]["aml-blast"] > 10 * data["killing_at_40"]["normal-pbmc"]
     assert len(data["trial"]["arms"]) == 2
     for name in ("report.html", "summary.json", "culture.png", "killing.png"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 @app.command(context_settings=HELP)
 @guarded
 def trial(
-    args: Annotated[list[str], typer.Argument(help="SPEC.toml, or: power SPEC.toml")],
+    args: Annotated[list[str], typer.Argument(
+        help="SPEC.toml; or: assurance SPEC.toml (assurance curve over the posterior); or: "
+             "power SPEC.toml (conditional power at the spec's fixed parameters)")],
     n_per_arm: Annotated[int | None, typer.Option(help="Patients per arm (overrides the "
                                                        "spec).")] = None,
     workers: Annotated[int | None, typer.Option(help="Local worker processes (default: "
@@ -39,14 +41,49 @@ def trial(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted trial in --out.")]
     = False,
     chunk_size: Annotated[int | None, typer.Option(help="Patients per chunk.")] = None,
-    n: Annotated[str, typer.Option("--n", help="power: patients per arm to try.")]
+    n: Annotated[str, typer.Option("--n", help="assurance/power: patients per arm to try.")]
     = "20,40,80,160",
     repeats: Annotated[int, typer.Option(help="power: simulated trials per size.")] = 200,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the spec's).")] = None,
+    posterior: Annotated[Path | None, typer.Option(
+        help="Calibrated posterior (posterior.parquet or its folder); default: the spec's "
+             "[posterior] source, the shipped posterior.")] = None,
+    prior: Annotated[bool, typer.Option("--prior", help="Run over the prior instead of the "
+                                                        "posterior.")] = False,
+    draws: Annotated[int | None, typer.Option(
+        help="Parameter draws for the decision outputs (0: none; default: the spec's, 200).")]
+    = None,
+    cohort: Annotated[int | None, typer.Option(
+        help="Virtual patients per arm per draw for the true effect (default 1000).")] = None,
+    arm: Annotated[str | None, typer.Option(
+        "--arm", help="Arms compared: TREATED or CONTROL,TREATED (default: the first two).")]
+    = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run a virtual trial: RFS per arm, hazard ratio, log-rank; or its power curve."""
+    """Run a virtual trial: survival per arm, the treatment effect over the posterior and
+    the assurance of the planned analysis; or its assurance curve, or conditional power."""
     from ciksim.errors import DataError
     from ciksim.jobs.trial import parse_sizes, power_job, trial_job
+
+    if args[0] == "assurance":
+        if len(args) != 2:
+            raise DataError("usage: ciksim trial assurance SPEC.toml --posterior DIR --n "
+                            "20,40,80,160")
+        from ciksim.jobs.decision import decision_job
+
+        with progress_bar("assurance", not as_json) as update:
+            dres = decision_job(Path(args[1]), posterior=posterior, prior=prior, draws=draws,
+                                cohort=cohort, sizes=n, arms=arm, seed=seed, out=out,
+                                resume=resume, workers=workers, scheduler=scheduler,
+                                progress=update)
+        files = dres.write(out) if out is not None else []
+        if as_json:
+            echo_json(dres.summary())
+            return
+        print_decision(dres.summary())
+        if out is not None:
+            wrote(out, files)
+        return
 
     if args[0] == "power":
         if len(args) != 2:
@@ -66,7 +103,9 @@ def trial(
                  f"{100 * r.power_ci_low:.0f}-{100 * r.power_ci_high:.0f}%"]
                 for r in res.table.itertuples()]
         arms = res.spec.arms
-        console.print(rich_table(f"Power: {arms[1].name} vs {arms[0].name}, log-rank "
+        console.print(rich_table(f"Conditional power (at the spec's fixed parameters; "
+                                 f"assurance over the posterior: `ciksim trial assurance`): "
+                                 f"{arms[1].name} vs {arms[0].name}, log-rank "
                                  f"p < 0.05, {repeats} trials per size",
                                  ["patients per arm", "power", "95% CI"], rows))
         if out is not None:
@@ -81,13 +120,16 @@ def trial(
     with progress_bar("trial", sys.stderr.isatty() or not as_json) as update:
         res = trial_job(Path(args[0]), n_per_arm=n_per_arm, workers=workers,
                         scheduler=scheduler, out=out, resume=resume, chunk_size=chunk_size,
-                        progress=update)
+                        progress=update, seed=seed, posterior=posterior, prior=prior,
+                        draws=draws, cohort=cohort, arms=arm)
     if out is not None:
         files = res.write(out)
     if as_json:
         echo_json(res.summary())
         return
     print_trial(res)
+    if res.decision is not None:
+        print_decision(res.decision.summary())
     if out is not None:
         wrote(out, ["patients.parquet", "manifest.json", *files])
 
@@ -100,20 +142,57 @@ def run_all(
     workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
     = None,
+    n_per_arm: Annotated[int | None, typer.Option(help="Patients per arm (overrides the "
+                                                       "spec).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the spec's).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")]
+    = False,
+    posterior: Annotated[Path | None, typer.Option(
+        help="Calibrated posterior (default: the shipped one).")] = None,
+    prior: Annotated[bool, typer.Option("--prior", help="Decision outputs over the prior.")]
+    = False,
+    draws: Annotated[int | None, typer.Option(help="Parameter draws (0: no decision "
+                                                   "outputs).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The whole chain: culture the product, check it kills, run the trial, one report."""
+    """The whole chain: culture the product, check it kills, run the trial, and the
+    decision outputs (treatment effect over the posterior, assurance), one report."""
     from ciksim.jobs.trial import chain_job
 
+    if n_per_arm is not None and n_per_arm < 1:
+        from ciksim.errors import DataError
+
+        raise DataError("--n-per-arm must be >= 1")
     with progress_bar("trial", sys.stderr.isatty() and not as_json) as update:
         res = chain_job(spec, out=out, workers=workers, scheduler=scheduler, progress=update,
-                        on_step=None if as_json else console.print)
+                        on_step=None if as_json else console.print, n_per_arm=n_per_arm,
+                        seed=seed, resume=resume, posterior=posterior, prior=prior,
+                        draws=draws)
     files = res.write(out)
     if as_json:
         echo_json(res.summary())
         return
     print_trial(res.trial)
+    if res.trial.decision is not None:
+        print_decision(res.trial.decision.summary())
     wrote(out, [*files, "trial/"])
+
+
+def print_decision(d: dict[str, Any]) -> None:
+    """Effect (median, 90% interval), assurance and Monte Carlo errors."""
+    rows = [[e["label"], e["unit"], f"{e['median']:.3g}",
+             f"{e['interval_90'][0]:.3g} to {e['interval_90'][1]:.3g}",
+             f"{d['mc_error'][m]['within_draw']:.2g}"]
+            for m, e in d["effect"].items() if e is not None]
+    console.print(rich_table(f"Treatment effect over {d['draws']} draws of the "
+                             f"{d['source']['label']}",
+                             ["effect", "unit", "median", "90% interval",
+                              "Monte Carlo error"], rows))
+    console.print(rich_table("Assurance (probability the planned analysis succeeds)",
+                             ["patients per arm", "assurance", "Monte Carlo SE"],
+                             [[str(r["n_per_arm"]), f"{100 * r['assurance']:.0f}%",
+                               f"{100 * r['mc_se']:.1f} points"]
+                              for r in d["assurance_curve"]]))
 
 
 def print_trial(res: TrialResult) -> None:

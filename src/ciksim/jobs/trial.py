@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from ciksim.analysis.culture import CultureRun
     from ciksim.analysis.killing import AssayRun, Product
+    from ciksim.jobs.decision import DecisionResult
     from ciksim.trial.runner import TrialRun
     from ciksim.trial.spec import TrialSpec
 
@@ -61,18 +62,28 @@ class TrialResult(JobResult):
     run: TrialRun
     analysis: dict[str, Any]
     folder: Path | None = None
+    decision: DecisionResult | None = None
 
     @property
     def patients(self) -> pd.DataFrame:
         return self.run.patients
 
     def summary(self) -> dict[str, Any]:
-        return jsonable(compact_summary(self.analysis))
+        out = compact_summary(self.analysis)
+        if self.decision is not None:
+            d = self.decision.summary()
+            out.update({k: d[k] for k in ("effect", "assurance", "assurance_n_per_arm",
+                                          "mc_error", "source")})
+        return jsonable(out)
 
     def report_html(self) -> str:
+        from ciksim.report.decision import decision_sections
         from ciksim.report.trial import trial_report
 
-        return trial_report(self.spec, self.run, self.analysis)
+        def sections(rep: Any) -> None:
+            decision_sections(rep, self.decision, self.spec, self.patients)
+
+        return trial_report(self.spec, self.run, self.analysis, sections)
 
     def stage(self, stage: Staging) -> None:
         from ciksim.report.plots import plot_trial
@@ -83,29 +94,48 @@ class TrialResult(JobResult):
         stage.json({**self.summary(), "details": jsonable(self.analysis)}, "summary")
         stage.figure(plot_trial(self.patients, [a.name for a in self.spec.arms])[0].figure,
                      "km")
+        if self.decision is not None:
+            self.decision.stage(stage)
 
 
 def trial_job(spec: str | Path | TrialSpec, *, n_per_arm: int | None = None,
               workers: int | None = None, scheduler: str | None = None,
               out: str | Path | None = None, resume: bool = False,
               chunk_size: int | None = None, progress: Progress | None = None,
-              composition: dict[str, float] | None = None) -> TrialResult:
-    """Run every arm of a trial specification (TOML file or TrialSpec).
+              composition: dict[str, float] | None = None, seed: int | None = None,
+              posterior: Any = None, prior: bool = False, draws: int | None = None,
+              cohort: int | None = None, arms: str | None = None) -> TrialResult:
+    """Run every arm of a trial specification (TOML file or TrialSpec), then the design
+    over parameter draws (decision outputs; ``ciksim.jobs.decision.decision_job``).
 
     ``out``: folder the runner writes chunks into as they finish (so ``resume`` can continue
-    an interrupted trial); ``workers``: local processes (None = all cores); ``scheduler``: a
-    Dask scheduler address instead; ``progress(done, total)`` is called with patients done.
+    an interrupted trial; the draws go to ``out/draws``); ``workers``: local processes (None
+    = all cores); ``scheduler``: a Dask scheduler address instead; ``progress(done, total)``
+    is called with patients done. ``seed`` overrides the spec's; ``posterior``/``prior``/
+    ``draws`` (0: no decision outputs)/``cohort``/``arms`` as for ``decision_job``.
     """
     from ciksim.trial.analysis import summarize
     from ciksim.trial.runner import run_trial
 
     s = load_spec(spec, n_per_arm)
+    if seed is not None:
+        s = s.with_seed(seed)
     if resume and out is None:
         raise DataError("resume: needs the --out folder of the interrupted trial")
     run = run_trial(s, out=out, workers=workers, scheduler=scheduler, resume=resume,
                     chunk_size=chunk_size, progress=progress, composition=composition)
     analysis = summarize(run.patients, [a.name for a in s.arms], 12 * s.follow_up_years)
-    return TrialResult(s, run, analysis, Path(out) if out is not None else None)
+    decision = None
+    n_draws = s.posterior["draws"] if draws is None else draws
+    if n_draws and len(s.arms) >= 2:
+        from ciksim.jobs.decision import decision_job
+
+        decision = decision_job(s, posterior=posterior, prior=prior, draws=n_draws,
+                                cohort=cohort, arms=arms,
+                                out=Path(out) / "draws" if out is not None else None,
+                                resume=resume, workers=workers, scheduler=scheduler,
+                                composition=run.manifest["product_composition"])
+    return TrialResult(s, run, analysis, Path(out) if out is not None else None, decision)
 
 
 @dataclass(frozen=True)
@@ -188,7 +218,7 @@ class ChainResult(JobResult):
         from ciksim.report.trial import chain_report
 
         return chain_report(self.trial.spec, self.trial.run, self.trial.analysis,
-                            self.culture, self.assays)
+                            self.culture, self.assays, self.trial.decision)
 
     def stage(self, stage: Staging) -> None:
         from ciksim.report.plots import plot_culture, plot_lysis_curve
@@ -210,14 +240,19 @@ class ChainResult(JobResult):
 
 def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | None = None,
               scheduler: str | None = None, progress: Progress | None = None,
-              on_step: Callable[[str], None] | None = None) -> ChainResult:
+              on_step: Callable[[str], None] | None = None, n_per_arm: int | None = None,
+              seed: int | None = None, resume: bool = False, posterior: Any = None,
+              prior: bool = False, draws: int | None = None) -> ChainResult:
     """Culture the spec's product (or read its folder), check it kills AML blasts but not
-    normal PBMC, then run the trial in ``out/trial`` (resumable). ``on_step(text)`` hears
-    each step's headline."""
+    normal PBMC, then run the trial in ``out/trial`` with its decision outputs (``resume``
+    continues an interrupted one). ``on_step(text)`` hears each step's headline;
+    ``n_per_arm``, ``seed``, ``posterior``, ``prior`` and ``draws`` as for ``trial_job``."""
     from ciksim.analysis.culture import run_culture
     from ciksim.analysis.killing import product_from_culture, product_from_folder, run_assay
 
-    s = load_spec(spec)
+    s = load_spec(spec, n_per_arm)
+    if seed is not None:
+        s = s.with_seed(seed)
     say = on_step or (lambda text: None)
     culture = None
     if s.product_folder:
@@ -239,7 +274,8 @@ def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | N
     say(f"3. trial {s.name}")
     Path(out).mkdir(parents=True, exist_ok=True)
     trial = trial_job(s, out=Path(out) / "trial", workers=workers, scheduler=scheduler,
-                      resume=True, progress=progress,
-                      composition=product.median_composition())
+                      resume=resume, progress=progress,
+                      composition=product.median_composition(), posterior=posterior,
+                      prior=prior, draws=draws)
     return ChainResult(product, culture, assays, trial)
 

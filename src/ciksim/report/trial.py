@@ -79,9 +79,10 @@ def trial_report(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],
 
 
 def chain_report(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],
-                 culture: CultureRun | None, assays: Mapping[str, AssayRun]) -> str:
+                 culture: CultureRun | None, assays: Mapping[str, AssayRun],
+                 decision: Any = None) -> str:
     """The report of ``ciksim run``: product culture (when simulated), killing check per
-    target, then the trial."""
+    target, then the trial with its decision outputs (``decision``: a DecisionResult)."""
     from ciksim.report.plots import plot_culture, plot_lysis_curve, pyplot
 
     def sections(rep: Report) -> None:
@@ -104,5 +105,8 @@ def chain_report(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],
         rep.figure(ax.figure, "% specific lysis of AML blasts and normal PBMC")
         pyplot().close(ax.figure)
         rep.heading("3. Trial")
+        from ciksim.report.decision import decision_sections
+
+        decision_sections(rep, decision, spec, run.patients)
 
     return trial_report(spec, run, summary, sections)

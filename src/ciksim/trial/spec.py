@@ -20,12 +20,17 @@ from ciksim.trial.delivery import AfterRelapse, Delivery
 from ciksim.trial.estimands import Analysis
 
 _TOP = {"name", "description", "seed", "patients_per_arm", "follow_up_years", "relapse",
-        "population", "product", "arms", "chunk_size", "delivery", "analysis"}
+        "population", "product", "arms", "chunk_size", "delivery", "analysis", "posterior"}
 _POP = {"scenario", "subtypes", "variability", "parameters", "post_relapse_median_months"}
 _ANALYSIS = {"endpoint", "test", "horizon_months", "alpha"}
+_POSTERIOR = {"source", "draws", "cohort"}
 _PRODUCT = {"culture_protocol", "run_folder", "donors"}
 _ARM = {"name", "cik"}
 _CIK = {"dose_per_kg", "infusions", "interval_days", "first_day", "il2_support"}
+
+
+#: Defaults of the ``[posterior]`` table.
+POSTERIOR_DEFAULTS: dict[str, Any] = {"source": "shipped", "draws": 200, "cohort": 1000}
 
 
 def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -64,6 +69,9 @@ class TrialSpec:
     delivery: Delivery = field(default_factory=Delivery)
     after_relapse: AfterRelapse = field(default_factory=AfterRelapse)
     analysis: Analysis = field(default_factory=Analysis)
+    #: Trials over draws: ``source`` ("shipped", "prior" or a posterior path), ``draws``
+    #: and ``cohort`` (virtual patients per arm per draw).
+    posterior: Mapping[str, Any] = field(default_factory=lambda: dict(POSTERIOR_DEFAULTS))
 
     @classmethod
     def load(cls, path: str | Path) -> TrialSpec:
@@ -162,6 +170,16 @@ class TrialSpec:
         except (TypeError, ValueError) as exc:
             raise DataError(f"{origin}: analysis: {exc}") from exc
         analysis.check(12.0 * float(years), f"{origin}: analysis")
+        post = {**POSTERIOR_DEFAULTS, **dict(data.get("posterior", {}))}
+        _check_keys(post, _POSTERIOR, f"{origin}: posterior")
+        if not isinstance(post["source"], str) or not post["source"]:
+            raise DataError(f"{origin}: posterior.source must be \"shipped\", \"prior\" or the "
+                            "path of a saved posterior")
+        for key, low in (("draws", 0), ("cohort", 20)):
+            v = post[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise DataError(f"{origin}: posterior.{key} must be a whole number >= {low}"
+                                + (" (0: no trial over draws)" if key == "draws" else ""))
         return cls(
             name=str(data["name"]), description=str(data.get("description", "")), seed=seed,
             patients_per_arm=n, follow_up_years=float(years), relapse=relapse,
@@ -170,13 +188,19 @@ class TrialSpec:
             product_folder=prod.get("run_folder"), product_donors=int(prod.get("donors", 200)),
             chunk_size=chunk, raw=json.loads(json.dumps(dict(data))),
             delivery=Delivery.from_dict(data.get("delivery"), f"{origin}: delivery"),
-            after_relapse=AfterRelapse(float(after)), analysis=analysis,
+            after_relapse=AfterRelapse(float(after)), analysis=analysis, posterior=post,
         )
 
     def with_patients(self, n: int) -> TrialSpec:
         """The same trial with ``n`` patients per arm."""
         raw = {**self.raw, "patients_per_arm": int(n)}
         return TrialSpec.from_dict(raw, origin=f"trial {self.name!r}")
+
+    def with_seed(self, seed: int) -> TrialSpec:
+        """The same trial with another seed (``--seed``)."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise DataError(f"seed: must be a whole number >= 0, got {seed!r}")
+        return TrialSpec.from_dict({**self.raw, "seed": int(seed)}, origin=f"trial {self.name!r}")
 
     def digest(self) -> str:
         """Fingerprint of everything that determines the patients' numbers."""
