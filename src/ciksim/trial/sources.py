@@ -169,12 +169,13 @@ def _provenance(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def persistence_deviates(seed: int, indices: np.ndarray) -> np.ndarray:
-    """Each patient's standard-normal deviate of effector persistence (truncated, as the
-    calibration's), from the stream keyed by (seed, patient index)."""
-    from ciksim.evidence.effect import truncated_normal
+    """Each patient's uniform deviate of effector persistence (mapped to a bounded normal
+    as in the calibration, ``ciksim.evidence.effect.model_parameters``), from the stream
+    keyed by (seed, patient index)."""
+    from ciksim.evidence.effect import persistence_uniforms
 
     key = [int(seed), zlib.crc32(b"persistence")]
-    return np.array([truncated_normal(np.random.default_rng(
+    return np.array([persistence_uniforms(np.random.default_rng(
         np.random.SeedSequence(key, spawn_key=(int(i),))), 1)[0] for i in indices])
 
 
