@@ -16,8 +16,8 @@ For each draw ``d`` of the effect parameters (posterior or prior, :mod:`.sources
 Parameter uncertainty (between draws) and Monte Carlo error (within a draw, and from the
 finite number of draws) are kept apart: each draw's effect is also estimated on the two
 halves of its cohort (even/odd patients), whose difference estimates the within-draw Monte
-Carlo variance (for the log HR, lifelines' Cox standard error, which ignores the pairing
-and so overstates it); the error of the reported medians and interval ends from the finite number
+Carlo variance (lifelines' own standard errors would ignore the pairing of the arms and
+overstate it); the error of the reported medians and interval ends from the finite number
 of draws is scipy's bootstrap standard error; assurance's is binomial.
 
 Patients of draw ``d`` have random streams keyed by (trial seed, draw, patient), whatever
@@ -133,8 +133,8 @@ def simulate_draws(spec: TrialSpec, draws: pd.DataFrame, first: int, design: Dra
     d_idx = np.repeat(np.arange(first, first + len(draws)), n)
     indices = (d_idx.astype(np.int64) << DRAW_SHIFT) + np.tile(np.arange(n), len(draws))
     seed = cohort_seed(spec)
-    z = persistence_deviates(seed, indices)
-    pars = patient_parameters(draws, d_idx - first, z)
+    u = persistence_deviates(seed, indices)
+    pars = patient_parameters(draws, d_idx - first, u)
     names = [a.name for a in spec.arms]
     frames = []
     for name in (design.control, design.treated):
@@ -148,7 +148,7 @@ def simulate_draws(spec: TrialSpec, draws: pd.DataFrame, first: int, design: Dra
 
 def analyse_draw(spec: TrialSpec, df: pd.DataFrame, design: DrawDesign) -> dict[str, Any]:
     """One draw's true effect (whole cohort and its two halves) and the planned trials."""
-    from ciksim.trial.estimands import effect, survival_difference
+    from ciksim.trial.estimands import effect
 
     a = spec.analysis
     c, t = design.control, design.treated
@@ -156,8 +156,9 @@ def analyse_draw(spec: TrialSpec, df: pd.DataFrame, design: DrawDesign) -> dict[
     row: dict[str, Any] = {"failed_patients": int((df["status"] != "ok").sum())}
     row.update(effect(ok, c, t, a.horizon_months, a.endpoint, ph_test=False))
     for half, parity in (("a", 0), ("b", 1)):
-        h = survival_difference(ok[ok["patient"] % 2 == parity], c, t, a.horizon_months,
-                                a.endpoint)
+        h = effect(ok[ok["patient"] % 2 == parity], c, t, a.horizon_months, a.endpoint,
+                   ph_test=False)
+        h.pop("log_hr_se")
         row.update({f"{k}_{half}": v for k, v in h.items()})
     mid = design.cohort // 2
     for n in design.sizes:
@@ -339,11 +340,8 @@ def summarize_draws(table: pd.DataFrame, spec: TrialSpec, design: DrawDesign,
         effect[m] = {"label": label.format(h=a.horizon_months, e=words), "unit": unit,
                      "median": med, "q05": lo, "q95": hi, "mean": float(x.mean()),
                      "interval": 0.9}
-        if f"{m}_a" in table:
-            half = (table[f"{m}_a"].to_numpy(float) - table[f"{m}_b"].to_numpy(float))[fin]
-            within_var = float(np.nanmean(half ** 2) / 4)
-        else:  # log HR: lifelines' Cox standard error (conservative: ignores the pairing)
-            within_var = float(np.nanmean(table[f"{m}_se"].to_numpy(float)[fin] ** 2))
+        half = (table[f"{m}_a"].to_numpy(float) - table[f"{m}_b"].to_numpy(float))[fin]
+        within_var = float(np.nanmean(half ** 2) / 4)
         total_var = float(np.var(x, ddof=1))
         post_sd = math.sqrt(max(total_var - within_var, 0.0))
         errs = {"within_draw": math.sqrt(within_var)}

@@ -179,7 +179,7 @@ def persistence_deviates(seed: int, indices: np.ndarray) -> np.ndarray:
         np.random.SeedSequence(key, spawn_key=(int(i),))), 1)[0] for i in indices])
 
 
-def patient_parameters(draws: pd.DataFrame, draw_of_patient: np.ndarray, z: np.ndarray
+def patient_parameters(draws: pd.DataFrame, draw_of_patient: np.ndarray, u: np.ndarray
                        ) -> dict[str, np.ndarray]:
     """Patient-model parameters for patients of the given draws (see module docstring)."""
     from ciksim.evidence.effect import effect_parameters, model_parameters
@@ -200,7 +200,7 @@ def patient_parameters(draws: pd.DataFrame, draw_of_patient: np.ndarray, z: np.n
         row = draws.iloc[int(d)]
         pars: dict[str, np.ndarray] = {}
         if eff:
-            pars.update(model_parameters({c: float(row[c]) for c in eff}, z[sel]))
+            pars.update(model_parameters({c: float(row[c]) for c in eff}, u[sel]))
         for c in cols:
             if c in model_names and c not in eff:
                 pars[c] = np.full(int(sel.sum()), float(row[c]))
