@@ -59,8 +59,7 @@ def test_same_seed_same_posterior_any_workers_and_resume(small, tmp_path):
                               other.posterior.samples.to_numpy()[:4])
 
     folder = one.out
-    for name in ("calibration.db", "posterior.parquet", "summary.csv", "ppc.csv",
-                 "prior_posterior.png", "ppc.png", "report.html", "run.json"):
+    for name in ("calibration.db", "posterior.parquet", "run.json"):
         assert (folder / name).is_file(), name
     post = Posterior.load(folder / "posterior.parquet")
     assert post.manifest["evidence_version"] == "test-1"
@@ -102,3 +101,57 @@ def test_posterior_file_errors(tmp_path):
     bad.write_text("not parquet", encoding="utf-8")
     with pytest.raises(CikError, match="not a readable"):
         Posterior.load(bad)
+
+
+def _toml(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+@pytest.mark.slow
+def test_cli_calibrate_patient_json_and_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    study = SMALL["studies"][0]
+    lines = [f"version = {_toml(SMALL['version'])}", "", "[[studies]]"]
+    lines += [f"{k} = {_toml(v)}" for k, v in study.items() if k != "arms"]
+    for arm in study["arms"]:
+        lines += ["[[studies.arms]]"] + [f"{k} = {_toml(v)}" for k, v in arm.items()]
+    ev = tmp_path / "ev.toml"
+    ev.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "cal"
+    r = CliRunner().invoke(app, ["calibrate", "patient", "--evidence", str(ev), "--particles",
+                                 "3", "--generations", "1", "--seed", "4", "--out", str(out),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    js = json.loads(r.output)
+    assert {p["parameter"] for p in js["parameters"]} >= {"potency", "persistence_sd"}
+    assert all({"median", "q05", "q95"} <= set(p) for p in js["parameters"])
+    assert [c["summary"] for c in js["checks"]] == ["small-matched/cik", "small-matched/control"]
+    for name in ("calibration.db", "posterior.parquet", "summary.csv", "ppc.csv",
+                 "prior_posterior.png", "ppc.png", "report.html", "calibration.json"):
+        assert (out / name).is_file(), name
+    assert "Posterior-predictive check" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_cli_calibrate_bad_input_is_one_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    r = CliRunner().invoke(app, ["calibrate", "patient", "--add-cohort", str(tmp_path / "c.csv"),
+                                 "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "go together" in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('version = "x"\n[[studies]]\nid = "a"\n', encoding="utf-8")
+    r = CliRunner().invoke(app, ["calibrate", "patient", "--evidence", str(bad), "--out",
+                                 str(tmp_path / "o")])
+    assert r.exit_code == 2 and "study 'a'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()

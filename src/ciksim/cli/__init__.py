@@ -9,7 +9,7 @@ module imported below):
 - ``system`` (``system``), ``culture`` (``culture``, ``culture plan``), ``killing``
   (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
   ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
-  (``export sbml``).
+  (``export sbml``), ``calibrate`` (``calibrate patient``).
 
 A verb parses its options, calls one job function, then prints the result (a table or
 ``--json``) and writes ``--out`` with ``result.write``. Heavy modules (numpy, pandas, the
@@ -21,6 +21,7 @@ library never imports this package.
 from __future__ import annotations
 
 from ciksim.cli import (  # noqa: F401  (each module registers its verbs on ``app``)
+    calibrate,
     culture,
     export,
     fit,

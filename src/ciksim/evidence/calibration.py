@@ -1,9 +1,11 @@
-"""The calibration job: ABC-SMC (pyabc) of the in vivo effect against the evidence.
+"""Calibration of the in vivo effect against the evidence: ABC-SMC with pyabc.
 
-:func:`calibrate` takes validated inputs and returns a :class:`CalibrationResult` that has
-written its folder: ``calibration.db`` (pyabc's SQLite history: inspect it with pyabc, or
-resume with ``resume=True``), ``posterior.parquet``, ``summary.csv``, ``ppc.csv``, the
-figures and ``report.html``. Same seed, same posterior for any ``workers`` or scheduler.
+:func:`calibrate` takes validated inputs and returns a :class:`CalibrationResult`. It keeps
+its run in the folder ``out``: ``calibration.db`` (pyabc's SQLite history: inspect it with
+pyabc, or resume with ``resume=True``), ``run.json`` (what a resume must match) and
+``posterior.parquet`` (written atomically at the end). The application layer
+(:mod:`ciksim.jobs.calibration`) adds the tables, figures and report. Same seed, same
+posterior for any ``workers`` or scheduler.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def calibrate(
         posterior = Posterior(natural, posterior.weights, manifest)
     finally:
         runner.close()
-    write_outputs(posterior, folder)
+    posterior.save(folder / "posterior.parquet")
     return CalibrationResult(posterior, folder, manifest["evaluations"],
                              manifest["generations"])
 
@@ -230,18 +232,3 @@ def _version() -> str:
     from ciksim import __version__
 
     return __version__
-
-
-def write_outputs(posterior: Posterior, folder: Path) -> None:
-    """posterior.parquet, summary.csv, ppc.csv, figures and report.html, together."""
-    from ciksim.evidence.report import calibration_report
-    from ciksim.io import staged_output
-
-    with staged_output(folder) as stage:
-        posterior.save(stage.path / "posterior.parquet")
-        stage.table(posterior.summary(), "summary")
-        stage.table(posterior.ppc, "ppc")
-        stage.figure(posterior.plot(), "prior_posterior")
-        stage.figure(posterior.plot_ppc(), "ppc")
-        (stage.path / "report.html").write_text(calibration_report(posterior),
-                                                encoding="utf-8")

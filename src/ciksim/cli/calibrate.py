@@ -1,0 +1,77 @@
+"""``ciksim calibrate patient``: fit the in vivo CIK effect to clinical evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ciksim.cli.common import (
+    HELP,
+    JsonFlag,
+    app,
+    console,
+    echo_json,
+    err_console,
+    guarded,
+    num,
+    rich_table,
+    wrote,
+)
+
+calibrate_app = typer.Typer(help="Calibrate models to clinical evidence.",
+                            no_args_is_help=True)
+app.add_typer(calibrate_app, name="calibrate")
+
+
+@calibrate_app.command("patient", context_settings=HELP)
+@guarded
+def calibrate_patient(
+    evidence: Annotated[Path | None, typer.Option(help="Evidence TOML (default: the shipped "
+                                                       "evidence).")] = None,
+    add_cohort: Annotated[Path | None, typer.Option(help="Your cohort CSV: patient,arm,"
+                                                         "time_months,event.")] = None,
+    study: Annotated[Path | None, typer.Option(help="TOML describing the cohort's design.")]
+    = None,
+    particles: Annotated[int, typer.Option(help="Particles per generation.")] = 200,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 5,
+    min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
+                                                           "this distance.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
+    = False,
+    out: Annotated[Path, typer.Option(help="Folder of the run (database, posterior, report).")]
+    = Path("out/calibration"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Calibrate the in vivo CIK effect (ABC-SMC) to the clinical evidence."""
+    from ciksim.jobs.calibration import calibration_job
+
+    def progress(line: str) -> None:
+        err_console.print(f"[dim]{line}[/]", highlight=False)
+
+    res = calibration_job(evidence=evidence, add_cohort=add_cohort, study=study,
+                          particles=particles, generations=generations,
+                          min_epsilon=min_epsilon, workers=workers, scheduler=scheduler,
+                          seed=seed, resume=resume, out=out,
+                          progress=None if as_json else progress)
+    files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    s = res.summary()
+    console.print(rich_table(
+        "Posterior of the in vivo effect", ["parameter", "kind", "median", "90% interval",
+                                            "prior 90%", "width ratio"],
+        [[p["parameter"], p["kind"], num(p["median"]), f"{num(p['q05'])}-{num(p['q95'])}",
+          f"{num(p['prior_q05'])}-{num(p['prior_q95'])}", num(p["width_ratio"], ".2f")]
+         for p in s["parameters"]]))
+    console.print(rich_table(
+        "Posterior-predictive check", ["study summary", "observed", "simulated 90%", "ok"],
+        [[c["summary"], num(c["observed"]), f"{num(c['q05'])}-{num(c['q95'])}",
+          "yes" if c["covered"] else "NO"] for c in s["checks"]]))
+    wrote(out, files)

@@ -1,0 +1,59 @@
+"""Calibration job: the in vivo CIK effect fitted to the clinical evidence (ABC-SMC)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ciksim.errors import DataError
+from ciksim.io import Staging
+from ciksim.jobs.base import JobResult, jsonable
+
+
+@dataclass(frozen=True)
+class CalibrationJobResult(JobResult):
+    """A calibration's posterior, its checks and the folder holding its run."""
+
+    result: Any  # ciksim.evidence.CalibrationResult
+
+    def summary(self) -> dict[str, Any]:
+        """Each parameter's median and 90% interval, and each study's check."""
+        return jsonable(self.result.as_json())
+
+    def report_html(self) -> str:
+        from ciksim.evidence.report import calibration_report
+
+        return calibration_report(self.result.posterior)
+
+    def stage(self, stage: Staging) -> None:
+        post = self.result.posterior
+        stage.table(post.summary(), "summary")
+        stage.table(post.ppc, "ppc")
+        stage.figure(post.plot(), "prior_posterior")
+        stage.figure(post.plot_ppc(), "ppc")
+        stage.json(self.summary(), "calibration")
+
+
+def calibration_job(*, evidence: str | Path | None = None, add_cohort: str | Path | None = None,
+                    study: str | Path | None = None, particles: int = 200,
+                    generations: int = 5, min_epsilon: float | None = None, workers: int = 1,
+                    scheduler: str | None = None, seed: int = 0, resume: bool = False,
+                    out: str | Path, progress: Callable[[str], None] | None = None
+                    ) -> CalibrationJobResult:
+    """Calibrate the effect to ``evidence`` (default: the shipped evidence), plus a cohort
+    CSV (``add_cohort``) whose design is described by ``study`` (TOML). The run lives in
+    ``out`` (resumable); ``result.write(out)`` adds tables, figures and the report."""
+    from ciksim.evidence import calibrate, cohort_study, load_evidence
+
+    if (add_cohort is None) != (study is None):
+        raise DataError("add-cohort and study go together: the cohort CSV gives the patients, "
+                        "the study TOML its design (setting, design, population, arms)")
+    ev = load_evidence(evidence)
+    if add_cohort is not None:
+        ev = ev.with_study(cohort_study(add_cohort, study))
+    res = calibrate(ev, out=out, particles=particles, generations=generations,
+                    min_epsilon=min_epsilon, workers=workers, scheduler=scheduler, seed=seed,
+                    resume=resume, progress=progress)
+    return CalibrationJobResult(res)
