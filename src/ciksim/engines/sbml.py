@@ -13,7 +13,8 @@ Derived from the declaration, nothing written by hand:
   variables are rate rules; derived quantities are assignment rules;
 - ids are the ciksim names and names repeat them (tools such as COPASI's PEtab import
   match by name); descriptions, units, ranges and sources are in the notes;
-- every number in a formula carries a unit, so libsbml's unit checks find nothing;
+- every number in a formula is a constant parameter with its unit (exponents excepted), so
+  libsbml's unit checks find nothing and text-based importers read the formulas;
 - protocol events are SBML events (``time >= day``), same-day events ordered by priority.
 
 What does not round-trip is listed in ``docs/sbml.md``.
@@ -127,9 +128,13 @@ def _unit_id(text: str, taken: set[str]) -> str:
 class _Writer:
     """Renders ciksim formulas as SBML L3 infix with a unit on every number."""
 
-    def __init__(self, model: Model, units: _Units) -> None:
+    def __init__(self, model: Model, units: _Units, sbml_model) -> None:
         self.model = model
         self.units = units
+        self.sbml_model = sbml_model
+        self.constants: dict[tuple[float, str], str] = {}
+        self.taken = {*model.parameter_names, *model.species_names,
+                      *(a.name for a in model.assignments), *(p.name for p in model.processes)}
         env: dict[str, pint.Unit] = {}
         for table in (model.parameters, model.species, model.assignments):
             for item in table:
@@ -138,8 +143,30 @@ class _Writer:
         self.env = env
 
     def number(self, value: float, unit: str | pint.Unit) -> str:
+        """A number of a formula, as a constant parameter with its unit (``n_0p25``,
+        ``n_500_IU_per_mL``): numbers written with units inline (``sbml:units``) are lost
+        or garbled by importers that print formulas as text (GillesPy2)."""
         text = str(unit) if isinstance(unit, pint.Unit) else unit
-        return f"({float(value)!r} {self.units.id_for(text or '1')})"
+        uid = self.units.id_for(text or "1")
+        key = (float(value), uid)
+        if key not in self.constants:
+            digits = f"{float(value):g}".replace("-", "m").replace("+", "").replace(".", "p")
+            base = f"n_{digits}" + ("" if uid == "u_one" else "_" + uid.removeprefix("u_"))
+            cid, k = base, 1
+            while cid in self.taken:
+                k += 1
+                cid = f"{base}_{k}"
+            self.taken.add(cid)
+            par = self.sbml_model.createParameter()
+            par.setId(cid)
+            par.setName(cid)
+            _sbo(par, "parameter")
+            par.setValue(float(value))
+            par.setUnits(uid)
+            par.setConstant(True)
+            _notes(par, f"the number {float(value):g} ({text or '1'}) of the model's formulas")
+            self.constants[key] = cid
+        return self.constants[key]
 
     def formula(self, expr: Expression, extra: Mapping[str, pint.Unit] | None = None,
                 substitute: Mapping[str, str] | None = None) -> str:
@@ -166,6 +193,9 @@ class _Writer:
                 unit_r = None if _zero(node.right) else self._unit(node.right, env)
                 left = self._render(node.left, env, sub, unit_r or zero_unit)
                 right = self._render(node.right, env, sub, unit_l or zero_unit)
+            elif isinstance(node.op, ast.Pow) and isinstance(node.right, ast.Constant):
+                left = self._render(node.left, env, sub, None)
+                right = repr(float(node.right.value))  # an exponent is a pure number
             else:
                 left = self._render(node.left, env, sub, None)
                 right = self._render(node.right, env, sub, None)
@@ -223,7 +253,7 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
            + (f" with protocol {protocol.name!r}" if protocol else "") + ". Time in "
            f"{model.time_unit}s; cells are counted as items.")
     units = _Units(m)
-    w = _Writer(model, units)
+    w = _Writer(model, units, m)
     m.setTimeUnits(units.id_for(model.time_unit))
     m.setSubstanceUnits("item")
     m.setExtentUnits("item")
@@ -268,7 +298,8 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
             sp.setHasOnlySubstanceUnits(True)
             sp.setBoundaryCondition(False)
             sp.setSubstanceUnits(units.id_for(s.unit))
-            sp.setInitialAmount(init[s.name])
+            discrete = "stochastic" in s.roles  # whole cells, as ciksim's stochastic engine
+            sp.setInitialAmount(float(round(init[s.name])) if discrete else init[s.name])
             _sbo(sp, "material_entity")
         else:
             sp = m.createParameter()
