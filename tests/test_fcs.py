@@ -94,3 +94,27 @@ def test_gatingml_file_gives_the_default_strategys_shares(example, tmp_path):
     wrong = _gatingml(tmp_path / "wrong.xml", fk, dims=("APC-A", "PE-A"))
     with pytest.raises(CikError, match="gate file does not match this sample"):
         phenotype([example], gate_file=wrong)
+
+
+def test_cli_phenotype_and_describe(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    out = tmp_path / "pheno"
+    r = CliRunner().invoke(app, ["phenotype", "--example", str(tmp_path / "fcs"), "--day", "21",
+                                 "--threshold", "cd3_min=1200", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["gate"]["thresholds"]["cd3_min"] == 1200
+    assert data["samples"][0]["cd3cd56_pct"] > 30
+    assert (out / "counts.csv").is_file()
+    r = CliRunner().invoke(app, ["phenotype", "--threshold", "cd3=high",
+                                 str(tmp_path / "fcs" / "cik-day21-example.fcs")])
+    assert r.exit_code == 2 and "not KEY=NUMBER" in r.output
+    r = CliRunner().invoke(app, ["describe", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    cols = {(c["file"], c["column"]): c["unit"] for c in json.loads(r.output)["columns"]}
+    assert cols[("phenotype.csv", "nk_pct")] == "%" and cols[("counts.csv", "day")] == "day"

@@ -112,8 +112,8 @@ def test_discarding_split_and_feed_round_trip():
 
 def test_cli_export(tmp_path):
     out = tmp_path / "patient.xml"
-    r = CliRunner().invoke(app, ["export", "sbml", "patient", "--protocol", "aml-cr1",
-                                 "--with-cik", "-o", str(out)])
+    r = CliRunner().invoke(app, ["export", "sbml", "patient", "--scenario", "aml-cr1",
+                                 "-o", str(out)])
     assert r.exit_code == 0, r.output
     doc = libsbml.readSBMLFromFile(str(out))
     assert validate(doc) == [] and doc.getModel().getNumEvents() == 6
@@ -121,3 +121,11 @@ def test_cli_export(tmp_path):
     assert r.exit_code == 0 and r.output.startswith("<?xml")
     r = CliRunner().invoke(app, ["export", "sbml", "tumour"])
     assert r.exit_code == 2 and "unknown model" in r.output
+    r = CliRunner().invoke(app, ["export", "sbml", "culture", "--et", "5"])
+    assert r.exit_code == 2 and "no option 'et' (--et; it applies to killing)" in r.output
+    omex = tmp_path / "killing.omex"
+    r = CliRunner().invoke(app, ["export", "combine", "killing", "--et", "5", "-o", str(omex)])
+    assert r.exit_code == 0, r.output
+    import zipfile
+
+    assert {"model.xml", "simulation.sedml"} <= set(zipfile.ZipFile(omex).namelist())

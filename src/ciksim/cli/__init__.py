@@ -9,7 +9,8 @@ module imported below):
 - ``system`` (``system``), ``culture`` (``culture``, ``culture plan``), ``killing``
   (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
   ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
-  (``export sbml``), ``calibrate`` (``calibrate patient``).
+  (``export sbml``, ``export combine``), ``calibrate`` (``calibrate patient``), ``data``
+  (``describe``, ``phenotype``).
 
 A verb parses its options, calls one job function, then prints the result (a table or
 ``--json``) and writes ``--out`` with ``result.write``. Heavy modules (numpy, pandas, the
@@ -23,6 +24,7 @@ from __future__ import annotations
 from ciksim.cli import (  # noqa: F401  (each module registers its verbs on ``app``)
     calibrate,
     culture,
+    data,
     export,
     fit,
     killing,

@@ -29,7 +29,8 @@ _OPTIONS = {  # option -> models that have it
     "days": ("culture",), "effector": ("killing",), "target": ("killing",),
     "et": ("killing",), "hours": ("killing",), "block": ("killing",),
     "scenario": ("patient",), "subtype": ("patient",), "cik": ("patient",),
-    "dose": ("patient",), "infusions": ("patient",), "product": ("patient",),
+    "cik_dose": ("patient",), "infusions": ("patient",), "interval": ("patient",),
+    "first_infusion_day": ("patient",), "product": ("patient",),
     "start_burden": ("patient",), "years": ("patient",), "il2_support": ("patient",),
 }
 
@@ -84,9 +85,10 @@ def export_model(model: str, **options: Any) -> ModelExport:
     Options (``None`` means the run command's default): culture ``protocol``,
     ``start_cells``, ``days``; killing ``effector`` (cik, lak, nk, t), ``target``, ``et``
     (one E:T ratio), ``hours``, ``block``; patient ``scenario``, ``subtype``, ``cik``
-    (False: chemotherapy alone), ``dose`` (CD3+ cells/kg per infusion), ``infusions``,
-    ``product`` (a culture output folder), ``start_burden``, ``years``, ``il2_support``,
-    ``protocol`` (a protocol file instead of the scenario's). ``parameters`` overrides
+    (False: chemotherapy alone), ``cik_dose`` (CD3+ cells/kg per infusion), ``infusions``,
+    ``interval`` and ``first_infusion_day`` (days), ``product`` (a culture output folder),
+    ``start_burden``, ``years``, ``il2_support``, ``protocol`` (a protocol file instead of
+    the scenario's). ``parameters`` overrides
     values last, for every model.
     """
     if model not in MODELS:
@@ -99,8 +101,9 @@ def export_model(model: str, **options: Any) -> ModelExport:
                             f"{', '.join(sorted(_OPTIONS))}")
         if model not in _OPTIONS[key]:
             owners = " or ".join(_OPTIONS[key])
-            raise DataError(f"export {model}: the {model} model has no option {key!r} (it "
-                            f"applies to {owners}); drop it or export {owners}")
+            flag = "--" + key.replace("_", "-")
+            raise DataError(f"export {model}: the {model} model has no option {key!r} "
+                            f"({flag}; it applies to {owners}); drop it or export {owners}")
     job = {"culture": _culture, "killing": _killing, "patient": _patient}[model]
     exp = job(**given)
     if parameters:
@@ -169,7 +172,8 @@ def _killing(effector: str = "cik", target: str | Path = "k562", et: float | Non
 
 
 def _patient(scenario: str | Path = "aml-cr1", subtype: str | None = None, cik: bool = True,
-             dose: float = 5e7, infusions: int = 3, product: str | Path | None = None,
+             cik_dose: float = 5e7, infusions: int = 3, interval: float = 21.0,
+             first_infusion_day: float = 30.0, product: str | Path | None = None,
              start_burden: float | None = None, years: float = 3.0,
              il2_support: bool = False, protocol: str | Path | None = None) -> ModelExport:
     from ciksim.analysis.patient import CikSchedule, patient_protocol, resolve_product
@@ -180,14 +184,15 @@ def _patient(scenario: str | Path = "aml-cr1", subtype: str | None = None, cik: 
     pars = dict(scen.parameters)
     schedule = None
     if cik:
-        schedule = CikSchedule(dose_per_kg=_positive(dose, "dose", "CD3+ cells/kg"),
-                               infusions=infusions, il2_support=bool(il2_support))
+        schedule = CikSchedule(dose_per_kg=_positive(cik_dose, "cik_dose", "CD3+ cells/kg"),
+                               infusions=infusions, interval_days=interval,
+                               first_day=first_infusion_day, il2_support=bool(il2_support))
         comp = resolve_product(product).median_composition()
         pars.update({"prod_cik": comp["f_cik"], "prod_t": comp["f_t"],
                      "prod_nk": comp["f_nk"], "il2_support": float(il2_support)})
     elif product is not None or il2_support:
         raise DataError("export patient: product and il2_support describe CIK infusions; "
-                        "drop them or leave cik on")
+                        "drop them or leave the infusions on (no --no-cik)")
     proto = patient_protocol(scen, schedule)
     if protocol is not None:
         proto = Protocol.load(protocol)
@@ -201,7 +206,7 @@ def _patient(scenario: str | Path = "aml-cr1", subtype: str | None = None, cik: 
                                 "effector_cells"))
     return ModelExport(model, proto, pars, end, 1.0, outputs,
                        {"scenario": scen.name, "cik": schedule is not None,
-                        "dose": dose if schedule else None, "years": years})
+                        "cik_dose": cik_dose if schedule else None, "years": years})
 
 
 __all__ = ["MODELS", "ModelExport", "export_model"]

@@ -128,8 +128,7 @@ class DataDictionary:
         dest = Path(out) if out is not None else self.folder
         with staged_output(dest) as stage:
             stage.table(self.table, "data_dictionary", "csv")
-            (stage.path / "data_dictionary.md").write_text(self.to_markdown() + "\n",
-                                                           encoding="utf-8")
+            stage.text(self.to_markdown() + "\n", "data_dictionary.md")
         return dest / "data_dictionary.md"
 
 

@@ -1,58 +1,25 @@
-"""Export job: a model (and its protocol's events) as SBML Level 3 Version 2."""
+"""Exchange jobs: models for other tools (SBML, COMBINE archive), the data dictionary of a
+results folder, and flow cytometry in. The work is done in :mod:`ciksim.exchange`; these are
+the entry points the faces call.
+
+- ``export_job(model, **options)`` → :class:`~ciksim.exchange.export.ModelExport`
+  (``.sbml()``, ``.write_sbml(path)``, ``.write_combine(path)``), set up as the model's run
+  command sets it up;
+- ``describe_job(folder)`` → :class:`~ciksim.exchange.tables.DataDictionary`
+  (``.table``, ``.to_markdown()``, ``.write(out)``);
+- ``phenotype_job(files, ...)`` → :class:`~ciksim.exchange.fcs.PhenotypeRun`
+  (``.table``, ``.gate``, ``.counts()``, ``.write(out)``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from ciksim.exchange.export import ModelExport
+from ciksim.exchange.export import export_model as export_job
+from ciksim.exchange.fcs import PhenotypeRun
+from ciksim.exchange.fcs import example_fcs as example_fcs_job
+from ciksim.exchange.fcs import phenotype as phenotype_job
+from ciksim.exchange.tables import DataDictionary
+from ciksim.exchange.tables import describe as describe_job
 
-from ciksim.errors import CikError
-
-if TYPE_CHECKING:
-    from ciksim.model import Model
-    from ciksim.protocol import Protocol
-
-
-@dataclass(frozen=True)
-class SbmlExport:
-    """A model with its protocol, ready to be written as SBML."""
-
-    model: Model
-    protocol: Protocol | None
-
-    def text(self) -> str:
-        """The SBML document."""
-        from ciksim.engines.sbml import to_sbml
-
-        return to_sbml(self.model, self.protocol)
-
-    def write(self, path: str | Path) -> Path:
-        """Write the SBML file ``path``."""
-        from ciksim.engines.sbml import write_sbml
-
-        write_sbml(self.model, path, self.protocol)
-        return Path(path)
-
-
-def sbml_job(model: str, *, protocol: str | None = None, with_cik: bool = False) -> SbmlExport:
-    """``model``: culture, killing or patient; ``protocol``: a culture protocol, a patient
-    scenario or a protocol TOML file; ``with_cik``: patient only, add default CIK infusions."""
-    from ciksim.docs import model_by_name
-    from ciksim.protocol import Protocol
-
-    m = model_by_name(model)
-    proto = None
-    if model == "patient":
-        from ciksim.analysis.patient import CikSchedule, patient_protocol
-        from ciksim.models.patient import Scenario, builtin_scenarios
-
-        if protocol is None or protocol in builtin_scenarios():
-            scen = Scenario.load(protocol or "aml-cr1")
-            proto = patient_protocol(scen, CikSchedule() if with_cik else None)
-        else:
-            proto = Protocol.load(protocol)
-    elif with_cik:
-        raise CikError("--with-cik applies to the patient model only")
-    elif protocol is not None:
-        proto = Protocol.load(protocol)
-    return SbmlExport(m, proto)
+__all__ = ["DataDictionary", "ModelExport", "PhenotypeRun", "describe_job", "example_fcs_job",
+           "export_job", "phenotype_job"]
