@@ -1,6 +1,8 @@
 """COPASI (via basico) simulates ciksim's SBML: deterministic trajectories and the stochastic
 cure probability of a small MRD case."""
 
+import locale
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -11,7 +13,16 @@ from ciksim.engines.stochastic import simulate_stochastic
 from ciksim.exchange.export import export_model
 from ciksim.models.patient import STOCHASTIC, patient_model
 
+# COPASI sets the C locale when it loads (Python then reads files as ASCII): restore ours
+_LOCALE = locale.setlocale(locale.LC_ALL)
 basico = pytest.importorskip("basico", reason="COPASI (copasi-basico) is in the interop extra")
+locale.setlocale(locale.LC_ALL, _LOCALE)
+
+
+@pytest.fixture(autouse=True)
+def _keep_locale():
+    yield
+    locale.setlocale(locale.LC_ALL, _LOCALE)
 
 
 def column(tc, model, name):
