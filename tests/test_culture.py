@@ -1,4 +1,4 @@
-"""Culture model: calibration targets C1-C9 computed from the model, and the run API."""
+"""Culture model: calibration targets C1-C11 computed from the model, and the run API."""
 
 import numpy as np
 import pytest
@@ -53,6 +53,47 @@ def test_target_C9(check):
     check(targets.c9_il2())
 
 
+def test_target_C10(check):
+    check(targets.c10_gmp_product())
+
+
+def test_target_C11(check):
+    check(targets.c11_patient_material())
+
+
+def test_gmp_and_patient_options_are_declared_parameters_not_other_models():
+    """cik-gmp differs from cik-research only by its declared parameters (medium, scale)."""
+    from ciksim import Protocol
+    from ciksim.models.culture import Donor
+
+    gmp, research = Protocol.load("cik-gmp"), Protocol.load("cik-research")
+    assert gmp.events == research.events
+    assert 0 < gmp.parameter_values(culture_model())["medium_support"] < 1
+    patient = Donor.load("patient-post-chemo")
+    assert set(patient.parameters) == {"donor_fitness"} and patient.source
+    a = run_culture("cik-gmp", donors=1).per_donor["total_fold"][-1, 0]
+    b = run_culture("cik-gmp", donors=1, donor=patient).per_donor["total_fold"][-1, 0]
+    c = run_culture("cik-research", donors=1).per_donor["total_fold"][-1, 0]
+    assert b < a < c
+    assert run_culture("cik-gmp", donors=1).start_cells == pytest.approx(7e8)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('name = "x"\nsource = "s"\n[parameters]\ndonor_fitness = 2.0\n', "outside its range"),
+     ('name = "x"\nsource = "s"\n[parameters]\nfitness = 0.5\n', "not a culture-model"),
+     ('name = "x"\n[parameters]\ndonor_fitness = 0.5\n', "source is missing"),
+     ('name = "x"\nsource = "s"\nage = 3\n', "unknown field")],
+)
+def test_donor_file_errors(tmp_path, text, message):
+    f = tmp_path / "donor.toml"
+    f.write_text(text)
+    with pytest.raises(DataError, match=message):
+        run_culture("cik-gmp", donors=1, donor=str(f))
+    with pytest.raises(DataError, match="unknown donor"):
+        run_culture("cik-gmp", donors=1, donor="martian")
+
+
 def test_every_parameter_is_sourced_and_used():
     model = culture_model()
     used = set()
@@ -66,7 +107,7 @@ def test_every_parameter_is_sourced_and_used():
 
 
 def test_ifng_priming_raises_cd3cd56_share():
-    with_ifng = targets.culture_runs("cik-gmp")
+    with_ifng = targets.culture_runs("cik-research")
     without = run_culture("cik-no-ifng", donors=200, seed=0)
     assert np.median(without.per_donor["cd3cd56_pct"][21]) < np.median(
         with_ifng.per_donor["cd3cd56_pct"][21])
@@ -109,7 +150,7 @@ def test_culture_scales_with_seeded_cells():
 def test_discarding_splits_keep_cumulative_fold():
     from ciksim import Protocol
 
-    base = Protocol.load("cik-gmp")
+    base = Protocol.load("cik-research")
     discard = Protocol.from_dict({
         "name": "discard", "harvest_day": 21,
         "parameters": {"seed_density": "2e6 cells/mL"},

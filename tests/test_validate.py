@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 
 from ciksim.cli import app
 
-IDS = [f"C{i}" for i in range(1, 10)] + [f"K{i}" for i in range(1, 9)] + \
+IDS = [f"C{i}" for i in range(1, 13)] + [f"K{i}" for i in range(1, 9)] + \
     [f"P{i}" for i in range(1, 9)] + ["T1", "T2", "P14"]
 
 

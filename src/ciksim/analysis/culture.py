@@ -13,7 +13,7 @@ import pandas as pd
 from ciksim.engines import Result, simulate
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
-from ciksim.models.culture import culture_model
+from ciksim.models.culture import Donor, culture_model
 from ciksim.protocol import Protocol
 
 #: Columns of the daily summary, with units.
@@ -43,6 +43,7 @@ class CultureRun:
     result: Result
     seed: int
     start_cells: float
+    donor: str = "healthy"
 
     @property
     def donors(self) -> int:
@@ -123,15 +124,24 @@ def run_culture(
     days: float | None = None,
     donors: int = 200,
     seed: int = 0,
-    start_cells: float = 1e8,
+    start_cells: float | None = None,
     parameters: Mapping[str, float] | None = None,
+    donor: str | Path | Donor = "healthy",
 ) -> CultureRun:
     """Simulate a culture protocol for ``donors`` donors (log-normal parameter spread).
 
     ``days`` defaults to the protocol's harvest day (21 if it has none); output is daily.
-    ``donors=1`` simulates the typical donor (every parameter at its value).
+    ``donors=1`` simulates the typical donor (every parameter at its value). ``donor`` is
+    the starting material (``healthy``, ``patient-post-chemo`` or a TOML file): its
+    parameters, and those the protocol sets, are the medians donors are drawn around.
+    ``start_cells`` (PBMC seeded) defaults to the protocol's, else the model's 1e8.
     """
     proto = protocol if isinstance(protocol, Protocol) else Protocol.load(protocol)
+    start_material = donor if isinstance(donor, Donor) else Donor.load(donor)
+    model = culture_model()
+    medians = {**proto.parameter_values(model), **start_material.parameters}
+    if start_cells is None:
+        start_cells = medians.get("start_cells", model.parameter_by_name["start_cells"].value)
     if not np.isfinite(start_cells) or start_cells <= 0:
         raise DataError(f"start_cells: must be > 0 cells, got {start_cells!r}")
     if isinstance(donors, bool) or not isinstance(donors, (int, np.integer)) or donors < 1:
@@ -139,15 +149,15 @@ def run_culture(
     t_end = float(days if days is not None else (proto.harvest_day or 21.0))
     if not np.isfinite(t_end) or t_end <= 0:
         raise DataError(f"days: must be > 0, got {days!r}")
-    model = culture_model()
-    pars: dict[str, object] = (
-        sample_parameters(model, donors, seed) if donors > 1 else {}
-    )
+    pars: dict[str, object] = dict(medians)
+    if donors > 1:
+        pars.update(sample_parameters(model, donors, seed, medians=medians))
     pars.update(parameters or {})
     pars["start_cells"] = float(start_cells)
     times = np.arange(0.0, np.floor(t_end) + 1.0)
     result = simulate(model, proto, t_end, times=times, parameters=pars, seed=seed)
-    return CultureRun(protocol=proto, result=result, seed=seed, start_cells=float(start_cells))
+    return CultureRun(protocol=proto, result=result, seed=seed, start_cells=float(start_cells),
+                      donor=start_material.name)
 
 
 @dataclass(frozen=True)

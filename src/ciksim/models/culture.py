@@ -10,10 +10,17 @@ and the culture volume (mL). See ``docs/models/culture.md``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
+from ciksim.errors import DataError
 from ciksim.model import Assignment, Model, Process, Species
 from ciksim.model.loading import load_parameter_file
+from ciksim.units import convert
 
 _T = ("cells", "cd3", "cd3cd56neg")
 
@@ -71,6 +78,9 @@ def _assignments() -> list[Assignment]:
                    "1", "growth allowed by medium capacity and density (1 = unlimited)"),
         Assignment("cycle_rate", "r_max * S_il2 * growth_limit", "1/day",
                    "division rate of a cycling activated T cell", roles=("cycle_rate",)),
+        Assignment("prolif", "medium_support * donor_fitness", "1",
+                   "share of cells in cycle allowed by the medium and the donor's cells "
+                   "(1 = research medium, healthy donor)"),
         Assignment("growth_fraction", "phi_min + (phi_max - phi_min) * stim", "1",
                    "fraction of activated CD3+CD56- T cells in cycle"),
         Assignment("conv_boost", "1 + e_ifng * Primed + e_il1 * IL1 / (IL1 + K_il1)", "1",
@@ -88,13 +98,13 @@ def _processes() -> list[Process]:
                 "progress from early to late G1"),
         Process("first_s_phase", "k_g1 * T_g1b", {"T_g1b": -1, "T_act": 1},
                 "entry into the first S phase: the cell joins the cycling pool"),
-        Process("t_division", "cycle_rate * growth_fraction * T_act", {"T_act": 1},
+        Process("t_division", "cycle_rate * growth_fraction * prolif * T_act", {"T_act": 1},
                 "division of activated CD3+CD56- T cells"),
-        Process("cd56_gain", "k_conv * conv_boost * T_act", {"T_act": -1, "CIK": 1},
+        Process("cd56_gain", "k_conv * conv_boost * prolif * T_act", {"T_act": -1, "CIK": 1},
                 "activated CD3+CD56- T cells acquire CD56 (the only source of new CIK)"),
-        Process("cik_division", "cycle_rate * phi_cik * CIK", {"CIK": 1},
+        Process("cik_division", "cycle_rate * phi_cik * prolif * CIK", {"CIK": 1},
                 "division of CD3+CD56+ cells"),
-        Process("nk_division", "r_nk * S_il2_int * growth_limit * NK", {"NK": 1},
+        Process("nk_division", "r_nk * S_il2_int * growth_limit * prolif * NK", {"NK": 1},
                 "IL-2-driven division of NK cells"),
         Process("rest_death", "d_rest * T_rest", {"T_rest": -1, "Dead": 1},
                 "death of resting T cells"),
@@ -134,3 +144,58 @@ def culture_model() -> Model:
         processes=tuple(_processes()),
         assignments=tuple(_assignments()),
     )
+
+
+@dataclass(frozen=True)
+class Donor:
+    """Starting material: whose cells are cultured (``data/donors``), as parameter medians.
+
+    ``healthy`` is the reference the growth parameters were fitted to; ``patient-post-chemo``
+    is a patient's own blood after chemotherapy or an autograft (target C11).
+    """
+
+    name: str
+    description: str = ""
+    source: str = ""
+    parameters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> Donor:
+        """A built-in donor option (``healthy``, ``patient-post-chemo``) or a TOML file."""
+        from ciksim.data import load_toml
+
+        data, origin = load_toml(name_or_path, "donors", "donor", DataError)
+        return cls.from_dict(data, origin=origin)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "donor") -> Donor:
+        allowed = {"name", "description", "source", "parameters"}
+        extra = sorted(set(data) - allowed)
+        if extra:
+            raise DataError(f"{origin}: unknown field(s) {', '.join(extra)}; allowed: "
+                            f"{', '.join(sorted(allowed))}")
+        if not str(data.get("source", "")).strip():
+            raise DataError(f"{origin}: source is missing; cite the reference (or 'assumed: "
+                            "<reason>') the donor's parameters come from")
+        model = culture_model()
+        pars = {}
+        for k, v in dict(data.get("parameters", {})).items():
+            p = model.parameter_by_name.get(k)
+            if p is None:
+                raise DataError(f"{origin}: parameters.{k} is not a culture-model parameter")
+            x = convert(v, p.unit, field=f"{origin}: parameters.{k}")
+            if not p.low <= x <= p.high:
+                raise DataError(f"{origin}: parameters.{k} = {x:g} is outside its range "
+                                f"[{p.low:g}, {p.high:g}] {p.unit}")
+            pars[k] = x
+        return cls(str(data.get("name", origin)), str(data.get("description", "")),
+                   str(data["source"]), pars)
+
+
+def builtin_donors() -> list[str]:
+    from ciksim.data import builtin_names
+
+    return builtin_names("donors")

@@ -1,6 +1,8 @@
-"""Culture targets C1-C9, computed from the default culture model.
+"""Culture targets C1-C11, computed from the default culture model.
 
-Runs use 200 donors and seed 0 unless told otherwise; "median" is the donor median.
+Runs use 200 donors and seed 0 unless told otherwise; "median" is the donor median. C1-C9
+concern research-scale cultures (``cik-standard``, ``cik-research``); C10 the clinical-grade
+``cik-gmp`` product, C11 patient-derived starting material.
 """
 
 from __future__ import annotations
@@ -17,14 +19,25 @@ from ciksim.targets.base import TargetCheck, within
 
 DONORS = 200
 SEED = 0
-#: Protocols the phenotype and expansion targets are checked on.
-CIK_PROTOCOLS = ("cik-standard", "cik-gmp")
+#: Research-scale protocols the phenotype and expansion targets C3-C6 are checked on.
+CIK_PROTOCOLS = ("cik-standard", "cik-research")
+#: The clinical-grade protocol (C10, C11) and its harvest window (days).
+GMP_PROTOCOL = "cik-gmp"
+GMP_HARVEST_DAYS = (21, 28)
 
 
 @cache
-def culture_runs(protocol: str, donors: int = DONORS, seed: int = SEED) -> CultureRun:
-    """A cached 21-day donor batch (shared by the targets)."""
-    return run_culture(protocol, days=21, donors=donors, seed=seed)
+def culture_runs(protocol: str, donors: int = DONORS, seed: int = SEED, days: int = 21,
+                 donor: str = "healthy") -> CultureRun:
+    """A cached donor batch (shared by the targets), ``days`` long."""
+    return run_culture(protocol, days=days, donors=donors, seed=seed, donor=donor)
+
+
+def cd3_fold(run: CultureRun) -> np.ndarray:
+    """CD3+ fold expansion (n_days, n_donors), counting cells as if none were discarded."""
+    r = run.result
+    cd3 = r["cd3_cells"] / r.kept
+    return cd3 / cd3[0]
 
 
 def _median(run: CultureRun, key: str, day: int) -> float:
@@ -129,7 +142,7 @@ def c7_cd56_origin() -> TargetCheck:
 
 
 def c8_lak_vs_cik() -> TargetCheck:
-    cik, lak = culture_runs("cik-gmp"), culture_runs("lak")
+    cik, lak = culture_runs("cik-research"), culture_runs("lak")
     v = {"lak_fold": _median(lak, "total_fold", 21), "cik_fold": _median(cik, "total_fold", 21),
          "lak_nk_pct": _median(lak, "nk_pct", 21), "cik_nk_pct": _median(cik, "nk_pct", 21)}
     ok = v["lak_fold"] < v["cik_fold"] / 3 and v["lak_nk_pct"] > v["cik_nk_pct"]
@@ -141,7 +154,7 @@ def c8_lak_vs_cik() -> TargetCheck:
 def c9_il2() -> TargetCheck:
     """1 IU/mL = 4 pM; refeeds keep IL-2 above EC50; without them growth stalls."""
     model = culture_model()
-    proto = Protocol.load("cik-gmp")
+    proto = Protocol.load("cik-research")
     t = np.arange(1.05, 21.0, 0.1)  # off the event days, so minima before feeds are seen
     fed = simulate(model, proto, 21, times=t)
     ratio_fed = float(np.min(fed["il2_pM"] / fed["EC50_il2"]))
@@ -161,11 +174,44 @@ def c9_il2() -> TargetCheck:
                        "structural", ok, "culture.md §4")
 
 
+def c10_gmp_product() -> TargetCheck:
+    """Clinical-grade product at harvest (days 21 and 28): CD3+ fold 5-30, CD3+CD56+ fold
+    10-100, CD3+CD56+ share 10-55% (donor medians, healthy donors)."""
+    run = culture_runs(GMP_PROTOCOL, days=max(GMP_HARVEST_DAYS))
+    v: dict[str, float] = {}
+    ok = True
+    for d in GMP_HARVEST_DAYS:
+        v[f"cd3_fold_d{d}"] = float(np.median(cd3_fold(run)[d]))
+        v[f"cd3cd56_fold_d{d}"] = _median(run, "cd3cd56_fold", d)
+        v[f"cd3cd56_pct_d{d}"] = _median(run, "cd3cd56_pct", d)
+        ok = (ok and within(v[f"cd3_fold_d{d}"], 5, 30)
+              and within(v[f"cd3cd56_fold_d{d}"], 10, 100)
+              and within(v[f"cd3cd56_pct_d{d}"], 10, 55))
+    return TargetCheck("C10", f"clinical-grade ({GMP_PROTOCOL}) product at day 21 and 28: CD3+ "
+                       "fold; CD3+CD56+ fold; % CD3+CD56+", v, "5-30; 10-100; 10-55 %", ok,
+                       "clinical S5 Laport, S2 Linn, S1 Introna; culture S17 Bremm 2019")
+
+
+def c11_patient_material() -> TargetCheck:
+    """Patient-derived (post-chemotherapy) vs healthy starting material on the clinical
+    protocol: ratio of median total fold at harvest (day 21; day 28 reported too)."""
+    days = max(GMP_HARVEST_DAYS)
+    healthy = culture_runs(GMP_PROTOCOL, days=days)
+    patient = culture_runs(GMP_PROTOCOL, days=days, donor="patient-post-chemo")
+    v = {f"fold_ratio_d{d}": _median(patient, "total_fold", d) / _median(healthy, "total_fold", d)
+         for d in GMP_HARVEST_DAYS}
+    ok = all(within(x, 0.05, 0.4) for x in v.values())
+    return TargetCheck("C11", "patient (post-chemotherapy) / healthy-donor fold at harvest "
+                       f"({GMP_PROTOCOL}, days 21 and 28)", v, "0.05-0.4", ok,
+                       "culture S16 Clausen 2001 (6 and 34 vs 100)")
+
+
 def all_culture_targets() -> list[TargetCheck]:
     """Every culture target, on the protocols each is defined for."""
     out = [c1_day0_composition(), c2_cell_cycle()]
     for p in CIK_PROTOCOLS:
         out += [c3_fold_day21(p), c4_cd3cd56_share(p), c5_day14_phenotype(p),
                 c6_cd3cd56_enrichment(p)]
-    out += [c7_cd56_origin(), c8_lak_vs_cik(), c9_il2()]
+    out += [c7_cd56_origin(), c8_lak_vs_cik(), c9_il2(), c10_gmp_product(),
+            c11_patient_material()]
     return out

@@ -13,9 +13,11 @@ def target_functions() -> list[tuple[str, Callable[[], list[TargetCheck]]]]:
     from ciksim.targets.evidence import all_evidence_targets
     from ciksim.targets.killing import all_killing_targets
     from ciksim.targets.patient import all_patient_targets
+    from ciksim.targets.product import all_product_targets
     from ciksim.targets.trial import all_trial_targets
 
-    return [("culture", all_culture_targets), ("killing", all_killing_targets),
+    return [("culture", all_culture_targets), ("product", all_product_targets),
+            ("killing", all_killing_targets),
             ("patient", all_patient_targets), ("trial", all_trial_targets),
             ("evidence", all_evidence_targets)]
 

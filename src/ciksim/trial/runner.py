@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from ciksim._version import __version__
-from ciksim.analysis.killing import Product, product_from_folder
+from ciksim.analysis.killing import Product
 from ciksim.analysis.patient import REPORTED, run_patients
+from ciksim.analysis.product import ProductLots, resolve_lots
 from ciksim.engines.threads import single_thread
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
@@ -36,19 +37,36 @@ from ciksim.trial.spec import TrialSpec
 
 COLUMNS = ("arm", "patient", "subtype", "duration", "event", "cured", "relapse_day",
            "extinction_day", "normal_nadir_fraction", *REPORTED, "delivery",
-           "not_infused_reason", "dose_fraction", "os_duration", "os_event", "status")
+           "not_infused_reason", "dose_fraction", "product_lot", "infusions_given",
+           "os_duration", "os_event", "status")
+
+
+def product_lots(spec: TrialSpec) -> ProductLots:
+    """The trial's product lots: a culture protocol's harvests (with its donor option and
+    seeded cells), a culture run folder, or the user's release data (C12)."""
+    base = Path(spec.base_dir) if spec.base_dir else None
+    return resolve_lots(dict(spec.raw.get("product", {})), seed=spec.seed, base=base)
 
 
 def product_composition(spec: TrialSpec) -> dict[str, float]:
-    """Median composition of the trial's product: a culture run folder or the culture model."""
-    if spec.product_folder:
-        return product_from_folder(spec.product_folder).median_composition()
-    from ciksim.analysis.culture import run_culture
-    from ciksim.analysis.killing import product_from_culture
+    """Composition of the trial product's median lot (the medoid)."""
+    return product_lots(spec).as_product().median_composition()
 
-    run = run_culture(spec.product_protocol, donors=spec.product_donors, seed=spec.seed,
-                      days=21)
-    return product_from_culture(run).median_composition()
+
+def fixed_composition(composition: dict[str, float]) -> ProductLots:
+    """One composition for every patient, lot size not limiting (an explicit override)."""
+    return ProductLots("fixed composition", "given composition", composition["f_cik"],
+                       composition["f_t"], composition["f_nk"], None)
+
+
+def _weights(scen: Scenario, seed: int, idx: np.ndarray) -> np.ndarray:
+    """Each patient's body weight, drawn exactly as ``run_patients`` draws it."""
+    model = patient_model()
+    draw = sample_parameters(model, idx.size, seed, medians=scen.parameters,
+                             variability=scen.variability, indices=idx)
+    w = draw.get("weight", scen.parameters.get("weight",
+                                               model.parameter_by_name["weight"].value))
+    return np.broadcast_to(np.asarray(w, dtype=float), idx.shape)
 
 
 def _subtype_medians(spec: TrialSpec, seed: int, idx: np.ndarray
@@ -67,7 +85,7 @@ def _subtype_medians(spec: TrialSpec, seed: int, idx: np.ndarray
 
 
 def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
-                   composition: dict[str, float],
+                   lots: ProductLots | dict[str, float],
                    parameters: dict[str, np.ndarray] | None = None, *,
                    indices: np.ndarray | None = None, seed: int | None = None
                    ) -> pd.DataFrame:
@@ -79,8 +97,14 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
     In a CIK arm each patient's product delivery is drawn (``spec.delivery``): patients
     whose product was not made or not infused are simulated without CIK and patients below
     the target dose with the reduced dose, all staying in their arm (intention to treat).
-    ``parameters`` overrides patient-model parameters (one value per patient of the chunk).
+    Each patient receives a lot of the product (drawn by patient index; a composition dict
+    is one lot of unlimited size): the infused mix is the lot's, and the infusions are as
+    many of those scheduled as the lot's viable CD3+ cells supply at the patient's weight
+    and delivered dose (none: simulated without CIK, still in the arm). ``parameters``
+    overrides patient-model parameters (one value per patient of the chunk).
     """
+    if not isinstance(lots, ProductLots):
+        lots = fixed_composition(lots)
     idx = np.arange(start, stop) if indices is None else np.asarray(indices, dtype=np.int64)
     seed = spec.arm_seed(arm) if seed is None else int(seed)
     labels, t_double = _subtype_medians(spec, seed, idx)
@@ -89,28 +113,40 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
         scen = Scenario(scen.name, scen.description, scen.protocol,
                         {**scen.parameters, "T_double": t_double},
                         {**scen.variability, "T_double": 0.2}, scen.relapse_threshold)
-    product = Product("trial product", composition["f_cik"], composition["f_t"],
-                      composition["f_nk"])
     cik = spec.arms[arm].cik
     if cik is None:
         plan = pd.DataFrame({"delivery": [NO_PRODUCT] * idx.size,
                              "not_infused_reason": [""] * idx.size,
                              "dose_fraction": np.zeros(idx.size)})
+        lot = np.full(idx.size, -1, dtype=np.int64)
+        given = np.zeros(idx.size, dtype=np.int64)
     else:
         plan = spec.delivery.draw(seed, idx)
+        lot = lots.assign(seed, idx)
+        dose = cik.dose_per_kg * np.maximum(plan["dose_fraction"].to_numpy(float), 1e-12)
+        given = np.where(plan["dose_fraction"].to_numpy() > 0, lots.infusions_supplied(
+            lot, dose, _weights(scen, seed, idx), cik.infusions), 0)
     fraction = plan["dose_fraction"].to_numpy()
     extra = {k: np.asarray(v, float) for k, v in (parameters or {}).items()}
 
     def run(pos: np.ndarray, sc: Scenario) -> pd.DataFrame:
         frames = []
-        for f in np.unique(fraction[pos]):
-            sel = pos[fraction[pos] == f]
-            sched = (None if cik is None or f == 0 else cik if f == 1 else
-                     dataclasses.replace(cik, dose_per_kg=cik.dose_per_kg * float(f)))
+        for f, k in sorted(set(zip(fraction[pos].tolist(), given[pos].tolist(),
+                                   strict=True))):
+            sel = pos[(fraction[pos] == f) & (given[pos] == k)]
+            sched = (None if cik is None or f == 0 or k == 0 else
+                     dataclasses.replace(cik, dose_per_kg=cik.dose_per_kg * float(f),
+                                         infusions=int(k)))
+            pars = {name: v[sel] for name, v in extra.items()}
+            product = None
+            if sched is not None:
+                product = Product(lots.name, lots.f_cik[lot[sel]], lots.f_t[lot[sel]],
+                                  lots.f_nk[lot[sel]])
+                pars = {"prod_cik": product.f_cik, "prod_t": product.f_t,
+                        "prod_nk": product.f_nk, **pars}
             r = run_patients(_subset(sc, t_double, sel), cik=sched, product=product,
                              replicates=sel.size, years=spec.follow_up_years, seed=seed,
-                             relapse=spec.relapse, indices=idx[sel],
-                             parameters={k: v[sel] for k, v in extra.items()})
+                             relapse=spec.relapse, indices=idx[sel], parameters=pars)
             frames.append(r.outcomes())
         return pd.concat(frames, ignore_index=True).sort_values("patient",
                                                                 ignore_index=True)
@@ -142,6 +178,7 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
     out.insert(2, "subtype", labels)
     for col in plan:
         out[col] = plan[col].to_numpy()
+    out["product_lot"], out["infusions_given"] = lot, given
     ok = out["status"] == "ok"
     os_t, os_e = spec.after_relapse.overall_survival(
         seed, idx[ok.to_numpy()], out.loc[ok, "duration"].to_numpy(float),
@@ -162,9 +199,9 @@ def _subset(scen: Scenario, t_double: np.ndarray | None, pos: np.ndarray) -> Sce
 
 
 def _chunk_task(raw: dict[str, Any], arm: int, start: int, stop: int,
-                composition: dict[str, float]) -> pd.DataFrame:
+                lots: ProductLots) -> pd.DataFrame:
     """Top-level (picklable) entry point for worker processes and Dask."""
-    return simulate_chunk(TrialSpec.from_dict(raw), arm, start, stop, composition)
+    return simulate_chunk(TrialSpec.from_dict(raw), arm, start, stop, lots)
 
 
 @dataclass(frozen=True)
@@ -233,8 +270,12 @@ def run_trial(
     progress: Callable[[int, int], None] | None = None,
     composition: dict[str, float] | None = None,
     max_chunks: int | None = None,
+    product: ProductLots | None = None,
 ) -> TrialRun:
     """Simulate every arm of ``spec``; see the module docstring for the guarantees.
+
+    The product is the spec's (``product_lots``) unless ``product`` (lots) or
+    ``composition`` (one mix for every patient, size not limiting) is given.
 
     ``workers``: local processes (None = all cores, 1 = this process); ``scheduler``: the
     address of a running Dask scheduler (``tcp://host:port``) instead. ``progress(done,
@@ -250,7 +291,8 @@ def run_trial(
         chunk_size = json.loads((folder / "manifest.json").read_text()).get("chunk_size")
     chunk_size = chunk_size_for(spec, chunk_size, n_workers)
     todo = chunks(spec, chunk_size)
-    comp = composition or product_composition(spec)
+    lots = (product if product is not None else
+            fixed_composition(composition) if composition is not None else product_lots(spec))
     done_frames: dict[Chunk, pd.DataFrame] = {}
     if folder is not None:
         cdir = folder / "chunks"
@@ -281,7 +323,7 @@ def run_trial(
     timings: list[float] = []
     backend = "dask" if scheduler else ("process" if (workers or os.cpu_count() or 1) > 1
                                          else "in-process")
-    for c, df, seconds in _execute(spec, pending, comp, workers, scheduler):
+    for c, df, seconds in _execute(spec, pending, lots, workers, scheduler):
         done_frames[c] = df
         timings.append(seconds)
         if folder is not None:
@@ -299,7 +341,8 @@ def run_trial(
         "ciksim_version": __version__, "backend": backend,
         "workers": workers if not scheduler else None, "scheduler": scheduler,
         "chunk_size": chunk_size, "chunks": len(todo),
-        "product_composition": comp, "patients": len(patients),
+        "product_composition": lots.summary()["composition"], "product": lots.summary(),
+        "patients": len(patients),
         "failed_patients": int((patients["status"] != "ok").sum()) if len(patients) else 0,
         "wall_seconds": time.perf_counter() - t0, "chunk_seconds": timings,
     }
@@ -310,7 +353,7 @@ def run_trial(
     return TrialRun(spec, patients, manifest)
 
 
-def _execute(spec: TrialSpec, pending: list[Chunk], comp: dict[str, float],
+def _execute(spec: TrialSpec, pending: list[Chunk], comp: ProductLots,
              workers: int | None, scheduler: str | None
              ) -> Iterator[tuple[Chunk, pd.DataFrame, float]]:
     raw = dict(spec.raw)

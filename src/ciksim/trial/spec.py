@@ -24,7 +24,8 @@ _TOP = {"name", "description", "seed", "patients_per_arm", "follow_up_years", "r
 _POP = {"scenario", "subtypes", "variability", "parameters", "post_relapse_median_months"}
 _ANALYSIS = {"endpoint", "test", "horizon_months", "alpha"}
 _POSTERIOR = {"source", "draws", "cohort"}
-_PRODUCT = {"culture_protocol", "run_folder", "donors"}
+_PRODUCT = {"culture_protocol", "run_folder", "release_data", "donors", "donor", "start_cells"}
+_PRODUCT_SOURCES = ("culture_protocol", "run_folder", "release_data")
 _ARM = {"name", "cik"}
 _CIK = {"dose_per_kg", "infusions", "interval_days", "first_day", "il2_support"}
 
@@ -72,6 +73,10 @@ class TrialSpec:
     #: Trials over draws: ``source`` ("shipped", "prior" or a posterior path), ``draws``
     #: and ``cohort`` (virtual patients per arm per draw).
     posterior: Mapping[str, Any] = field(default_factory=lambda: dict(POSTERIOR_DEFAULTS))
+    product_release: str | None = None
+    product_donor: str = "healthy"
+    product_start_cells: float | None = None
+    base_dir: str | None = field(default=None, compare=False)
 
     @classmethod
     def load(cls, path: str | Path) -> TrialSpec:
@@ -82,10 +87,13 @@ class TrialSpec:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise DataError(f"{p}: not valid TOML ({exc})") from exc
-        return cls.from_dict(data, origin=str(p))
+        return cls.from_dict(data, origin=str(p), base_dir=str(p.parent))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "trial") -> TrialSpec:
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "trial",
+                  base_dir: str | None = None) -> TrialSpec:
+        """A validated spec; ``base_dir`` resolves relative product paths (the spec's
+        folder when read from a file)."""
         _check_keys(data, _TOP, origin)
         for key in ("name", "arms", "population"):
             if key not in data:
@@ -130,7 +138,7 @@ class TrialSpec:
             raise DataError(f"{origin}: population.subtypes shares add up to "
                             f"{sum(mix.values()):g}; they must add up to 1")
         prod = dict(data.get("product", {}))
-        _check_keys(prod, _PRODUCT, f"{origin}: product")
+        _check_product(prod, f"{origin}: product")
         arms = []
         names = set()
         for i, raw in enumerate(data["arms"]):
@@ -189,18 +197,24 @@ class TrialSpec:
             chunk_size=chunk, raw=json.loads(json.dumps(dict(data))),
             delivery=Delivery.from_dict(data.get("delivery"), f"{origin}: delivery"),
             after_relapse=AfterRelapse(float(after)), analysis=analysis, posterior=post,
+            product_release=prod.get("release_data"),
+            product_donor=str(prod.get("donor", "healthy")),
+            product_start_cells=(float(prod["start_cells"]) if "start_cells" in prod
+                                 else None),
+            base_dir=base_dir,
         )
 
     def with_patients(self, n: int) -> TrialSpec:
         """The same trial with ``n`` patients per arm."""
         raw = {**self.raw, "patients_per_arm": int(n)}
-        return TrialSpec.from_dict(raw, origin=f"trial {self.name!r}")
+        return TrialSpec.from_dict(raw, origin=f"trial {self.name!r}", base_dir=self.base_dir)
 
     def with_seed(self, seed: int) -> TrialSpec:
         """The same trial with another seed (``--seed``)."""
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise DataError(f"seed: must be a whole number >= 0, got {seed!r}")
-        return TrialSpec.from_dict({**self.raw, "seed": int(seed)}, origin=f"trial {self.name!r}")
+        return TrialSpec.from_dict({**self.raw, "seed": int(seed)}, origin=f"trial {self.name!r}",
+                                   base_dir=self.base_dir)
 
     def digest(self) -> str:
         """Fingerprint of everything that determines the patients' numbers."""
@@ -213,6 +227,38 @@ class TrialSpec:
     def arm_seed(self, arm: int) -> int:
         """Each arm has its own patients: a seed derived from the trial seed and arm."""
         return int(np.random.SeedSequence([self.seed, arm]).generate_state(1)[0])
+
+
+def _check_product(prod: Mapping[str, Any], where: str) -> None:
+    """The ``[product]`` table: one source of lots (a built-in or file culture protocol, a
+    culture run folder, or release data), with the culture options only for a protocol."""
+    _check_keys(prod, _PRODUCT, where)
+    given = [k for k in _PRODUCT_SOURCES if k in prod]
+    if len(given) > 1:
+        raise DataError(f"{where}: give one of {', '.join(_PRODUCT_SOURCES)}, not "
+                        f"{' and '.join(given)}")
+    for key in given:
+        if not isinstance(prod[key], str) or not prod[key].strip():
+            raise DataError(f"{where}.{key}: give a name or a path as text")
+    if given and given[0] != "culture_protocol":
+        extra = [k for k in ("donors", "donor", "start_cells") if k in prod]
+        if extra:
+            raise DataError(f"{where}: {', '.join(extra)} apply to a culture_protocol only; "
+                            f"drop them or use culture_protocol instead of {given[0]}")
+    donors = prod.get("donors", 200)
+    if isinstance(donors, bool) or not isinstance(donors, int) or donors < 1:
+        raise DataError(f"{where}.donors: need a whole number >= 1 (lots to draw from)")
+    start = prod.get("start_cells", 1.0)
+    if isinstance(start, bool) or not isinstance(start, (int, float)) or not \
+            (0 < start < float("inf")):
+        raise DataError(f"{where}.start_cells: need a number of cells > 0, e.g. 1e10")
+    if "donor" in prod:
+        from ciksim.models.culture import Donor
+
+        try:
+            Donor.load(str(prod["donor"]))
+        except DataError as exc:
+            raise DataError(f"{where}.donor: {exc}") from exc
 
 
 def _event_dict(e: Any) -> dict[str, Any]:
