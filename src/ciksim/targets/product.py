@@ -22,10 +22,12 @@ from ciksim.models.patient import patient_model
 from ciksim.protocol import Event, Protocol
 from ciksim.targets.base import TargetCheck
 
-#: The small trial C12 is checked on: dose, infusions and follow-up of its CIK arm.
+#: The small trial C12 is checked on: dose, infusions and follow-up of its CIK arm. Delivery
+#: failures (T5, drawn independently of the lot) are switched off, so the check isolates the
+#: lot's size and mix.
 C12_TRIAL = {
     "name": "c12", "seed": 5, "patients_per_arm": 24, "follow_up_years": 0.5,
-    "population": {"scenario": "aml-cr1"},
+    "population": {"scenario": "aml-cr1"}, "delivery": {"enabled": False},
     "arms": [{"name": "cik", "cik": {"dose_per_kg": 1e7, "infusions": 3, "first_day": 30}}],
 }
 
