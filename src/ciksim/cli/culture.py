@@ -38,7 +38,10 @@ def culture(
     = None,
     donors: Annotated[int, typer.Option(help="Number of simulated donors.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed for donor variability.")] = 0,
-    start_cells: Annotated[str, typer.Option(help="PBMC seeded on day 0 (cells).")] = "1e8",
+    start_cells: Annotated[str | None, typer.Option(
+        help="PBMC seeded on day 0 (cells; default: the protocol's, else 1e8).")] = None,
+    donor: Annotated[str, typer.Option(
+        help="Starting material: healthy, patient-post-chemo or a TOML file.")] = "healthy",
     out: Annotated[Path | None, typer.Option(help="Folder for the data, figure and report.")]
     = None,
     fmt: Annotated[str, typer.Option("--format", help="Data format: csv or parquet.")] = "csv",
@@ -64,7 +67,7 @@ def culture(
     from ciksim.jobs.culture import culture_job, harvest_plan_job
 
     extra = list(args or [])
-    start = parse_number(start_cells, "start-cells")
+    start = parse_number(start_cells, "start-cells") if start_cells is not None else None
     if extra and extra[0] == "plan":
         if len(extra) > 1:
             raise DataError(f"plan: unexpected argument(s) {extra[1:]}")
@@ -72,7 +75,7 @@ def culture(
             raise DataError("plan: give --dose (cells per kg, or per infusion with --per infusion)")
         plan = harvest_plan_job(protocol, dose=parse_number(dose, "dose"), per=per,
                                 weight=weight, infusions=infusions, cells=cells, days=days,
-                                donors=donors, seed=seed, start_cells=start)
+                                donors=donors, seed=seed, start_cells=start, donor=donor)
         if out is not None:
             files = plan.write(out, fmt)
         if as_json:
@@ -90,7 +93,8 @@ def culture(
     elif extra:
         raise DataError(f"unexpected argument(s) {extra}; did you mean --compare or plan?")
     check_formats(fmt)
-    result = culture_job(protocols, days=days, donors=donors, seed=seed, start_cells=start)
+    result = culture_job(protocols, days=days, donors=donors, seed=seed, start_cells=start,
+                         donor=donor)
     if out is not None:
         files = result.write(out, fmt)
     if as_json:

@@ -62,16 +62,20 @@ class CultureResult(JobResult):
 
 
 def culture_job(protocols: Sequence[str], *, days: float | None = None, donors: int = 200,
-                seed: int = 0, start_cells: float = 1e8) -> CultureResult:
+                seed: int = 0, start_cells: float | None = None,
+                donor: str = "healthy") -> CultureResult:
     """Simulate each protocol (built-in name or TOML file) for ``donors`` donors.
 
     ``days``: days to simulate (default: each protocol's harvest day); ``start_cells``: PBMC
-    seeded on day 0 (cells). The same seed gives every protocol the same donors.
+    seeded on day 0 (cells; default: the protocol's, else 1e8); ``donor``: the starting
+    material (``healthy``, ``patient-post-chemo`` or a TOML file). The same seed gives every
+    protocol the same donors.
     """
     if not protocols:
         raise DataError("protocols: give at least one culture protocol")
     return CultureResult(tuple(run_culture(p, days=days, donors=donors, seed=seed,
-                                           start_cells=start_cells) for p in protocols))
+                                           start_cells=start_cells, donor=donor)
+                               for p in protocols))
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,12 @@ class HarvestPlanResult(JobResult):
 def harvest_plan_job(protocol: str = "cik-standard", *, dose: float, per: str = "kg",
                      weight: float = 70.0, infusions: int = 1, cells: str = "cd3cd56",
                      days: float | None = None, donors: int = 200, seed: int = 0,
-                     start_cells: float = 1e8) -> HarvestPlanResult:
+                     start_cells: float | None = None, donor: str = "healthy"
+                     ) -> HarvestPlanResult:
     """When a course of ``infusions`` × ``dose`` cells (per kg of ``weight`` or per infusion)
-    is ready; ``cells``: count ``cd3cd56`` or ``cd3`` cells."""
-    run = run_culture(protocol, days=days, donors=donors, seed=seed, start_cells=start_cells)
+    is ready; ``cells``: count ``cd3cd56`` or ``cd3`` cells; ``donor``: starting material."""
+    run = run_culture(protocol, days=days, donors=donors, seed=seed, start_cells=start_cells,
+                      donor=donor)
     plan = plan_harvest(run, dose=dose, per=per, weight=weight, infusions=infusions,
                         cells=cells)
     return HarvestPlanResult(run, plan, dose, per, weight, infusions)

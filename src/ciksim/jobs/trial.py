@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from ciksim.analysis.culture import CultureRun
     from ciksim.analysis.killing import AssayRun, Product
+    from ciksim.analysis.product import ProductLots
     from ciksim.jobs.decision import DecisionResult
     from ciksim.trial.runner import TrialRun
     from ciksim.trial.spec import TrialSpec
@@ -104,7 +105,8 @@ def trial_job(spec: str | Path | TrialSpec, *, n_per_arm: int | None = None,
               chunk_size: int | None = None, progress: Progress | None = None,
               composition: dict[str, float] | None = None, seed: int | None = None,
               posterior: Any = None, prior: bool = False, draws: int | None = None,
-              cohort: int | None = None, arms: str | None = None) -> TrialResult:
+              cohort: int | None = None, arms: str | None = None,
+              product: ProductLots | None = None) -> TrialResult:
     """Run every arm of a trial specification (TOML file or TrialSpec), then the design
     over parameter draws (decision outputs; ``ciksim.jobs.decision.decision_job``).
 
@@ -123,7 +125,8 @@ def trial_job(spec: str | Path | TrialSpec, *, n_per_arm: int | None = None,
     if resume and out is None:
         raise DataError("resume: needs the --out folder of the interrupted trial")
     run = run_trial(s, out=out, workers=workers, scheduler=scheduler, resume=resume,
-                    chunk_size=chunk_size, progress=progress, composition=composition)
+                    chunk_size=chunk_size, progress=progress, composition=composition,
+                    product=product)
     analysis = summarize(run.patients, [a.name for a in s.arms], 12 * s.follow_up_years)
     decision = None
     n_draws = s.posterior["draws"] if draws is None else draws
@@ -248,24 +251,27 @@ def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | N
     continues an interrupted one). ``on_step(text)`` hears each step's headline;
     ``n_per_arm``, ``seed``, ``posterior``, ``prior`` and ``draws`` as for ``trial_job``."""
     from ciksim.analysis.culture import run_culture
-    from ciksim.analysis.killing import product_from_culture, product_from_folder, run_assay
+    from ciksim.analysis.killing import run_assay
+    from ciksim.analysis.product import lots_from_culture
+    from ciksim.trial.runner import product_lots
 
     s = load_spec(spec, n_per_arm)
     if seed is not None:
         s = s.with_seed(seed)
     say = on_step or (lambda text: None)
     culture = None
-    if s.product_folder:
-        product = product_from_folder(s.product_folder)
-        say(f"1. product: read from {s.product_folder}")
+    if s.product_folder or s.product_release:
+        lots = product_lots(s)
+        say(f"1. product: {lots.lots} lots from {lots.source}")
     else:
         culture = run_culture(s.product_protocol, donors=s.product_donors, seed=s.seed,
-                              days=21)
-        product = product_from_culture(culture)
+                              days=21, donor=s.product_donor, start_cells=s.product_start_cells)
+        lots = lots_from_culture(culture)
         h = culture.summary().iloc[-1]
         say(f"1. culture {s.product_protocol}, {s.product_donors} donors: day-21 fold "
             f"{h.total_fold:.0f} ({h.total_fold_p05:.0f}-{h.total_fold_p95:.0f}), "
             f"{h.cd3cd56_pct:.0f}% CD3+CD56+")
+    product = lots.as_product()
     assays = {t: run_assay(product, t, et=ASSAY_ET, donors=product.donors, seed=s.seed)
               for t in ASSAY_TARGETS}
     at40 = {t: float(a.summary()["lysis_pct"].iloc[0]) for t, a in assays.items()}
@@ -274,8 +280,7 @@ def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | N
     say(f"3. trial {s.name}")
     Path(out).mkdir(parents=True, exist_ok=True)
     trial = trial_job(s, out=Path(out) / "trial", workers=workers, scheduler=scheduler,
-                      resume=resume, progress=progress,
-                      composition=product.median_composition(), posterior=posterior,
+                      resume=resume, progress=progress, product=lots, posterior=posterior,
                       prior=prior, draws=draws)
     return ChainResult(product, culture, assays, trial)
 
