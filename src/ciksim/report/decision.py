@@ -169,6 +169,14 @@ def decision_sections(rep: Report, decision: Any | None, spec: Any,
                  "Monte Carlo error (per draw)": s["mc_error"][m]["within_draw"]}
                 for m, e in s["effect"].items() if e is not None]
         rep.table(pd.DataFrame(rows))
+        over = [s["effect"][m]["label"] for m, v in s["mc_error"].items()
+                if isinstance(v, dict) and not v["ok"] and s["effect"].get(m)]
+        rep.paragraph("Monte Carlo error (the simulation's, within a draw) is "
+                      + ("at most a tenth of the effect's spread across draws for every "
+                         "measure (T3)." if not over else
+                         "above a tenth of the effect's spread across draws for: "
+                         + "; ".join(over) + ". Raise [posterior] cohort (or --cohort)."),
+                      note=True)
         fig = plot_effect_posterior(decision.run.table, s)
         rep.figure(fig, "True effect across parameter draws (median solid, 90% interval "
                    "dotted, no effect red)")

@@ -104,7 +104,8 @@ class DrawDesign:
                              ("chunk-draws", self.chunk_draws, 1)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise DataError(f"{name}: need a whole number >= {low}, got {v!r}")
-        sizes = parse_sizes(self.sizes or (spec.patients_per_arm,), "n")
+        sizes = parse_sizes(self.sizes or (spec.posterior.get("n_per_arm",
+                                                              spec.patients_per_arm),), "n")
         cohort = max(int(self.cohort), 2 * max(sizes))
         if cohort >= 1 << DRAW_SHIFT:
             raise DataError(f"cohort: at most {(1 << DRAW_SHIFT) - 1} patients per draw")
@@ -361,8 +362,8 @@ def summarize_draws(table: pd.DataFrame, spec: TrialSpec, design: DrawDesign,
         assurance.append({"n_per_arm": int(n), "assurance": k / d,
                           "mc_se": math.sqrt(k / d * (1 - k / d) / d),
                           "ci_low": float(ci.low), "ci_high": float(ci.high), "draws": d})
-    planned = next((r for r in assurance if r["n_per_arm"] == spec.patients_per_arm),
-                   assurance[-1])
+    planned_n = spec.posterior.get("n_per_arm", spec.patients_per_arm)
+    planned = next((r for r in assurance if r["n_per_arm"] == planned_n), assurance[-1])
     mc["assurance"] = planned["mc_se"]
     return {
         "source": {"kind": source.kind, "label": source.label},

@@ -23,7 +23,7 @@ _TOP = {"name", "description", "seed", "patients_per_arm", "follow_up_years", "r
         "population", "product", "arms", "chunk_size", "delivery", "analysis", "posterior"}
 _POP = {"scenario", "subtypes", "variability", "parameters", "post_relapse_median_months"}
 _ANALYSIS = {"endpoint", "test", "horizon_months", "alpha"}
-_POSTERIOR = {"source", "draws", "cohort"}
+_POSTERIOR = {"source", "draws", "cohort", "n_per_arm"}
 _PRODUCT = {"culture_protocol", "run_folder", "release_data", "donors", "donor", "start_cells"}
 _PRODUCT_SOURCES = ("culture_protocol", "run_folder", "release_data")
 _ARM = {"name", "cik"}
@@ -70,8 +70,9 @@ class TrialSpec:
     delivery: Delivery = field(default_factory=Delivery)
     after_relapse: AfterRelapse = field(default_factory=AfterRelapse)
     analysis: Analysis = field(default_factory=Analysis)
-    #: Trials over draws: ``source`` ("shipped", "prior" or a posterior path), ``draws``
-    #: and ``cohort`` (virtual patients per arm per draw).
+    #: Trials over draws: ``source`` ("shipped", "prior" or a posterior path), ``draws``,
+    #: ``cohort`` (virtual patients per arm per draw) and ``n_per_arm`` (patients per arm of
+    #: the planned trial whose assurance is reported; default ``patients_per_arm``).
     posterior: Mapping[str, Any] = field(default_factory=lambda: dict(POSTERIOR_DEFAULTS))
     product_release: str | None = None
     product_donor: str = "healthy"
@@ -183,7 +184,8 @@ class TrialSpec:
         if not isinstance(post["source"], str) or not post["source"]:
             raise DataError(f"{origin}: posterior.source must be \"shipped\", \"prior\" or the "
                             "path of a saved posterior")
-        for key, low in (("draws", 0), ("cohort", 20)):
+        post.setdefault("n_per_arm", n)
+        for key, low in (("draws", 0), ("cohort", 20), ("n_per_arm", 1)):
             v = post[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise DataError(f"{origin}: posterior.{key} must be a whole number >= {low}"
