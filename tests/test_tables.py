@@ -65,3 +65,21 @@ def test_patient_outcome_columns_are_all_in_the_dictionary():
     frame = pd.DataFrame(columns=list(COLUMNS))
     missing = [c for c in COLUMNS if column_info(c, frame.attrs)[0] == "unknown"]
     assert not missing, f"add {missing} to src/ciksim/data/dictionary/columns.toml"
+
+
+def test_cli_patient_tables_in_parquet_with_units_or_csv(tmp_path):
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    for fmt in ("parquet", "csv"):
+        out = tmp_path / fmt
+        r = CliRunner().invoke(app, ["patient", "--replicates", "2", "--years", "0.3",
+                                     "--out", str(out), "--format", fmt, "--json"])
+        assert r.exit_code == 0, r.output
+        assert (out / f"patients.{fmt}").is_file()
+    units = {f.name: f.metadata[b"unit"].decode()
+             for f in pq.read_schema(tmp_path / "parquet" / "patients.parquet")}
+    assert units["duration"] == "month" and units["extinction_day"] == "day"
+    r = CliRunner().invoke(app, ["describe", str(tmp_path / "csv")])
+    assert r.exit_code == 0 and "30.4375" in r.output

@@ -37,6 +37,8 @@ def patient(
                                               help="Give IL-2 with the infusions.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the table, summary, figure and "
                                                   "report.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
+                                                      "units per column).")] = "csv",
     as_json: JsonFlag = False,
 ) -> None:
     """Virtual patients after chemotherapy, with CIK infusions: exact cure vs relapse."""
@@ -48,7 +50,7 @@ def patient(
                       product=product, start_burden=start_burden, replicates=replicates,
                       years=years, seed=seed, relapse=relapse)
     if out is not None:
-        files = res.write(out)
+        files = res.write(out, fmt)
     if as_json:
         echo_json(res.summary())
         return

@@ -58,6 +58,8 @@ def trial(
     arm: Annotated[str | None, typer.Option(
         "--arm", help="Arms compared: TREATED or CONTROL,TREATED (default: the first two).")]
     = None,
+    fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
+                                                      "units per column).")] = "csv",
     as_json: JsonFlag = False,
 ) -> None:
     """Run a virtual trial: survival per arm, the treatment effect over the posterior and
@@ -95,7 +97,7 @@ def trial(
             res = power_job(Path(args[1]), sizes=sizes, repeats=repeats, workers=workers,
                             scheduler=scheduler, progress=update)
         if out is not None:
-            files = res.write(out)
+            files = res.write(out, fmt)
         if as_json:
             echo_json(res.summary())
             return
@@ -123,7 +125,7 @@ def trial(
                         progress=update, seed=seed, posterior=posterior, prior=prior,
                         draws=draws, cohort=cohort, arms=arm)
     if out is not None:
-        files = res.write(out)
+        files = res.write(out, fmt)
     if as_json:
         echo_json(res.summary())
         return

@@ -89,8 +89,9 @@ class TrialResult(JobResult):
     def stage(self, stage: Staging) -> None:
         from ciksim.report.plots import plot_trial
 
-        if self.folder is None:
+        if self.folder is None or stage.fmt != "parquet":  # the runner keeps the Parquet
             stage.table(self.patients, "patients")
+        if self.folder is None:
             stage.json(self.run.manifest, "manifest")
         stage.json({**self.summary(), "details": jsonable(self.analysis)}, "summary")
         stage.figure(plot_trial(self.patients, [a.name for a in self.spec.arms])[0].figure,
