@@ -74,4 +74,4 @@ def test_copasi_stochastic_cure_of_a_small_mrd_case_agrees_with_ciksim(tmp_path)
     # COPASI's estimate lies where n_copasi trajectories of ciksim's process would put it
     low, high = stats.binom.interval(0.99, n_copasi, p)
     assert low <= cured <= high, (cured / n_copasi, p, (ci.low, ci.high))
-    assert 0.4 < p < 0.6  # about (death/birth)^3 = 0.55 for a supercritical clone
+    assert 0.05 < p < 0.95  # a comparison that can fail (today about (death/birth)^3 = 0.55)
