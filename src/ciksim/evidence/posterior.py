@@ -111,6 +111,9 @@ class Posterior:
         os.close(fd)
         try:
             pq.write_table(table, tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give the usual mode
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):
