@@ -193,9 +193,12 @@ def _arm_outcomes(ps: PreparedStudy, arm: PreparedArm, run: Any) -> dict[str, np
                                 [burden_name])
         limit = MRD_THRESHOLD if kind == "mrd_negative" else CR_THRESHOLD
         return {"flag": burden < limit}
-    crossed = ~np.isnan(r.crossing_time)
-    months = np.where(crossed, r.crossing_time, ps.years * 365.25) / DAYS_PER_MONTH
-    return {"time": months, "relapsed": crossed}
+    # The patient analysis decides what a relapse is (competing deaths in remission end a
+    # patient's time at risk); its event column is 1/0 or relapse/death/censored labels.
+    df = run.outcomes()
+    event = df["event"].to_numpy()
+    relapsed = event == "relapse" if event.dtype == object else event.astype(int) == 1
+    return {"time": df["duration"].to_numpy(float), "relapsed": np.asarray(relapsed, bool)}
 
 
 def simulate_batch(prepared: Sequence[PreparedStudy], thetas: Sequence[Mapping[str, float]],
