@@ -288,6 +288,11 @@ def run_over_draws(
     frames = [done[s] for s in starts if s in done]
     table = (pd.concat(frames, ignore_index=True).sort_values("draw", ignore_index=True)
              if frames else pd.DataFrame())
+    for n in des.sizes:
+        table.attrs.setdefault("units", {}).update({f"p_{n}": "1", f"success_{n}": "1"})
+        table.attrs.setdefault("descriptions", {}).update({
+            f"p_{n}": f"p-value of the planned analysis in the trial of {n} patients per arm",
+            f"success_{n}": f"1 if the trial of {n} patients per arm succeeded"})
     complete = len(table) == des.draws
     manifest = {
         "status": "complete" if complete else "incomplete", "digest": digest,
