@@ -23,7 +23,8 @@ def export_command(
     start_cells: Annotated[float | None, Opt(help="culture: PBMC seeded (default 1e8).")]
     = None,
     days: Annotated[float | None, Opt(help="culture: days (default: harvest day).")] = None,
-    effector: Annotated[str | None, Opt(help="killing: cik, lak, nk or t (default cik).")]
+    effector: Annotated[str | None, Opt(help="killing: cik, lak, nk, t or a culture --out folder "
+                                             "(default cik).")]
     = None,
     target: Annotated[str | None, Opt(help="killing: target name or TOML (default k562).")]
     = None,

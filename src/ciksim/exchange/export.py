@@ -82,14 +82,17 @@ def _write_atomic(path: Path, data: bytes) -> Path:
 def export_model(model: str, **options: Any) -> ModelExport:
     """Set up ``model`` (culture, killing or patient) as its run command does.
 
-    Options (``None`` means the run command's default): culture ``protocol``,
-    ``start_cells``, ``days``; killing ``effector`` (cik, lak, nk, t), ``target``, ``et``
-    (one E:T ratio), ``hours``, ``block``; patient ``scenario``, ``subtype``, ``cik``
-    (False: chemotherapy alone), ``cik_dose`` (CD3+ cells/kg per infusion), ``infusions``,
-    ``interval`` and ``first_infusion_day`` (days), ``product`` (a culture output folder),
-    ``start_burden``, ``years``, ``il2_support``, ``protocol`` (a protocol file instead of
-    the scenario's). ``parameters`` overrides
-    values last, for every model.
+    Options (``None`` means the run command's default):
+
+    - culture: ``protocol``, ``start_cells``, ``days``;
+    - killing: ``effector`` (cik, lak, nk, t or a culture output folder), ``target``,
+      ``et`` (one E:T ratio), ``hours``, ``block``;
+    - patient: ``scenario``, ``subtype``, ``cik`` (False: chemotherapy alone),
+      ``cik_dose`` (CD3+ cells/kg per infusion), ``infusions``, ``interval`` and
+      ``first_infusion_day`` (days), ``product`` (a culture output folder),
+      ``start_burden``, ``years``, ``il2_support``, ``protocol`` (a protocol file instead
+      of the scenario's);
+    - every model: ``parameters``, values set last.
     """
     if model not in MODELS:
         raise DataError(f"model: unknown model {model!r}; use {', '.join(MODELS)}")
@@ -146,13 +149,13 @@ def _culture(protocol: str | Path | Protocol = "cik-standard", start_cells: floa
                        {"protocol": proto.name, "start_cells": pars["start_cells"]})
 
 
-def _killing(effector: str = "cik", target: str | Path = "k562", et: float | None = None,
+def _killing(effector: str | Path = "cik", target: str | Path = "k562", et: float | None = None,
              hours: float = 4.0, block: str | None = None) -> ModelExport:
-    from ciksim.analysis.killing import BLOCKS, builtin_product, resolve_target
+    from ciksim.analysis.killing import BLOCKS, resolve_product, resolve_target
     from ciksim.models.killing import killing_model
 
     model = killing_model()
-    product = builtin_product(str(effector), donors=1)
+    product = resolve_product(effector, donors=1, seed=0)  # the typical donor, or a folder
     target_name, pars = resolve_target(target)
     pars = dict(pars)
     for key in ("f_cik", "f_t", "f_nk"):
