@@ -17,7 +17,8 @@ def validate(
     = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Compute every published target (C1-C9, K1-K8, P1-P8, T1-T2) from the default models."""
+    """Compute every published target (C1-C9, K1-K8, P1-P8, T1-T2, T4-T5) from the default
+    models."""
     from ciksim.jobs.validation import validation_job
     from ciksim.report.validation import format_value
 

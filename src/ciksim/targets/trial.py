@@ -84,5 +84,72 @@ def t2_lifelines_agreement() -> TargetCheck:
                        worst, "<= 1e-9 relative", worst <= 1e-9, "targets.md T2")
 
 
+def t4_estimands_equal_lifelines() -> TargetCheck:
+    """RMST, milestone survival, the PH test next to Cox, and Aalen-Johansen incidences of
+    the small default trial (every third relapse relabelled a death in remission, so the
+    events compete) vs lifelines called directly."""
+    from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
+    from lifelines.statistics import proportional_hazard_test
+    from lifelines.utils import restricted_mean_survival_time
+
+    from ciksim.trial import estimands as est
+
+    df = small_trial().patients.copy()
+    lab = est.event_labels(df["event"])
+    lab[np.flatnonzero(lab == "relapse")[::3]] = "death"
+    df["event"] = lab
+    names = [a["name"] for a in DEFAULT_TRIAL["arms"]]
+    worst = 0.0
+    for name in names:
+        g = df[df["arm"] == name]
+        e = (g["event"] != "censored").astype(int)
+        km = KaplanMeierFitter().fit(g["duration"], e)
+        ours = est.kaplan_meier(g)
+        worst = max(worst, abs(est.milestone(ours, 24) /
+                               float(km.survival_function_at_times(24).iloc[0]) - 1),
+                    abs(est.rmst(ours, 36)[0] / restricted_mean_survival_time(km, t=36) - 1))
+        codes = g["event"].map({"censored": 0, "relapse": 1, "death": 2}).to_numpy()
+        for of, code in (("relapse", 1), ("death", 2)):
+            ref = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+                g["duration"], codes, event_of_interest=code).cumulative_density_.iloc[:, 0]
+            mine = est.cumulative_incidence(g, of).to_numpy()
+            r = ref.to_numpy()
+            worst = max(worst, float(np.max(np.abs(mine - r) / np.maximum(np.abs(r), 1e-300))))
+    a, b = df[df["arm"] == names[0]], df[df["arm"] == names[1]]
+    data = pd.DataFrame({"duration": pd.concat([a["duration"], b["duration"]]),
+                         "event": pd.concat([a["event"], b["event"]]).ne("censored")
+                         .astype(int), "treated": [0] * len(a) + [1] * len(b)})
+    cph = CoxPHFitter().fit(data, "duration", "event")
+    ph = float(np.ravel(proportional_hazard_test(cph, data, time_transform="rank").p_value)[0])
+    c = est.cox(df, names[0], names[1])
+    worst = max(worst, abs(c["log_hr"] / float(cph.params_["treated"]) - 1),
+                abs(c["ph_test_p"] / ph - 1))
+    return TargetCheck("T4", "RMST, milestone survival, PH test with Cox, Aalen-Johansen "
+                       "incidences equal lifelines'", worst, "<= 1e-9 relative",
+                       worst <= 1e-9, "targets.md T4")
+
+
+def t5_intention_to_treat() -> TargetCheck:
+    """Delivery drawn per patient reproduces the declared defaults; the CIK arm keeps every
+    randomised patient."""
+    from ciksim.trial.delivery import AS_PLANNED, BELOW_TARGET, NOT_MANUFACTURED, Delivery
+
+    plan = Delivery().draw(2026, np.arange(20000))
+    share = plan["delivery"].value_counts(normalize=True)
+    made = 1 - float(share.get(NOT_MANUFACTURED, 0.0))
+    full = float(share[AS_PLANNED] / (share[AS_PLANNED] + share[BELOW_TARGET]))
+    df = small_trial().patients
+    cik = df[df["arm"] == DEFAULT_TRIAL["arms"][1]["name"]]
+    kept = len(cik) == 300 and (cik["delivery"] != AS_PLANNED).any()
+    v = {"manufactured": round(made, 4), "target_dose_reached": round(full, 4),
+         "cik_arm_size": len(cik)}
+    ok = within(made, 44 / 47 - 0.01, 44 / 47 + 0.01) and \
+        within(full, 36 / 44 - 0.015, 36 / 44 + 0.015) and kept
+    return TargetCheck("T5", "intention to treat: products that fail manufacture or are not "
+                       "infused stay in their arm", v, "94% manufactured, 82% target dose",
+                       ok, "targets.md T5 (clinical_more M14)")
+
+
 def all_trial_targets() -> list[TargetCheck]:
-    return [t1_control_arm(), t2_lifelines_agreement()]
+    return [t1_control_arm(), t2_lifelines_agreement(), t4_estimands_equal_lifelines(),
+            t5_intention_to_treat()]
