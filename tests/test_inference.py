@@ -49,7 +49,7 @@ def test_recovers_known_parameters_and_forecasts_from_partial_data():
     [("donor,day,quantity,value\nA,0,cd4_pct,10\n", "unknown quantity 'cd4_pct'"),
      ("donor,day,quantity,value\nA,3,total_cells,1e8\nA,1,total_cells,2e8\n",
       "line 3, column day: day 1 does not follow day 3"),
-     ("donor,day,quantity,value\nA,0,total_cells,-5\n", "must be a number >= 0"),
+     ("donor,day,quantity,value\nA,0,total_cells,-5\n", "column value: .-5. must be >= 0"),
      ("donor,day,quantity,value\nA,0,nk_pct,140\n", "not a percentage"),
      ("donor,day,value\nA,0,5\n", "missing column"),
      ("donor,day,quantity,value\nA,x,nk_pct,10\n", "column day: 'x' is not a number")],

@@ -28,7 +28,7 @@ def test_builtin_protocols_load_and_validate():
     [
         ({"day": 1, "action": "fed"}, r"events\[0\]\.action: unknown action 'fed'"),
         ({"day": 1, "action": "set", "values": {"IL2": 5}, "dose": 3}, r"unknown field\(s\) dose"),
-        ({"day": -1, "action": "harvest"}, "days must be >= 0"),
+        ({"day": -1, "action": "harvest"}, r"events\[0\]\.day = -1: must be >= 0"),
         ({"day": 1, "action": "set", "values": {"IL2": "-500 IU/mL"}}, "negative"),
         ({"day": 1, "action": "feed"}, "exactly one of volume_fraction or volume"),
         ({"action": "harvest"}, "exactly one of day, days or every"),

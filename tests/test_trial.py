@@ -146,10 +146,11 @@ def test_failing_patient_is_recorded_and_trial_goes_on(monkeypatch):
     ("change", "message"),
     [({"seed": -1}, "seed"), ({"patients_per_arm": 0}, "patients_per_arm"),
      ({"follow_up_years": 0}, "follow_up_years"), ({"relapse": "clinical"}, "relapse"),
-     ({"arms": []}, "at least one arm"), ({"colour": "red"}, "unknown field"),
+     ({"arms": []}, "arms: 0 entries; give at least 1"), ({"colour": "red"}, "unknown field"),
      ({"population": {"scenario": "aml-cr1", "subtypes": {"npm1": 0.5}}}, "add up to 1"),
      ({"population": {"scenario": "aml-cr1", "subtypes": {"flt3": 1.0}}}, "not a known"),
-     ({"arms": [{"name": "a", "cik": {"dose_per_kg": -1}}]}, "cik-dose"),
+     ({"arms": [{"name": "a", "cik": {"dose_per_kg": -1}}]},
+      r"arms\[0\]\.cik\.dose_per_kg = -1: must be > 0"),
      ({"arms": [{"name": "a"}, {"name": "a"}]}, "used twice")],
 )
 def test_spec_validation(change, message):

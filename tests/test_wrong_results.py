@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
+import psutil
+import pytest
+
+from ciksim.analysis.culture import run_culture
 from ciksim.analysis.killing import Product
+from ciksim.models.culture import culture_model
+from ciksim.protocol import Protocol
 
 
 def test_product_median_composition_is_one_real_donor() -> None:
@@ -18,3 +29,48 @@ def test_product_median_composition_is_one_real_donor() -> None:
     assert any(np.allclose(row, [comp["f_cik"], comp["f_t"], comp["f_nk"]]) for row in donors)
     # the trial builds its product from that composition: it must be a valid product
     Product("trial product", comp["f_cik"], comp["f_t"], comp["f_nk"])
+
+
+@pytest.mark.slow
+def test_killed_trial_leaves_no_orphan_workers(tmp_path):
+    """#8: after `kill -9` of a trial, its pool workers survived as orphans."""
+    script = (
+        "from ciksim.trial.runner import run_trial\n"
+        "from ciksim.trial.spec import TrialSpec\n"
+        "spec = TrialSpec.from_dict({'name': 'orphans', 'seed': 1, 'patients_per_arm': 4000,"
+        " 'population': {'scenario': 'aml-cr1'}, 'arms': [{'name': 'chemo'}]})\n"
+        f"run_trial(spec, out={str(tmp_path / 'out')!r}, workers=2, chunk_size=50,"
+        " composition={'f_cik': 0.5, 'f_t': 0.45, 'f_nk': 0.05})\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    parent = psutil.Process(proc.pid)
+    workers: list[psutil.Process] = []
+    for _ in range(600):  # wait (at most ~2 min on a busy machine) for the two workers
+        workers = parent.children(recursive=True)
+        if len(workers) >= 2 or proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the trial should have started its worker processes"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    for p in alive:  # clean up before failing
+        p.kill()
+    assert not alive, f"{len(alive)} worker(s) outlived the killed trial"
+
+
+def test_protocol_parameters_are_the_donor_medians(tmp_path):
+    """#2: a protocol's [parameters] were ignored for donor-varying culture parameters when
+    donors > 1 (phi_max = 0.9 left a 200-donor run identical)."""
+    varying = [p for p in culture_model().parameters if p.variability > 0]
+    assert varying, "the culture model has donor-varying parameters"
+    p = varying[0]
+    value = p.low + 0.9 * (p.high - p.low) if p.value < (p.low + p.high) / 2 else p.low
+    base = Protocol.load("cik-standard")
+    changed = Protocol(base.name, base.events, harvest_day=base.harvest_day,
+                       parameters={**base.parameters, p.name: value})
+    a = run_culture(base, donors=8, days=6)
+    b = run_culture(changed, donors=8, days=6)
+    row = list(culture_model().parameter_names).index(p.name)
+    assert np.median(b.result.parameters[row]) == pytest.approx(value, rel=0.5)
+    assert not np.allclose(a.result["total_cells"], b.result["total_cells"])

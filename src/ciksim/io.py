@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -118,31 +117,3 @@ def _jsonable(obj: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     return str(obj)
-
-
-def read_tidy_csv(path: str | Path, required: Sequence[str], layout: str,
-                  origin: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
-    """Rows of a tidy CSV as (``"FILE, line N"``, {column: stripped text}).
-
-    Raises DataError if the file is missing, lacks a ``required`` column (``layout`` shows
-    the expected header) or has no data rows. ``origin`` names the file in messages
-    (default: ``path``), e.g. an uploaded file's own name.
-    """
-    p = Path(path)
-    name = origin or str(p)
-    if not p.is_file():
-        raise DataError(f"{name}: file not found")
-    with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DataError(f"{name}: missing column(s) {', '.join(missing)}; the header must be "
-                            f"{layout}")
-        empty = True
-        for line, raw in enumerate(reader, start=2):
-            empty = False
-            yield f"{name}, line {line}", {k.strip(): (v or "").strip() for k, v in raw.items()
-                                        if k is not None}
-        if empty:
-            raise DataError(f"{name}: no data rows")

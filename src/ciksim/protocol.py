@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -33,22 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ciksim.errors import ProtocolError, UnitError
+from ciksim.schemas.base import LIMITS
+from ciksim.schemas.protocol import ACTIONS
 from ciksim.units import convert
 
 if TYPE_CHECKING:
     from ciksim.model import Model
 
-ACTIONS = ("set", "add", "feed", "split", "harvest", "dose")
-_ACTION_FIELDS: dict[str, set[str]] = {
-    "set": {"values"},
-    "add": {"values"},
-    "feed": {"volume_fraction", "volume", "top_up"},
-    "split": {"max_density", "target_density", "cells", "top_up"},
-    "harvest": set(),
-    "dose": {"dose", "amount"},
-}
-_TIMING_FIELDS = {"day", "days", "every", "from", "until"}
-_COMMON_FIELDS = {"action", "note"}
 
 Value = float | str
 
@@ -149,64 +139,21 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "protocol") -> Protocol:
-        """Build from parsed TOML; errors name the field (``events[2].action``) and the fix."""
-        allowed = {"name", "description", "source", "harvest_day", "parameters", "events"}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ProtocolError(
-                f"{origin}: unknown field(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
-        if "name" not in data:
-            raise ProtocolError(f"{origin}: missing field 'name'")
+        """Build from parsed TOML, validated by :class:`ciksim.schemas.ProtocolSchema`;
+        errors name the field (``events[2].action``), the value and the fix."""
+        from ciksim.schemas import ProtocolSchema, validate
+
+        spec = validate(ProtocolSchema, data, origin=origin, error=ProtocolError)
         events: list[Event] = []
-        previous = -math.inf
-        for i, raw in enumerate(data.get("events", [])):
-            where = f"{origin}: events[{i}]"
-            if not isinstance(raw, Mapping):
-                raise ProtocolError(f"{where}: each event must be a table ([[events]])")
-            action = raw.get("action")
-            if action not in ACTIONS:
-                raise ProtocolError(
-                    f"{where}.action: unknown action {action!r}; "
-                    f"expected one of {', '.join(ACTIONS)}"
-                )
-            allowed_ev = _ACTION_FIELDS[action] | _TIMING_FIELDS | _COMMON_FIELDS
-            extra = sorted(set(raw) - allowed_ev)
-            if extra:
-                raise ProtocolError(
-                    f"{where}: unknown field(s) {', '.join(extra)} for action {action!r}; "
-                    f"allowed: {', '.join(sorted(allowed_ev))}"
-                )
-            days = _event_days(raw, where)
-            if days[0] < previous:
-                raise ProtocolError(
-                    f"{where}: starts on day {days[0]:g}, before the previous event (day "
-                    f"{previous:g}); list events in time order"
-                )
-            previous = days[0]
-            kwargs = {k: v for k, v in raw.items() if k not in _TIMING_FIELDS and k != "action"}
-            for day in days:
+        for i, raw in enumerate(spec.events):
+            for day in raw.expanded_days():
                 try:
-                    events.append(Event(day=day, action=action, **kwargs))
+                    events.append(Event(day=day, action=raw.action, **raw.fields()))
                 except ProtocolError as exc:
-                    raise ProtocolError(f"{where}: {exc}") from exc
-                except TypeError as exc:
-                    raise ProtocolError(f"{where}: {exc}") from exc
-        harvest = data.get("harvest_day")
-        if harvest is not None and (not isinstance(harvest, (int, float)) or harvest <= 0):
-            raise ProtocolError(f"{origin}: harvest_day must be a number of days > 0")
-        params = data.get("parameters", {})
-        if not isinstance(params, Mapping):
-            raise ProtocolError(f"{origin}: parameters must be a table of name = value")
-        return cls(
-            name=str(data["name"]),
-            description=str(data.get("description", "")),
-            source=str(data.get("source", "")),
-            harvest_day=float(harvest) if harvest is not None else None,
-            parameters=params,
-            events=tuple(events),
-        )
+                    raise ProtocolError(f"{origin}: events[{i}]: {exc}") from exc
+        return cls(name=spec.name, description=spec.description, source=spec.source,
+                   harvest_day=spec.harvest_day, parameters=spec.parameters,
+                   events=tuple(events))
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Protocol:
@@ -229,39 +176,17 @@ class Protocol:
     def parameter_values(self, model: Model) -> dict[str, float]:
         """Protocol parameter settings converted to the model's units."""
         from ciksim.model.model import assert_known
+        from ciksim.schemas.parameters import checked_parameter
 
         assert_known(model, self.parameters, f"protocol {self.name!r}: parameters")
-        return {
-            k: convert(v, model.parameter_by_name[k].unit, field=f"protocol {self.name!r}: {k}")
-            for k, v in self.parameters.items()
-        }
-
-
-def _event_days(raw: Mapping[str, Any], where: str) -> list[float]:
-    given = [k for k in ("day", "days", "every") if k in raw]
-    if len(given) != 1:
-        raise ProtocolError(f"{where}: give exactly one of day, days or every (+ from, until)")
-    try:
-        if "day" in raw:
-            days = [float(raw["day"])]
-        elif "days" in raw:
-            days = [float(d) for d in raw["days"]]
-            if any(b <= a for a, b in pairwise(days)):
-                raise ProtocolError(f"{where}.days must be strictly increasing")
-        else:
-            every, start, until = float(raw["every"]), float(raw["from"]), float(raw["until"])
-            if every <= 0:
-                raise ProtocolError(f"{where}.every must be > 0 days")
-            days = list(np.arange(start, until + 1e-9, every))
-    except KeyError as exc:
-        raise ProtocolError(f"{where}: 'every' needs 'from' and 'until' too") from exc
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"{where}: days must be numbers ({exc})") from exc
-    if not days:
-        raise ProtocolError(f"{where}: no days given")
-    if any(not math.isfinite(d) or d < 0 for d in days):
-        raise ProtocolError(f"{where}: days must be >= 0 (days since the start of the protocol)")
-    return days
+        out = {}
+        for k, v in self.parameters.items():
+            try:
+                out[k] = checked_parameter(model.parameter_by_name[k], v)
+            except ValueError as exc:
+                raise ProtocolError(f"protocol {self.name!r}: parameters.{k} = {v!r}: "
+                                    f"{exc}") from None
+        return out
 
 
 def builtin_protocols() -> list[str]:
@@ -340,6 +265,9 @@ class BoundEvent:
                     f"({model.species_by_name[medium.volume].unit})"
         dmax = convert(event.max_density, dens_unit, field=f"{where}: max_density")
         dtarget = convert(event.target_density, dens_unit, field=f"{where}: target_density")
+        per_ml = convert(f"1 {dens_unit}", "cells/mL", field=f"{where}: max_density")
+        LIMITS["max_density"].check(dmax * per_ml, field=f"{where}: max_density (cells/mL)",
+                                    error=ProtocolError)
         if dtarget > dmax or dtarget <= 0:
             raise ProtocolError(f"{where}: need 0 < target_density <= max_density")
         discard = event.cells == "discard"

@@ -11,6 +11,7 @@ from functools import lru_cache
 import pint
 
 from ciksim.errors import UnitError
+from ciksim.unit_grammar import check_quantity_text, check_unit_text
 
 _DEFINITIONS = """
 cell = [cell_count] = cells
@@ -29,7 +30,11 @@ def registry() -> pint.UnitRegistry:
 
 
 def parse_unit(text: str, *, field: str) -> pint.Unit:
-    """Parse a unit string (``"cells/mL"``, ``"1/day"``, ``"1"`` for dimensionless)."""
+    """Parse a unit string (``"cells/mL"``, ``"1/day"``, ``"1"`` for dimensionless).
+
+    The text must fit the bounded unit grammar (:mod:`ciksim.unit_grammar`) first.
+    """
+    check_unit_text(text, field=field)
     ureg = registry()
     try:
         return ureg.Unit("dimensionless" if text.strip() in ("", "1") else text)
@@ -42,9 +47,10 @@ def parse_unit(text: str, *, field: str) -> pint.Unit:
 def quantity(value: float | str, unit: str | None = None, *, field: str) -> pint.Quantity:
     """A pint quantity from ``"500 IU/mL"`` or from a number and a unit string."""
     ureg = registry()
+    if isinstance(value, str):
+        number, unit_text = check_quantity_text(value, field=field)
+        return ureg.Quantity(number, parse_unit(unit_text or "1", field=field))
     try:
-        if isinstance(value, str):
-            return ureg.Quantity(value)
         return ureg.Quantity(float(value), parse_unit(unit or "1", field=field))
     except UnitError:
         raise

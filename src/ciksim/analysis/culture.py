@@ -15,6 +15,7 @@ from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
 from ciksim.models.culture import Donor, culture_model
 from ciksim.protocol import Protocol
+from ciksim.schemas.options import check_count, check_horizon
 
 #: Columns of the daily summary, with units.
 SUMMARY_UNITS = {
@@ -144,11 +145,10 @@ def run_culture(
         start_cells = medians.get("start_cells", model.parameter_by_name["start_cells"].value)
     if not np.isfinite(start_cells) or start_cells <= 0:
         raise DataError(f"start_cells: must be > 0 cells, got {start_cells!r}")
-    if isinstance(donors, bool) or not isinstance(donors, (int, np.integer)) or donors < 1:
-        raise DataError(f"donors: need a whole number >= 1, got {donors!r}")
-    t_end = float(days if days is not None else (proto.harvest_day or 21.0))
-    if not np.isfinite(t_end) or t_end <= 0:
-        raise DataError(f"days: must be > 0, got {days!r}")
+    check_count("max_donors", donors, field="donors")
+    t_end = check_horizon("max_culture_days",
+                          days if days is not None else (proto.harvest_day or 21.0),
+                          field="days")
     pars: dict[str, object] = dict(medians)
     if donors > 1:
         pars.update(sample_parameters(model, donors, seed, medians=medians))

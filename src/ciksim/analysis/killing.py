@@ -15,6 +15,7 @@ from ciksim.engines import simulate
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
 from ciksim.models.killing import killing_model, target_library, target_parameters
+from ciksim.schemas.options import check_count, check_horizon
 
 #: Built-in effector products: a culture protocol harvested on day 21, or a pure subset.
 PRODUCTS = {"cik": "cik-standard", "lak": "lak", "nk": None, "t": None}
@@ -186,8 +187,8 @@ def run_assay(
     et_arr = np.asarray(list(et), dtype=float)
     if et_arr.size == 0 or np.any(~np.isfinite(et_arr)) or np.any(et_arr <= 0):
         raise DataError("et: E:T ratios must be numbers > 0, e.g. 40,20,10,5,2.5")
-    if not np.isfinite(hours) or hours <= 0:
-        raise DataError(f"hours: assay duration must be > 0 hours, got {hours!r}")
+    check_horizon("max_assay_hours", hours, field="hours")
+    check_count("max_donors", donors, field="donors")
     if block is not None and block not in BLOCKS:
         raise DataError(f"block: use {' or '.join(BLOCKS)}, not {block!r}")
     product = resolve_product(effector, donors, seed)

@@ -18,6 +18,7 @@ from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import STOCHASTIC, Scenario, patient_model
 from ciksim.protocol import Event, Protocol
+from ciksim.schemas.options import check_count, check_horizon
 
 DAYS_PER_MONTH = 365.25 / 12
 RELAPSE_DEFINITIONS = {"haematologic": 0.05, "molecular": 1e-4}
@@ -175,11 +176,8 @@ def run_patients(
     """
     scen = (scenario if isinstance(scenario, Scenario) else Scenario.load(scenario))
     scen = scen.with_subtype(subtype)
-    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) \
-            or replicates < 1:
-        raise DataError(f"replicates: need a whole number >= 1, got {replicates!r}")
-    if not math.isfinite(years) or years <= 0:
-        raise DataError(f"years: follow-up must be > 0 years, got {years!r}")
+    check_count("max_patients", replicates, field="replicates")
+    check_horizon("max_years", years, field="years")
     if isinstance(relapse, str):
         if relapse not in RELAPSE_DEFINITIONS:
             raise DataError(f"relapse: use {' or '.join(RELAPSE_DEFINITIONS)} or a fraction")

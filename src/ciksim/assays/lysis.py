@@ -25,12 +25,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError, model_validator
 from scipy import stats
 from scipy.optimize import least_squares
 from scipy.special import expit
 
 from ciksim.errors import CikWarning, DataError
-from ciksim.io import read_tidy_csv
+from ciksim.schemas.base import Schema
+from ciksim.schemas.options import check_horizon
+from ciksim.schemas.tables import duplicates, number, read_table, row_error, text
 
 COLUMNS = ("effector", "target", "et_ratio", "kind", "replicate", "value")
 KINDS = ("spontaneous", "maximum", "experimental")
@@ -43,6 +46,44 @@ class AssayWarning(CikWarning):
     """Something in the assay data deserves attention (e.g. high spontaneous release)."""
 
 
+#: Above this % specific lysis a replicate is refused: its experimental release exceeds
+#: the maximum release by far more than plate noise (convention, assumed).
+MAX_LYSIS_PCT = 120.0
+
+
+_Text = text()
+_Effector = text(what="an experimental row names its effector")
+_Target = text(required=True, what="give the target cells")
+_Et = number(gt=0, optional=True)
+_Value = number(ge=0, what="counts and fluorescence are >= 0 (give the counts or fluorescence)")
+
+
+class LysisRow(Schema):
+    """One well of a release-assay plate (a row of the tidy lysis CSV)."""
+
+    effector: _Effector
+    target: _Target
+    et_ratio: _Et
+    kind: _Text
+    replicate: _Text
+    value: _Value
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> LysisRow:
+        kind = self.kind.lower()
+        if kind not in KINDS:
+            raise ValueError(f"column kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        if kind == "experimental":
+            if self.et_ratio is None:
+                raise ValueError("column et_ratio: an experimental row needs its E:T ratio")
+            if not self.effector:
+                raise ValueError("column effector: an experimental row names its effector")
+        elif self.et_ratio is not None:
+            raise ValueError(f"column et_ratio: leave it empty for {kind} rows (got "
+                             f"{self.et_ratio:g})")
+        return self
+
+
 @dataclass(frozen=True)
 class LysisData:
     """Validated assay rows (one per well) with their CSV line numbers."""
@@ -53,58 +94,35 @@ class LysisData:
     def read_csv(cls, path: str | Path, origin: str | None = None) -> LysisData:
         """Read and validate; errors name the line (of ``origin``, default the path), the
         column and the fix."""
-        records = []
-        for where, rec in read_tidy_csv(path, COLUMNS, ",".join(COLUMNS), origin):
-            records.append(_parse_row(rec, where, int(where.rsplit(" ", 1)[1])))
-        return cls(pd.DataFrame.from_records(records))
+        read = list(read_table(path, LysisRow, what="lysis data", origin=origin))
+        return cls._of(read)
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, origin: str = "data") -> LysisData:
         missing = [c for c in COLUMNS if c not in df.columns]
         if missing:
             raise DataError(f"{origin}: missing column(s) {', '.join(missing)}")
-        records = []
+        read = []
         for i, raw in enumerate(df[list(COLUMNS)].itertuples(index=False), start=2):
-            rec = {c: ("" if (isinstance(v, float) and math.isnan(v)) else str(v))
+            rec = {c: ("" if (isinstance(v, float) and math.isnan(v)) else str(v).strip())
                    for c, v in zip(COLUMNS, raw, strict=True)}
-            records.append(_parse_row(rec, f"{origin}, row {i - 1}", i))
+            where = f"{origin}, row {i - 1}"
+            try:
+                read.append((where, i, LysisRow.model_validate(rec)))
+            except ValidationError as exc:
+                raise DataError(row_error(exc, where)) from None
+        return cls._of(read)
+
+    @classmethod
+    def _of(cls, read: list[tuple[str, int, LysisRow]]) -> LysisData:
+        records = [{"line": line, "effector": r.effector, "target": r.target,
+                    "et_ratio": math.nan if r.et_ratio is None else r.et_ratio,
+                    "kind": r.kind.lower(), "replicate": r.replicate, "value": r.value}
+                   for _, line, r in read]
+        duplicates([(r["effector"], r["target"], r["et_ratio"] if r["kind"] == "experimental"
+                     else None, r["kind"], r["replicate"]) for r in records],
+                   [w for w, _, _ in read], "effector, target, E:T, kind and replicate")
         return cls(pd.DataFrame.from_records(records))
-
-
-def _parse_row(rec: dict[str, str], where: str, lineno: int) -> dict[str, Any]:
-    kind = rec["kind"].lower()
-    if kind not in KINDS:
-        raise DataError(f"{where}, column kind: {rec['kind']!r} is not one of "
-                        f"{', '.join(KINDS)}")
-    try:
-        value = float(rec["value"])
-    except ValueError:
-        raise DataError(f"{where}, column value: {rec['value']!r} is not a number; give the "
-                        "counts or fluorescence") from None
-    if not math.isfinite(value) or value < 0:
-        raise DataError(f"{where}, column value: {rec['value']!r} is negative or not finite; "
-                        "counts and fluorescence are >= 0")
-    et_text = rec["et_ratio"]
-    if kind == "experimental":
-        if not et_text:
-            raise DataError(f"{where}, column et_ratio: an experimental row needs its E:T ratio")
-        try:
-            et = float(et_text)
-        except ValueError:
-            raise DataError(f"{where}, column et_ratio: {et_text!r} is not a number") from None
-        if not math.isfinite(et) or et <= 0:
-            raise DataError(f"{where}, column et_ratio: {et_text!r} must be > 0")
-        if not rec["effector"]:
-            raise DataError(f"{where}, column effector: an experimental row names its effector")
-    else:
-        if et_text:
-            raise DataError(f"{where}, column et_ratio: leave it empty for {kind} rows "
-                            f"(got {et_text!r})")
-        et = float("nan")
-    if not rec["target"]:
-        raise DataError(f"{where}, column target: give the target cells")
-    return {"line": lineno, "effector": rec["effector"], "target": rec["target"],
-            "et_ratio": et, "kind": kind, "replicate": rec["replicate"], "value": value}
 
 
 @dataclass(frozen=True)
@@ -249,8 +267,7 @@ def analyse(data: LysisData, *, targets_per_well: float = 1e4, hours: float = 4.
     """% specific lysis per group, spontaneous-release check, lytic units and fits."""
     if not math.isfinite(targets_per_well) or targets_per_well <= 0:
         raise DataError(f"targets per well must be > 0, got {targets_per_well!r}")
-    if not math.isfinite(hours) or hours <= 0:
-        raise DataError(f"hours: the assay duration must be > 0, got {hours!r}")
+    check_horizon("max_assay_hours", hours, field="hours")
     df = data.rows
     exp = df[df["kind"] == "experimental"]
     if exp.empty:
@@ -271,6 +288,12 @@ def analyse(data: LysisData, *, targets_per_well: float = 1e4, hours: float = 4.
             if msg not in notes:
                 notes.append(msg)
         lysis = 100 * (grp["value"] - spont) / (maxi - spont)
+        if (lysis > MAX_LYSIS_PCT).any():
+            bad = grp[lysis > MAX_LYSIS_PCT].iloc[0]
+            raise DataError(f"line {bad['line']}: {lysis.max():.0f}% specific lysis of "
+                            f"{tgt!r} by {eff!r} (above {MAX_LYSIS_PCT:g}%): its experimental "
+                            f"release exceeds the maximum release {maxi:g}; check the "
+                            "maximum-release wells and this row")
         per_rep.append(grp.assign(lysis_pct=lysis, spontaneous=spont, maximum=maxi))
     reps = pd.concat(per_rep, ignore_index=True)
     groups = (reps.groupby(["effector", "target", "et_ratio"], sort=False)["lysis_pct"]

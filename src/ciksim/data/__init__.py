@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ def builtin_names(folder: str, exclude: tuple[str, ...] = ()) -> list[str]:
 def load_toml(name_or_path: str | Path, folder: str, kind: str, error: type[Exception],
               exclude: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """A built-in ``kind`` by name, or a TOML file: (parsed data, origin for messages)."""
+    from ciksim.schemas import parse_toml, read_text
+
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise error(f"{kind} file {str(path)!r} does not exist")
-        text, origin = path.read_text(encoding="utf-8"), str(path)
+        text, origin = read_text(path, what=f"{kind} file", error=error), str(path)
     else:
         names = builtin_names(folder, exclude)
         if str(name_or_path) not in names:
@@ -31,7 +30,4 @@ def load_toml(name_or_path: str | Path, folder: str, kind: str, error: type[Exce
         text = (resources.files("ciksim.data") / folder / f"{name_or_path}.toml").read_text(
             encoding="utf-8")
         origin = f"{kind} {str(name_or_path)!r}"
-    try:
-        return tomllib.loads(text), origin
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{origin}: not valid TOML ({exc})") from exc
+    return parse_toml(text, origin=origin, error=error), origin

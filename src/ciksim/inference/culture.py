@@ -22,13 +22,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import model_validator
 
 from ciksim.engines import simulate
 from ciksim.errors import DataError
-from ciksim.io import read_tidy_csv
 from ciksim.model import Parameter
 from ciksim.models.culture import culture_model
 from ciksim.protocol import Protocol
+from ciksim.schemas.base import Schema, limit
+from ciksim.schemas.options import check_count
+from ciksim.schemas.tables import number, read_table, text
 
 QUANTITIES = ("total_cells", "cd3cd56_pct", "cd3_pct", "nk_pct", "viability_pct")
 DEFAULT_FREE = ("phi_max", "phi_min", "k_conv")
@@ -48,6 +51,35 @@ def log_scaled(p: Parameter) -> bool:
     return p.low > 0 and p.high / p.low > 10
 
 
+_Donor = text(required=True, max_length=100, what="give a donor name")
+_Quantity = text(required=True)
+_Day = number(ge=0, le=limit("max_culture_days"), what="days since seeding")
+_Value = number(ge=0, what="give the count or the percentage")
+_Sd = number(gt=0, optional=True, what="the measurement SD, > 0, or leave it empty")
+
+
+class CountsRow(Schema):
+    """One measurement of one donor's culture (a row of the tidy counts CSV)."""
+
+    donor: _Donor
+    day: _Day
+    quantity: _Quantity
+    value: _Value
+    sd: _Sd = None
+
+    @model_validator(mode="after")
+    def _by_quantity(self) -> CountsRow:
+        q = self.quantity
+        if q not in QUANTITIES:
+            raise ValueError(f"column quantity: unknown quantity {q!r}; use one of "
+                             f"{', '.join(QUANTITIES)}")
+        if q == "total_cells" and self.value <= 0:
+            raise ValueError("column value: cell counts must be > 0")
+        if q.endswith("_pct") and self.value > 100:
+            raise ValueError(f"column value: {self.value:g} is not a percentage (0-100)")
+        return self
+
+
 @dataclass(frozen=True)
 class CultureData:
     """Validated counts: one DataFrame with donor, day, quantity, value, sd (NaN if none)."""
@@ -61,43 +93,17 @@ class CultureData:
     @classmethod
     def read_csv(cls, path: str | Path, origin: str | None = None) -> CultureData:
         last: dict[tuple[str, str], float] = {}
-        recs = [_parse(r, where, last) for where, r in
-                read_tidy_csv(path, ("donor", "day", "quantity", "value"),
-                              "donor,day,quantity,value[,sd]", origin)]
+        recs = []
+        for where, _, r in read_table(path, CountsRow, what="counts", origin=origin):
+            key = (r.donor, r.quantity)
+            if key in last and r.day <= last[key]:
+                raise DataError(f"{where}, column day: day {r.day:g} does not follow day "
+                                f"{last[key]:g} for donor {r.donor!r} and {r.quantity}; list "
+                                "days in increasing order, each once")
+            last[key] = r.day
+            recs.append({"donor": r.donor, "day": r.day, "quantity": r.quantity,
+                         "value": r.value, "sd": np.nan if r.sd is None else r.sd})
         return cls(pd.DataFrame.from_records(recs))
-
-
-def _parse(r: dict[str, str], where: str, last: dict[tuple[str, str], float]
-           ) -> dict[str, Any]:
-    if not r["donor"]:
-        raise DataError(f"{where}, column donor: give a donor name")
-    q = r["quantity"]
-    if q not in QUANTITIES:
-        raise DataError(f"{where}, column quantity: unknown quantity {q!r}; use one of "
-                        f"{', '.join(QUANTITIES)}")
-    values = {}
-    for col in ("day", "value") + (("sd",) if r.get("sd") else ()):
-        try:
-            values[col] = float(r[col])
-        except ValueError:
-            raise DataError(f"{where}, column {col}: {r[col]!r} is not a number") from None
-        if not math.isfinite(values[col]) or values[col] < 0:
-            raise DataError(f"{where}, column {col}: {r[col]!r} must be a number >= 0")
-    if q == "total_cells" and values["value"] <= 0:
-        raise DataError(f"{where}, column value: cell counts must be > 0")
-    if q.endswith("_pct") and values["value"] > 100:
-        raise DataError(f"{where}, column value: {values['value']:g} is not a percentage "
-                        "(0-100)")
-    key = (r["donor"], q)
-    if key in last and values["day"] <= last[key]:
-        raise DataError(f"{where}, column day: day {values['day']:g} does not follow day "
-                        f"{last[key]:g} for donor {r['donor']!r} and {q}; list days in "
-                        "increasing order")
-    last[key] = values["day"]
-    if values.get("sd", 1.0) <= 0:
-        raise DataError(f"{where}, column sd: must be > 0")
-    return {"donor": r["donor"], "day": values["day"], "quantity": q,
-            "value": values["value"], "sd": values.get("sd", np.nan)}
 
 
 def _predict(days: np.ndarray, protocol: Protocol, pars: dict[str, Any], t_end: float
@@ -198,8 +204,11 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
     if bad or not free:
         raise DataError(f"free: unknown parameter(s) {', '.join(bad) or '(none given)'}; "
                         f"choose from {', '.join(model.parameter_names)}")
-    if steps <= burn or walkers < 2 * len(free):
-        raise DataError("need steps > burn and walkers >= 2 x free parameters")
+    walkers = check_count("max_walkers", walkers, field="walkers", minimum=2 * len(free))
+    steps = check_count("max_steps", steps, field="steps")
+    burn = check_count("max_steps", burn, field="burn", minimum=0)
+    if steps <= burn:
+        raise DataError(f"steps: need more steps ({steps}) than burn-in steps ({burn})")
     decl = [model.parameter_by_name[f] for f in free]
     # uniform priors on each range, on a log scale only where it is positive and wide
     logs = np.array([log_scaled(p) for p in decl])
@@ -222,7 +231,7 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
 
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(d,)))
         # start the ensemble at the best of 256 prior draws (one batched evaluation)
-        trial = lo + (hi - lo) * rng.random((256, len(free)))
+        trial = lo + (hi - lo) * rng.random((max(256, walkers), len(free)))
         lp = log_prob(trial)
         best = trial[np.argsort(-lp)[:walkers]]
         p0 = np.clip(best + 0.01 * (hi - lo) * rng.standard_normal(best.shape), lo, hi)

@@ -230,37 +230,25 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "scenario") -> Scenario:
-        allowed = {"name", "description", "source", "parameters", "variability", "events",
-                   "relapse_threshold", "subtype"}
-        extra = sorted(set(data) - allowed)
-        if extra:
-            raise DataError(f"{origin}: unknown field(s) {', '.join(extra)}; allowed: "
-                            f"{', '.join(sorted(allowed))}")
+        """Build from parsed TOML, validated by :func:`ciksim.schemas.scenario_schema`
+        (parameter ranges from the patient model's declarations)."""
+        from ciksim.schemas import table_values, validate
+        from ciksim.schemas.scenario import scenario_schema
+
+        spec: Any = validate(scenario_schema(), data, origin=origin)
         model = patient_model()
-        pars = {}
-        for k, v in dict(data.get("parameters", {})).items():
-            if k not in model.parameter_by_name:
-                raise DataError(f"{origin}: parameters.{k} is not a patient-model parameter")
-            pars[k] = convert(v, model.parameter_by_name[k].unit, field=f"{origin}: {k}")
-        var = {}
-        for k, v in dict(data.get("variability", {})).items():
-            if k not in model.parameter_by_name:
-                raise DataError(f"{origin}: variability.{k} is not a patient-model parameter")
-            if not isinstance(v, (int, float)) or v < 0:
-                raise DataError(f"{origin}: variability.{k} must be a log-normal SD >= 0")
-            var[k] = float(v)
+        pars = {k: convert(v, model.parameter_by_name[k].unit, field=f"{origin}: {k}")
+                for k, v in (table_values(spec.parameters) if spec.parameters else {}).items()}
+        var = table_values(spec.variability) if spec.variability else {}
         try:
-            protocol = Protocol.from_dict({"name": data.get("name", "scenario"),
-                                           "events": data.get("events", [])}, origin=origin)
+            protocol = Protocol.from_dict({"name": spec.name, "events": data.get("events", [])},
+                                          origin=origin)
             protocol.bind(model)
         except ProtocolError as exc:
             raise DataError(str(exc)) from exc
-        threshold = float(data.get("relapse_threshold", 0.05))
-        if not 0 < threshold <= 1:
-            raise DataError(f"{origin}: relapse_threshold must be in (0, 1]")
-        scenario = cls(str(data.get("name", "scenario")), str(data.get("description", "")),
-                       protocol, pars, var, threshold, str(data.get("source", "")))
-        return scenario.with_subtype(data.get("subtype"))
+        scenario = cls(spec.name, spec.description, protocol, pars, var,
+                       spec.relapse_threshold, spec.source)
+        return scenario.with_subtype(spec.subtype)
 
 
 def builtin_scenarios() -> list[str]:

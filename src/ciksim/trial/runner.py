@@ -32,6 +32,7 @@ from ciksim.engines.threads import single_thread
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import Scenario, patient_model, subtypes
+from ciksim.schemas.options import execution_options
 from ciksim.trial.delivery import NO_PRODUCT
 from ciksim.trial.spec import TrialSpec
 
@@ -282,13 +283,25 @@ def run_trial(
     total)`` is called with patients done. ``chunk_size``: patients per chunk (default: the
     spec's, else ``auto_chunk_size``; a resumed run keeps its own). ``max_chunks`` stops
     after that many new chunks (used to test interruption).
+
+    Every input (options, product, output folder) is checked before anything is written;
+    the only files that may outlive an interruption are the finished chunks and a manifest
+    saying they are resumable state.
     """
     t0 = time.perf_counter()
+    opts = execution_options(workers, scheduler, chunk_size)
+    workers, scheduler, chunk_size = opts.workers, opts.scheduler, opts.chunk_size
     n_workers = 4 if scheduler else (workers or os.cpu_count() or 1)  # a cluster: plan for 4
     folder = Path(out) if out is not None else None
     if resume and chunk_size is None and folder is not None \
-            and (folder / "manifest.json").exists():  # resume with the chunks already written
-        chunk_size = json.loads((folder / "manifest.json").read_text()).get("chunk_size")
+            and (folder / "manifest.json").is_file():  # resume with the chunks already written
+        try:
+            old = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        kept = old.get("chunk_size") if isinstance(old, dict) else None
+        if isinstance(kept, int) and not isinstance(kept, bool) and kept >= 1:
+            chunk_size = kept
     chunk_size = chunk_size_for(spec, chunk_size, n_workers)
     todo = chunks(spec, chunk_size)
     lots = (product if product is not None else
@@ -297,17 +310,11 @@ def run_trial(
     if folder is not None:
         cdir = folder / "chunks"
         manifest_path = folder / "manifest.json"
-        if cdir.exists() and any(cdir.iterdir()):
-            if not resume:
-                raise DataError(f"{folder} already holds trial chunks; pass --resume to "
-                                "continue that trial, or choose another --out")
-            old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-            if old.get("digest") != spec.digest():
-                raise DataError(f"{folder} holds a different trial (spec changed); choose "
-                                "another --out")
+        _check_out(folder, cdir, manifest_path, spec, resume)
         cdir.mkdir(parents=True, exist_ok=True)
         _json_atomic({"status": "running", "digest": spec.digest(), "spec": spec.raw,
-                      "chunk_size": chunk_size, "ciksim_version": __version__},
+                      "chunk_size": chunk_size, "ciksim_version": __version__,
+                      "resumable": RESUMABLE},
                      manifest_path)
         for c in todo:
             f = cdir / c.filename
@@ -353,6 +360,52 @@ def run_trial(
     return TrialRun(spec, patients, manifest)
 
 
+#: What the manifest of an unfinished trial says about the files left behind.
+RESUMABLE = ("chunks/ holds the finished chunks of this trial (resumable state, the only "
+             "files an interruption leaves); run the same spec again with --resume and the "
+             "same --out to continue")
+
+
+def _check_out(folder: Path, cdir: Path, manifest_path: Path, spec: TrialSpec,
+               resume: bool) -> None:
+    """The output folder can take this trial (checked before anything is written)."""
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"--out {str(folder)!r} names an existing file; give a folder")
+    for parent in folder.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"--out {str(folder)!r}: {str(parent)!r} is a file; give a "
+                                "folder")
+            break
+    if cdir.exists() and not cdir.is_dir():
+        raise DataError(f"--out {str(folder)!r}: chunks is a file; choose another --out")
+    if cdir.exists() and any(cdir.iterdir()):
+        if not resume:
+            raise DataError(f"{folder} already holds trial chunks; pass --resume to "
+                            "continue that trial, or choose another --out")
+        try:
+            old = json.loads(manifest_path.read_text(encoding="utf-8")) \
+                if manifest_path.is_file() else {}
+        except (OSError, ValueError):
+            old = {}
+        if not isinstance(old, dict) or old.get("digest") != spec.digest():
+            raise DataError(f"{folder} holds a different trial (spec changed); choose "
+                            "another --out")
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: exit when the process that started the pool is gone (a killed
+    trial must not leave orphan workers behind)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ciksim-parent-watch", daemon=True).start()
+
+
 def _execute(spec: TrialSpec, pending: list[Chunk], comp: ProductLots,
              workers: int | None, scheduler: str | None
              ) -> Iterator[tuple[Chunk, pd.DataFrame, float]]:
@@ -384,7 +437,8 @@ def execute(task: Callable[..., pd.DataFrame], jobs: list[tuple[Any, tuple[Any, 
             df, seconds = _timed_task(task, args)
             yield key, df, seconds
         return
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+    with ProcessPoolExecutor(max_workers=n_workers, initializer=_watch_parent,
+                             initargs=(os.getpid(),)) as pool:
         futs = {pool.submit(_timed_task, task, args, True): key for key, args in jobs}
         for fut in as_completed(futs):
             df, seconds = fut.result()

@@ -1,0 +1,179 @@
+"""The built-in input formats (each registered once; see :mod:`ciksim.schemas`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ciksim.schemas import Format, ProtocolSchema, register
+from ciksim.schemas.scenario import scenario_schema, trial_schema
+from ciksim.schemas.target import target_schema
+
+
+def _protocol(path: Path) -> Any:
+    from ciksim.protocol import Protocol
+
+    return Protocol.load(path)
+
+
+def _scenario(path: Path) -> Any:
+    from ciksim.models.patient import Scenario
+
+    return Scenario.load(path)
+
+
+def _trial(path: Path) -> Any:
+    from ciksim.trial.spec import TrialSpec
+
+    return TrialSpec.load(path)
+
+
+def _target(path: Path) -> Any:
+    from ciksim.analysis.killing import resolve_target
+
+    return resolve_target(path)
+
+
+def _lysis(path: Path) -> Any:
+    from ciksim.assays.lysis import LysisData
+
+    return LysisData.read_csv(path)
+
+
+def _counts(path: Path) -> Any:
+    from ciksim.inference.culture import CultureData
+
+    return CultureData.read_csv(path)
+
+
+def _lysis_schema() -> Any:
+    from ciksim.assays.lysis import LysisRow
+
+    return LysisRow
+
+
+def _counts_schema() -> Any:
+    from ciksim.inference.culture import CountsRow
+
+    return CountsRow
+
+
+register(Format(
+    "protocol", "toml",
+    "A culture protocol: timed events (set, add, feed, split, harvest, dose) and culture-model "
+    "parameter settings (`ciksim culture --protocol FILE.toml`).",
+    lambda: ProtocolSchema,
+    '''name = "my-protocol"
+harvest_day = 14
+
+[parameters]
+seed_density = "2e6 cells/mL"
+
+[[events]]
+day = 0
+action = "set"
+values = { IFNg = "1000 IU/mL" }
+
+[[events]]
+every = 3
+from = 3
+until = 12
+action = "feed"
+volume_fraction = 0.5
+top_up = { IL2 = "300 IU/mL" }
+
+[[events]]
+day = 14
+action = "harvest"
+''', _protocol))
+
+register(Format(
+    "scenario", "toml",
+    "A patient population: chemotherapy events, patient-model parameter medians and spreads, "
+    "relapse threshold (`ciksim patient --scenario FILE.toml`, `[population] scenario`).",
+    scenario_schema,
+    '''name = "my-scenario"
+relapse_threshold = 0.05
+
+[parameters]
+start_burden = 6e-4
+weight = "80 kg"
+
+[variability]
+T_double = 0.3
+
+[[events]]
+days = [14, 49, 84]
+action = "dose"
+dose = "chemo"
+amount = 1
+''', _scenario))
+
+register(Format(
+    "trial", "toml",
+    "A virtual trial: population, product, arms, size, follow-up, endpoint and seed "
+    "(`ciksim trial FILE.toml`, `ciksim run FILE.toml`).",
+    trial_schema,
+    '''name = "my-trial"
+seed = 1
+patients_per_arm = 500
+follow_up_years = 3
+relapse = "haematologic"
+
+[population]
+scenario = "aml-cr1"
+
+[product]
+culture_protocol = "cik-gmp"
+donors = 50
+
+[[arms]]
+name = "chemotherapy"
+
+[[arms]]
+name = "chemotherapy + CIK"
+cik = { dose_per_kg = 5e7, infusions = 3, interval_days = 21, first_day = 30 }
+''', _trial))
+
+register(Format(
+    "target", "toml",
+    "Target cells of a simulated cytotoxicity assay: the killing model's target properties "
+    "(`ciksim killing --target FILE.toml`).",
+    target_schema,
+    '''name = "my-blasts"
+description = "primary blasts of one patient"
+lig_frac = 0.5
+lig_level = 0.8
+s_other = 0.3
+hla_i = 1.0
+hla_mm = 0.0
+k_spont = 0.04
+g_tgt = 0.0
+''', _target))
+
+register(Format(
+    "lysis", "csv",
+    "A release-assay plate (51Cr, LDH, calcein, flow), one row per well "
+    "(`ciksim lysis FILE.csv`, `ciksim fit killing FILE.csv`).",
+    _lysis_schema,
+    '''effector,target,et_ratio,kind,replicate,value
+,k562,,spontaneous,1,100
+,k562,,spontaneous,2,140
+,k562,,maximum,1,1100
+,k562,,maximum,2,1140
+cik,k562,10,experimental,1,620
+cik,k562,10,experimental,2,720
+cik,k562,5,experimental,1,320
+cik,k562,5,experimental,2,420
+''', _lysis))
+
+register(Format(
+    "counts", "csv",
+    "A lab's own culture counts, one measurement per row (`ciksim fit culture FILE.csv`).",
+    _counts_schema,
+    '''donor,day,quantity,value,sd
+A,0,total_cells,1e8,
+A,7,total_cells,9e8,
+A,14,total_cells,6e9,
+A,14,cd3cd56_pct,22,3
+''', _counts))

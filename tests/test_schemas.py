@@ -1,0 +1,167 @@
+"""Input schemas: strict types, ranges from the declarations, named limits, one CikError
+naming the path, the value and the fix; the bounded unit grammar; encodings; JSON Schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ciksim.analysis.culture import run_culture
+from ciksim.errors import CikError, DataError, ProtocolError, UnitError
+from ciksim.models.patient import Scenario, patient_model
+from ciksim.protocol import Protocol
+from ciksim.schemas import LIMITS, formats, json_schema
+from ciksim.trial.spec import TrialSpec
+from ciksim.unit_grammar import check_quantity_text, check_unit_text
+from ciksim.units import convert
+
+SPEC = """name = "t"
+patients_per_arm = 10
+[population]
+scenario = "aml-cr1"
+[[arms]]
+name = "chemo"
+[[arms]]
+name = "cik"
+cik = { dose_per_kg = 5e7, infusions = 3 }
+"""
+
+
+def spec_with(tmp_path, text):
+    p = tmp_path / "spec.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("500 IU/mL", True), ("2e6 cells/mL", True), ("1 1/hour", True), ("0.5", True),
+     ("5 (cells)/(mL)", True), ("1 IU/(mL*day)", True), ("1 m^2", True),
+     ("3 ** 9 ** 9 IU/mL", False), ("1 m**2**9", False), ("((((((1 m))))))", False),
+     ("1.5.3 mL", False), ("abc", False), ("1 " + "m*" * 60 + "m", False), ("", False)],
+)
+def test_unit_grammar_is_bounded(text, ok):
+    if ok:
+        check_quantity_text(text, field="f")
+    else:
+        with pytest.raises(UnitError, match="f: cannot read"):
+            check_quantity_text(text, field="f")
+
+
+def test_exponent_tower_is_refused_before_pint():
+    with pytest.raises(UnitError, match=r"'3 \*\* 9 \*\* 9 IU/mL'"):
+        convert("3 ** 9 ** 9 IU/mL", "IU/mL", field="IL2")
+    with pytest.raises(UnitError):
+        check_unit_text("cells ** 9 ** 9", field="unit")
+    assert convert("2e6 cells/mL", "cells/mL", field="x") == 2e6
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [("il2_support", r"arms\[1\]\.cik\.il2_support = 'no': input should be a valid boolean"),
+     ("infusions", r"arms\[1\]\.cik\.infusions = 1\.5: .*whole number"),
+     ("relapse_true", r"relapse = True"),
+     ("relapse_list", r"relapse = \[1\]"),
+     ("cik_int", r"arms\[1\]\.cik = 5: .*table"),
+     ("weight", r"population\.parameters\.weight = -70: outside the plausible range"),
+     ("T_double", r"population\.parameters\.T_double = -5: outside the plausible range"),
+     ("logkill", r"population\.parameters\.logkill_L = -1: outside the plausible range"),
+     ("variability_nan", r"population\.variability\.weight = nan: .*finite"),
+     ("years", r"follow_up_years = 1e\+300: exceeds the limit max_years = 100"),
+     ("patients", r"patients_per_arm = 2000000000: exceeds the limit max_patients"),
+     ("unit_tower", r"population\.parameters\.weight = '3 \*\* 9 \*\* 9 kg'")],
+)
+def test_trial_spec_silent_acceptances_are_errors(tmp_path, edit, message):
+    text = {
+        "il2_support": SPEC.replace("infusions = 3", 'infusions = 3, il2_support = "no"'),
+        "infusions": SPEC.replace("infusions = 3", "infusions = 1.5"),
+        "relapse_true": SPEC.replace('name = "t"', 'name = "t"\nrelapse = true'),
+        "relapse_list": SPEC.replace('name = "t"', 'name = "t"\nrelapse = [1]'),
+        "cik_int": SPEC.replace("cik = { dose_per_kg = 5e7, infusions = 3 }", "cik = 5"),
+        "weight": SPEC.replace('scenario = "aml-cr1"',
+                               'scenario = "aml-cr1"\nparameters = { weight = -70 }'),
+        "T_double": SPEC.replace('scenario = "aml-cr1"',
+                                 'scenario = "aml-cr1"\nparameters = { T_double = -5 }'),
+        "logkill": SPEC.replace('scenario = "aml-cr1"',
+                                'scenario = "aml-cr1"\nparameters = { logkill_L = -1 }'),
+        "variability_nan": SPEC.replace('scenario = "aml-cr1"',
+                                        'scenario = "aml-cr1"\nvariability = { weight = nan }'),
+        "years": SPEC.replace('name = "t"', 'name = "t"\nfollow_up_years = 1e300'),
+        "patients": SPEC.replace("patients_per_arm = 10", "patients_per_arm = 2000000000"),
+        "unit_tower": SPEC.replace('scenario = "aml-cr1"', 'scenario = "aml-cr1"\n'
+                                   'parameters = { weight = "3 ** 9 ** 9 kg" }'),
+    }[edit]
+    with pytest.raises(DataError, match=message) as info:
+        TrialSpec.load(spec_with(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_valid_spec_with_quantity_and_bom(tmp_path):
+    p = tmp_path / "spec.toml"
+    p.write_bytes("\ufeff".encode() + SPEC.replace(
+        'scenario = "aml-cr1"', 'scenario = "aml-cr1"\nparameters = { weight = "80 kg" }')
+        .encode())
+    spec = TrialSpec.load(p)
+    assert spec.scenario.parameters["weight"] == 80.0
+    assert [a.cik is not None for a in spec.arms] == [False, True]
+
+
+def test_encoding_and_nesting_errors(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_bytes(b'name = "x"\n\xff\xfe\x00 garbage')
+    with pytest.raises(DataError, match=r"line 2: not UTF-8 text .*save the file as UTF-8"):
+        TrialSpec.load(p)
+    p.write_text("x = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(DataError, match="nested more than 20 levels"):
+        TrialSpec.load(p)
+    with pytest.raises(DataError, match="does not exist"):
+        TrialSpec.load(tmp_path / "missing.toml")
+    with pytest.raises(DataError, match="folder"):
+        TrialSpec.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("events", "error", "message"),
+    [("events = 5", ProtocolError, r"events = 5: .*array"),
+     ('[[events]]\nevery = 1e-4\nfrom = 0\nuntil = 10\naction = "harvest"', ProtocolError,
+      r"events\[0\]\.every = 0\.0001: must be >= 0\.01"),
+     ('[[events]]\nevery = 0.01\nfrom = 0\nuntil = 1000\naction = "harvest"', ProtocolError,
+      "max_events"),
+     ('[[events]]\nday = 1e300\naction = "harvest"', ProtocolError, "max_protocol_day"),
+     ('[parameters]\nseed_density = 1e300', ProtocolError,
+      r"parameters\.seed_density = 1e\+300: outside the plausible range"),
+     ('[[events]]\nday = 1\naction = "split"\nmax_density = "1e300 cells/mL"\n'
+      'target_density = "1e6 cells/mL"', ProtocolError, "max_density")],
+)
+def test_protocol_limits(tmp_path, events, error, message):
+    p = tmp_path / "p.toml"
+    p.write_text(f'name = "p"\n{events}\n')
+    with pytest.raises(error, match=message):
+        run_culture(Protocol.load(p), donors=1, days=2)
+
+
+def test_scenario_relapse_container_types(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text('name = "s"\nrelapse_threshold = true\n')
+    with pytest.raises(DataError, match=r"relapse_threshold = True"):
+        Scenario.load(p)
+
+
+def test_every_format_exports_json_schema_and_reads_its_example(tmp_path):
+    fmts = formats()
+    assert set(fmts) >= {"protocol", "scenario", "trial", "target", "lysis", "counts"}
+    for name, fmt in fmts.items():
+        schema = json_schema(name)
+        assert schema["title"] == f"ciksim {name}"
+        json.dumps(schema)
+        p = tmp_path / f"example.{fmt.kind}"
+        p.write_text(fmt.example, encoding="utf-8")
+        fmt.reader(p)
+    trial = json_schema("trial")
+    weight = trial["$defs"]["PatientParameters"]["properties"]["weight"]
+    declared = patient_model().parameter_by_name["weight"]
+    assert weight["anyOf"][0]["anyOf"][0]["minimum"] == declared.low  # from the declaration
+    assert trial["properties"]["follow_up_years"]["maximum"] == LIMITS["max_years"].value
+    with pytest.raises(CikError, match="unknown format"):
+        json_schema("nope")
