@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,17 @@ def test_every_parameter_documented_with_source(name):
     for p in MODELS[name]().parameters:
         assert f"| `{p.name}` |" in text
         assert p.source in text
+
+
+def test_formats_doc_and_json_schemas_match_the_schemas():
+    from ciksim.schemas import formats
+    from ciksim.schemas.markdown import render
+
+    root = DOCS.parent
+    assert (root / "formats.md").read_text(encoding="utf-8") == render(), \
+        "run `python -m ciksim.schemas docs` to regenerate"
+    for name, fmt in formats().items():
+        text = (root / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8")
+        assert json.loads(text) == fmt.json_schema()
+    readme = (root.parent / "README.md").read_text(encoding="utf-8")
+    assert "docs/formats.md" in readme

@@ -14,6 +14,7 @@ import pytest
 
 from ciksim.analysis.culture import run_culture
 from ciksim.analysis.killing import Product
+from ciksim.analysis.patient import run_patients
 from ciksim.models.culture import culture_model
 from ciksim.protocol import Protocol
 
@@ -53,7 +54,7 @@ def test_killed_trial_leaves_no_orphan_workers(tmp_path):
     assert len(workers) >= 2, "the trial should have started its worker processes"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    gone, alive = psutil.wait_procs(workers, timeout=30)
+    _, alive = psutil.wait_procs(workers, timeout=30)
     for p in alive:  # clean up before failing
         p.kill()
     assert not alive, f"{len(alive)} worker(s) outlived the killed trial"
@@ -74,3 +75,50 @@ def test_protocol_parameters_are_the_donor_medians(tmp_path):
     row = list(culture_model().parameter_names).index(p.name)
     assert np.median(b.result.parameters[row]) == pytest.approx(value, rel=0.5)
     assert not np.allclose(a.result["total_cells"], b.result["total_cells"])
+
+
+def _relapsing_seed(engine: str) -> int:
+    """A seed whose single patient (day-0 burden 1%) relapses after the first months."""
+    for seed in range(20):
+        run = run_patients("aml-cr1", start_burden=0.01, replicates=1, years=3, seed=seed,
+                           engine=engine)
+        if run.result.crossing_time[0] > 60:
+            return seed
+    raise AssertionError("no relapsing patient among 20 seeds")
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_nadir_is_the_same_recorded_or_not_and_the_plot_stops_at_relapse(engine):
+    """#3: the normal-marrow nadir of a recorded patient (``ciksim patient`` with one
+    patient) included the marrow crowded out after relapse (7.4e-31 instead of 0.049), and
+    its plot went on simulating for months after relapse."""
+    seed = _relapsing_seed(engine)
+    rec, plain = (run_patients("aml-cr1", start_burden=0.01, replicates=1, years=3,
+                               seed=seed, record=record, engine=engine)
+                  for record in (True, False))
+    day = rec.result.crossing_time[0]
+    assert day == pytest.approx(plain.result.crossing_time[0])
+    assert rec.outcomes()["normal_nadir_fraction"][0] == pytest.approx(
+        plain.outcomes()["normal_nadir_fraction"][0])
+    grid = rec.result.grid
+    normal = rec.result.series("normal_fraction")[:, 0]
+    assert rec.result.minimum[0] == pytest.approx(np.nanmin(normal[grid <= day + 1e-9]))
+    after = np.nonzero(grid > day)[0]
+    assert after.size > 1 and np.isnan(normal[after[1:]]).all()
+
+
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_molecular_relapse_is_not_counted_on_day_zero(engine):
+    """#4: with ``relapse = "molecular"``, patients MRD-positive at remission were counted
+    as relapsed on day 0 (347 of 500; median RFS 0.0 months)."""
+    run = run_patients("aml-cr1", replicates=60, years=2, seed=0, relapse="molecular",
+                       engine=engine)
+    df = run.outcomes()
+    at_start = int((df["relapse_day"] == 0).sum())
+    # only patients never MRD-negative through consolidation are failures from day 0
+    assert at_start < 0.25 * len(df)
+    median = run.summary()["median_rfs_months"]
+    assert median is None or median > 1
+    haem = run_patients("aml-cr1", replicates=60, years=2, seed=0, engine=engine)
+    both = haem.outcomes()["event"] == 1
+    assert (df["relapse_day"][both] <= haem.outcomes()["relapse_day"][both]).all()

@@ -138,14 +138,13 @@ def resolve_target(target: str | Path | Mapping[str, Any]) -> tuple[str, dict[st
     if str(target) in target_library():
         return str(target), target_parameters(str(target))
     path = Path(target)
-    if path.suffix == ".toml" and path.is_file():
-        import tomllib
+    if path.suffix == ".toml" or path.is_file():
+        from ciksim.schemas import read_toml, validate
+        from ciksim.schemas.target import target_schema
 
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise DataError(f"target: {path} is not valid TOML ({exc})") from exc
-        return str(data.get("name", path.stem)), target_parameters(data)
+        data = read_toml(path, what="target file")
+        validate(target_schema(), data, origin=str(path))
+        return str(data.get("name") or path.stem), target_parameters(data)
     raise DataError(f"target: unknown target {str(target)!r}; built-in: "
                     f"{', '.join(target_library())}, or a TOML file")
 

@@ -19,9 +19,9 @@ from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import STOCHASTIC, Scenario, patient_model
 from ciksim.protocol import Event, Protocol
 from ciksim.schemas.options import check_count, check_horizon
+from ciksim.schemas.scenario import RELAPSE_DEFINITIONS
 
 DAYS_PER_MONTH = 365.25 / 12
-RELAPSE_DEFINITIONS = {"haematologic": 0.05, "molecular": 1e-4}
 #: Parameters reported per patient in the outcome table.
 REPORTED = ("weight", "start_burden", "T_double", "logkill_L", "lig_frac")
 

@@ -119,6 +119,7 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
         ext = np.nan
         cross = np.nan
         low = np.inf
+        armed = False  # been below the threshold: a crossing is upward
         prev = 0.0
         e = _events(0, 0, y, i, ev_k, ev_sp, ev_kind, ev_val, is_stoch, s)
         for k in range(grid.size):
@@ -140,7 +141,7 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
                 _rk4(t0 + h / 2, h / 2, y, p, q, k1, k2, k3, k4, yt)
                 e = _events(k, e, y, i, ev_k, ev_sp, ev_kind, ev_val, is_stoch, s)
             cur, tracked = _watch(t1, y, p, q)
-            if track_on and low == low:
+            if track_on and low == low and cross != cross:  # the nadir up to the crossing
                 low = tracked if (tracked < low or tracked != tracked) else low
             total = 0.0
             for c in range(nk):
@@ -148,7 +149,9 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
             if total == 0 and ext != ext:
                 ext = t1
             if watch_on:
-                if cur >= threshold and cross != cross:
+                if cur >= threshold and cross != cross and not armed and t1 >= last_event:
+                    cross = grid[0]  # never below: a failure from the start
+                if cur >= threshold and cross != cross and armed:
                     if k > 0:
                         frac = ((np.log(threshold) - np.log(prev))
                                 / (np.log(cur) - np.log(prev)))
@@ -156,12 +159,14 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
                         cross = grid[k - 1] + frac * (t1 - grid[k - 1])
                     else:
                         cross = t1
+                if cur < threshold:
+                    armed = True
                 prev = cur
             if record:
                 for sp in range(ns):
                     traj[k, sp, i] = y[sp]
-            elif k > 0 and ((stop_after_crossing and cross == cross)
-                            or (t1 >= last_event and ext == ext)):
+            if k > 0 and ((stop_after_crossing and cross == cross)
+                          or (not record and t1 >= last_event and ext == ext)):
                 break
         for sp in range(ns):
             final[i, sp] = y[sp]

@@ -237,6 +237,7 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
     nan = np.full(n, np.nan)
     ext_t, cross_t = nan.copy(), nan.copy()
     minimum = np.full(n, np.inf)
+    armed = np.zeros(n, dtype=bool)  # been below the threshold: a crossing is upward
     traj = np.full((grid.size, ns, n), np.nan) if record else None
     active = np.arange(n)
 
@@ -250,13 +251,18 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
         if track_min:
             v = ya[model.species_names.index(track_min)] if track_min in model.species_names \
                 else values[track_min]
-            minimum[active] = np.minimum(minimum[active], v)
+            before = np.isnan(cross_t[active])  # the nadir up to the crossing (relapse)
+            minimum[active] = np.where(before, np.minimum(minimum[active], v), minimum[active])
         extinct = (ya[sidx].sum(axis=0) == 0) & np.isnan(ext_t[active])
         ext_t[active[extinct]] = t
         cur = None
         if watch is not None and threshold is not None:
             cur = np.asarray(values[watch], dtype=float)
-            hit = (cur >= threshold) & np.isnan(cross_t[active])
+            open_ = np.isnan(cross_t[active])
+            never = open_ & ~armed[active] & (cur >= threshold) & (t >= last_event)
+            cross_t[active[never]] = grid[0]  # never below: a failure from the start
+            hit = (cur >= threshold) & open_ & armed[active]
+            armed[active] |= cur < threshold
             if prev is not None and k > 0 and np.any(hit):
                 t0 = grid[k - 1]
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -338,11 +344,11 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
         apply_events(t1)
         if active.size:
             prev = monitor(k, t1, prev)
-        if not record and active.size:
+        if active.size:
             settled = np.zeros(active.size, dtype=bool)
             if stop_after_crossing:
                 settled |= ~np.isnan(cross_t[active])
-            if t1 >= last_event:
+            if t1 >= last_event and not record:
                 settled |= ~np.isnan(ext_t[active])
             if settled.any():
                 keep = ~settled
@@ -370,10 +376,14 @@ def simulate_stochastic(
 ) -> StochasticResult:
     """Simulate a batch of individuals (a 1-D parameter array gives one per entry).
 
-    ``watch``/``threshold``: first time the derived quantity ``watch`` reaches ``threshold``
-    (log-linear interpolation between grid points). ``track_min``: running minimum of a
-    variable. Individuals whose fate is settled (crossed, or extinct after the last event and
-    its window) stop being simulated unless ``record`` is set. ``indices`` number the
+    ``watch``/``threshold``: first time the derived quantity ``watch`` rises to
+    ``threshold`` from below (log-linear interpolation between grid points); an individual
+    above it from the start counts only once it has been below it, and one that is never
+    below it by the end of the last event and its window is a failure from the start
+    (crossing at time 0, as primary treatment failures are dated).
+    ``track_min``: minimum of a variable up to the crossing. Individuals whose fate is
+    settled (crossed, or extinct after the last event and its window) stop being simulated
+    (a recorded trajectory ends at the crossing; with ``record`` extinct ones go on). ``indices`` number the
     individuals for their random streams (default 0..n-1). ``engine``: ``compiled`` (one
     numba loop per individual, ``ciksim.engines.fused``; protocols with events other than
     doses use the reference) or ``reference`` (this module's numpy loop); both give the

@@ -53,7 +53,8 @@ class EventSchema(Schema):
     @model_validator(mode="before")
     @classmethod
     def _fields_of_action(cls, data: object) -> object:
-        if isinstance(data, dict) and data.get("action") in ACTION_FIELDS:
+        if isinstance(data, dict) and isinstance(data.get("action"), str) \
+                and data["action"] in ACTION_FIELDS:
             action = data["action"]
             allowed = ACTION_FIELDS[action] | _TIMING | {"action", "note"}
             extra = sorted(str(k) for k in set(data) - allowed)

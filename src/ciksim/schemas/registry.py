@@ -11,9 +11,14 @@ from ciksim.schemas.target import target_schema
 
 
 def _protocol(path: Path) -> Any:
+    """Read a culture protocol and bind it to the culture model (names, units, ranges)."""
+    from ciksim.models.culture import culture_model
     from ciksim.protocol import Protocol
 
-    return Protocol.load(path)
+    proto = Protocol.load(path)
+    proto.bind(culture_model())
+    proto.parameter_values(culture_model())
+    return proto
 
 
 def _scenario(path: Path) -> Any:
@@ -142,11 +147,11 @@ register(Format(
     target_schema,
     '''name = "my-blasts"
 description = "primary blasts of one patient"
+recognition = ["nkg2d", "other"]
 lig_frac = 0.5
 lig_level = 0.8
 s_other = 0.3
 hla_i = 1.0
-hla_mm = 0.0
 k_spont = 0.04
 g_tgt = 0.0
 ''', _target))
