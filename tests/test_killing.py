@@ -137,7 +137,7 @@ def test_custom_target_file(tmp_path):
     a = run_assay("cik", str(f), et=[20], donors=3)
     assert a.target == "my-line" and 0 < a.lysis_pct[0, 0] < 100
     f.write_text('name = "bad"\nrecognition = ["nkg2d"]\nlig_frac = 2.0\n')
-    with pytest.raises(DataError, match="lig_frac = 2.0: outside the plausible range"):
+    with pytest.raises(DataError, match=r"lig_frac = 2\.0: outside the plausible range"):
         run_assay("cik", str(f), et=[20], donors=3)
     f.write_text('name = "bad"\nrecognition = ["nkg2d"]\nlig_frac = 0.5\n')
     with pytest.raises(DataError, match="missing field"):
