@@ -1,7 +1,8 @@
 """Fuzz suite: every input format, generated from its schema and mutated (wrong types,
-NaN/inf, huge, empty, binary, deep nesting). A file is either read, or refused with one
-CikError of one line: never another exception (a traceback), never a hang (hypothesis'
-per-example deadline, profiles in conftest.py), never a file written."""
+NaN/inf, huge, empty, binary, deep nesting), checked through the real CLI (``ciksim schema
+NAME --check FILE``, which reads a file exactly as the commands do). A file is either
+valid (exit 0) or refused with exit status 2 and one error line: never a traceback, never
+a hang (hypothesis' per-example deadline, profiles in conftest.py), never a file written."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from ciksim.errors import CikError
+from ciksim.cli import app
 from ciksim.schemas import formats
 
 FORMATS = formats()
@@ -136,17 +138,21 @@ def csv_text(rows: list[dict[str, Any]], header: list[str]) -> str:
 
 # ---- the property --------------------------------------------------------------------------
 
+RUNNER = CliRunner()
+
+
 def assert_clean(name: str, path: Path) -> None:
-    """Reading ``path`` succeeds or raises one one-line CikError, and writes nothing."""
+    """``ciksim schema NAME --check FILE`` exits 0 (valid) or 2 with one ``error:`` line on
+    stderr (no traceback), and writes nothing."""
     before = sorted(path.parent.rglob("*"))
-    try:
-        FORMATS[name].reader(path)
-    except CikError as exc:
-        message = str(exc)
-        assert message.strip(), "an error must say what is wrong"
-        assert "\n" not in message, f"one error line, got: {message!r}"
-        assert "Traceback" not in message
-    assert sorted(path.parent.rglob("*")) == before, "reading an input must write nothing"
+    result = RUNNER.invoke(app, ["schema", name, "--check", str(path)])
+    if result.exit_code != 0:
+        assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+        assert isinstance(result.exception, SystemExit), result.exception
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "Traceback" not in result.output
+    assert sorted(path.parent.rglob("*")) == before, "checking an input must write nothing"
 
 
 def _file(tmp_path_factory: pytest.TempPathFactory, name: str, data: str | bytes) -> Path:

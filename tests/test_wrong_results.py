@@ -122,3 +122,29 @@ def test_molecular_relapse_is_not_counted_on_day_zero(engine):
     haem = run_patients("aml-cr1", replicates=60, years=2, seed=0, engine=engine)
     both = haem.outcomes()["event"] == 1
     assert (df["relapse_day"][both] <= haem.outcomes()["relapse_day"][both]).all()
+
+
+def test_killing_reports_the_donors_of_a_product_folder(tmp_path):
+    """#7a: ``ciksim killing --effector DIR`` reported "200 donors" for a 50-donor folder."""
+    from ciksim.jobs.killing import killing_job
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    run_culture("cik-standard", donors=5, days=3).donor_table().to_csv(
+        folder / "culture_donors.csv", index=False)
+    res = killing_job(str(folder), "k562", et=[10], donors=200)
+    assert res.assay.donors == 5
+    assert res.summary()["donors"] == 5
+
+
+def test_validate_table_never_cuts_a_number():
+    """#7b: ``ciksim validate`` showed T1's median RFS as "1" where it was 13.0 (the value
+    text was cut at 70 characters)."""
+    from ciksim.report.validation import short_value
+
+    value = {"n": 2000, "relapse_fraction": 0.6021, "share_within_3y": 0.9871,
+             "median_rfs_months": 13.0}
+    shown = short_value(value)
+    assert len(shown) <= 70
+    assert "median_rfs_months 1" not in shown or "median_rfs_months 13" in shown
+    assert all(part in shown for part in ("n 2000", "relapse_fraction 0.602"))

@@ -75,15 +75,31 @@ class Staging:
     def figure(self, fig: Any, name: str) -> Path:
         """Save a Figure (or the figure of an Axes) as ``name.png`` (and ``.svg`` when asked)
         and close it; returns the first path."""
-        from ciksim.report.plots import pyplot
+        from ciksim.report.plots import literal_text, pyplot
 
-        fig = getattr(fig, "figure", fig)
+        fig = literal_text(getattr(fig, "figure", fig))
         paths = []
         for ext in self.figures:
             paths.append(self._add(f"{name}.{ext}"))
             fig.savefig(paths[-1], dpi=150, bbox_inches="tight")
         pyplot().close(fig)
         return paths[0]
+
+
+def check_out_folder(out: str | Path) -> Path:
+    """``out`` as a Path if it can be an output folder (missing, or a folder, under a
+    folder); DataError naming ``--out`` otherwise. Checked before any work starts."""
+    dest = Path(out)
+    if dest.exists() and not dest.is_dir():
+        raise DataError(f"--out {str(dest)!r} names an existing file; give a folder (it is "
+                        "created if missing)")
+    for parent in dest.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DataError(f"--out {str(dest)!r}: {str(parent)!r} is a file, not a "
+                                "folder; give another --out")
+            break
+    return dest
 
 
 @contextmanager
@@ -94,7 +110,7 @@ def staged_output(out: str | Path, fmt: str = "csv", figures: Sequence[str] = ("
     If the block raises, the staged files are deleted and ``out`` is left as it was.
     """
     check_formats(fmt, figures)
-    dest = Path(out)
+    dest = check_out_folder(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:

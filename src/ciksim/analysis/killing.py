@@ -160,6 +160,11 @@ class AssayRun:
     block: str | None
     lysis_pct: np.ndarray
 
+    @property
+    def donors(self) -> int:
+        """Donors simulated (a product folder has its own number, whatever was asked)."""
+        return int(self.lysis_pct.shape[1])
+
     def summary(self) -> pd.DataFrame:
         """One row per E:T: donor median, 5th and 95th percentile of % specific lysis."""
         q = np.quantile(self.lysis_pct, [0.5, 0.05, 0.95], axis=1)

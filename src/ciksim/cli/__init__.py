@@ -10,7 +10,7 @@ module imported below):
   (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
   ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
   (``export sbml``, ``export combine``), ``calibrate`` (``calibrate patient``), ``data``
-  (``describe``, ``phenotype``).
+  (``describe``, ``phenotype``), ``schema`` (input formats: JSON Schema, ``--check FILE``).
 
 A verb parses its options, calls one job function, then prints the result (a table or
 ``--json``) and writes ``--out`` with ``result.write``. Heavy modules (numpy, pandas, the
@@ -29,6 +29,7 @@ from ciksim.cli import (  # noqa: F401  (each module registers its verbs on ``ap
     fit,
     killing,
     patient,
+    schema,
     sensitivity,
     system,
     trial,

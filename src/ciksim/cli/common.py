@@ -36,11 +36,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print only a JSON object
 
 
 def guarded(fn: F) -> F:
-    """Turn a CikError into 'error: ...' on stderr and exit status 2."""
+    """Check the shared options, then run; a CikError becomes 'error: ...' on stderr and exit
+    status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            from ciksim.schemas.options import check_cli_options
+
+            check_cli_options(kwargs)  # --out, --workers, --scheduler... before any work
             return fn(*args, **kwargs)
         except CikError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)

@@ -50,7 +50,7 @@ def killing(
     a = res.assay
     title = (f"{a.effector} vs {a.target}, {hours:g} h"
              + (f", anti-{block.upper()} block" if block else "")
-             + f": % specific lysis over {donors} donors (seed {seed})")
+             + f": % specific lysis over {a.donors} donors (seed {seed})")
     rows = [[f"{r.et_ratio:g}", f"{r.lysis_pct:.1f}", f"{r.lysis_pct_p05:.1f}",
              f"{r.lysis_pct_p95:.1f}"] for r in res.table.itertuples()]
     console.print(rich_table(title, ["E:T", "median %", "5th pct", "95th pct"], rows))

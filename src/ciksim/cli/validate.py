@@ -20,7 +20,7 @@ def validate(
     """Compute every published target (C1-C9, K1-K8, P1-P8, T1-T2, T4-T5) from the default
     models."""
     from ciksim.jobs.validation import validation_job
-    from ciksim.report.validation import format_value
+    from ciksim.report.validation import short_value
 
     res = validation_job(None if as_json else
                          lambda group: console.print(f"computing {group} targets ..."))
@@ -29,7 +29,7 @@ def validate(
     if as_json:
         echo_json(res.summary())
         return
-    rows = [[c.id, c.description[:60], format_value(c.value)[:70], c.range,
+    rows = [[c.id, c.description[:60], short_value(c.value), c.range,
              "[green]pass[/]" if c.passed else "[red]FAIL[/]"] for _, c in res.checks]
     console.print(rich_table("Targets", ["id", "target", "model", "range", ""], rows))
     failed = res.failed

@@ -384,10 +384,10 @@ def simulate_stochastic(
     ``track_min``: minimum of a variable up to the crossing. Individuals whose fate is
     settled (crossed, or extinct after the last event and its window) stop being simulated
     (a recorded trajectory ends at the crossing; with ``record`` extinct ones go on).
-    ``indices`` number the individuals for their random streams (default 0..n-1). ``engine``: ``compiled`` (one
-    numba loop per individual, ``ciksim.engines.fused``; protocols with events other than
-    doses use the reference) or ``reference`` (this module's numpy loop); both give the
-    same outcomes for the same seed.
+    ``indices`` number the individuals for their random streams (default 0..n-1).
+    ``engine``: ``compiled`` (one numba loop per individual, ``ciksim.engines.fused``;
+    protocols with events other than doses use the reference) or ``reference`` (this
+    module's numpy loop); both give the same outcomes for the same seed.
     """
     protocol = protocol or Protocol(name="none")
     settings = settings or StochasticSettings()

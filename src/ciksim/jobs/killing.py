@@ -71,7 +71,7 @@ def killing_job(effector: str | Path = "cik", target: str | Path = "k562", *,
 
     assay = run_assay(effector, target, et=et, hours=hours, block=block, donors=donors,
                       seed=seed)
-    return KillingResult(assay, donors, seed)
+    return KillingResult(assay, assay.donors, seed)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,10 @@ class Report:
         return self
 
     def figure(self, fig: Any, caption: str = "") -> Report:
+        from ciksim.report.plots import literal_text
+
         buf = io.BytesIO()
+        fig = literal_text(getattr(fig, "figure", fig))
         fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
         data = base64.b64encode(buf.getvalue()).decode("ascii")
         cap = f"<p class=\"note\">{html.escape(caption)}</p>" if caption else ""

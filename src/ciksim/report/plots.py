@@ -27,6 +27,19 @@ def pyplot() -> Any:
     return plt
 
 
+def literal_text(fig: Any) -> Any:
+    """``fig`` with user text shown literally: a ``$`` in an arm, target, effector or
+    protocol name is not matplotlib mathtext (``$x^{99999}$`` would be typeset or fail).
+    Tick labels matplotlib itself writes in mathtext (``\\mathdefault``) are left alone."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        s = text.get_text()
+        if "$" in s and "\\mathdefault" not in s:
+            text.set_parse_math(False)
+    return fig
+
+
 def plot_culture(runs: Sequence[CultureRun], axes: Sequence[Any] | None = None) -> list[Any]:
     """Two panels: cell subsets (log axis, donor median and 5-95% band) and phenotype shares.
 

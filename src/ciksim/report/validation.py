@@ -24,6 +24,14 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def short_value(value: Any, width: int = 70) -> str:
+    """``format_value`` shortened to ``width`` characters at whole items (``...`` marks the
+    cut): never a number cut in the middle (13.0 shown as 1)."""
+    import textwrap
+
+    return textwrap.shorten(format_value(value), width=width, placeholder=" ...")
+
+
 def validation_report(checks: Sequence[TargetCheck]) -> str:
     """The HTML report of ``ciksim validate``: the target table and one figure per level."""
     rep = Report("ciksim validation against the published targets")

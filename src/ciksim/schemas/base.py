@@ -169,7 +169,7 @@ def path_of(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -189,7 +189,7 @@ def describe(error: Mapping[str, Any], origin: str) -> str:
     if kind == "extra_forbidden":
         return f"{where}: unknown field; remove it or check its spelling"
     if kind == "literal_error":
-        return f"{where}: unknown {last} {_show(value)}; use {ctx.get('expected', 'another')}"
+        return f"{where}: unknown {last} {show_value(value)}; use {ctx.get('expected', 'another')}"
     if kind in ("too_short", "too_long"):
         n = ctx.get("actual_length", "?")
         if kind == "too_short":
@@ -202,8 +202,8 @@ def describe(error: Mapping[str, Any], origin: str) -> str:
               "less_than_equal": "<="}
     if kind in bounds:
         bound = next(iter(ctx.values()), "?")
-        return f"{where} = {_show(value)}: must be {bounds[kind]} {bound}; give a value in range"
-    text = f"{where} = {_show(value)}: {msg[0].lower() + msg[1:] if msg else msg}"
+        return f"{where} = {show_value(value)}: must be {bounds[kind]} {bound}; give a value in range"
+    text = f"{where} = {show_value(value)}: {msg[0].lower() + msg[1:] if msg else msg}"
     return f"{text}; {fix}" if fix else text
 
 

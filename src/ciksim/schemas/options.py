@@ -3,12 +3,13 @@ runs. Faces (CLI, web) and library functions validate them with the same schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
 from ciksim.errors import DataError
-from ciksim.schemas.base import LIMITS, Schema, limited, validate
+from ciksim.schemas.base import LIMITS, Schema, describe, limited, validate
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
 
@@ -75,3 +76,34 @@ def check_count(name: str, value: Any, *, field: str, minimum: int = 1) -> int:
         raise DataError(f"{field}: need a whole number >= {minimum}, got {value!r}")
     lim.check(n, field=field)
     return n
+
+
+#: Options any verb may have, checked before its work starts: the option's type.
+_CLI_OPTIONS: dict[str, Any] = {"workers": Workers, "scheduler": Address,
+                                "chunk_size": ChunkSize,
+                                "walkers": limited("max_walkers", int, ge=2),
+                                "steps": limited("max_steps", int, ge=1),
+                                "donors": limited("max_donors", int, ge=1),
+                                "replicates": limited("max_patients", int, ge=1)}
+
+
+def check_cli_options(options: Mapping[str, Any]) -> None:
+    """Options a face (CLI, web) received, checked before any work: ``--workers >= 1``, a
+    scheduler address that parses, ``--chunk-size >= 1``, counts within their limits, and
+    ``--out`` naming a folder (not an existing file). None means "not given"."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ciksim.io import check_out_folder
+
+    for name, typ in _CLI_OPTIONS.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        try:
+            TypeAdapter(typ, config={"strict": True}).validate_python(value)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise DataError(describe({**err, "loc": ()},
+                                     f"--{name.replace('_', '-')}")) from None
+    if options.get("out") is not None:
+        check_out_folder(options["out"])

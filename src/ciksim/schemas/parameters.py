@@ -34,7 +34,7 @@ def checked_parameter(p: Parameter, value: Any) -> float:
     return number
 
 
-def _range_type(p: Parameter) -> Any:
+def range_type(p: Parameter) -> Any:
     def check(value: Any) -> float:
         return checked_parameter(p, value)
 
@@ -66,7 +66,7 @@ def parameter_table(model: Model, kind: str = "values") -> type[Schema]:
 def _build_table(model: Model, kind: str) -> type[Schema]:
     fields: dict[str, Any] = {}
     for p in model.parameters:
-        typ = _range_type(p) if kind == "values" else _sigma_type(p)
+        typ = range_type(p) if kind == "values" else _sigma_type(p)
         fields[f"p_{p.name}"] = (typ | None, Field(None, alias=p.name))
     name = f"{model.name.capitalize()}{'Parameters' if kind == 'values' else 'Variability'}"
     known = set(model.parameter_by_name)

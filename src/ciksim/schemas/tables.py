@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import PlainValidator, ValidationError, WithJsonSchema
 
 from ciksim.errors import CikError, DataError
-from ciksim.schemas.base import Schema, _show, limit, read_text
+from ciksim.schemas.base import Schema, limit, read_text, show_value
 
 R = TypeVar("R", bound=Schema)
 
@@ -32,7 +32,7 @@ def number(*, ge: float | None = None, gt: float | None = None, le: float | None
 
     def check(text: Any) -> float | None:
         if not isinstance(text, str):
-            raise ValueError(f"{_show(text)} is not text")
+            raise ValueError(f"{show_value(text)} is not text")
         if optional and not text:
             return None
         try:
@@ -64,7 +64,7 @@ def text(*, required: bool = False, max_length: int = 200, what: str = "") -> An
 
     def check(value: Any) -> str:
         if not isinstance(value, str):
-            raise ValueError(f"{_show(value)} is not text")
+            raise ValueError(f"{show_value(value)} is not text")
         if required and not value:
             raise ValueError(what or "give a value")
         if len(value) > max_length:

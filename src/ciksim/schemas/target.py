@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, create_model
 
 from ciksim.schemas.base import Name, Schema, Text
-from ciksim.schemas.parameters import _range_type
+from ciksim.schemas.parameters import range_type
 
 
 @cache
@@ -20,7 +20,7 @@ def target_schema() -> type[Schema]:
     from ciksim.models.killing import RECOGNITION_MODES, TARGET_FIELDS, killing_model
 
     model = killing_model()
-    fields: dict[str, Any] = {f: (_range_type(model.parameter_by_name[f]) | None, None)
+    fields: dict[str, Any] = {f: (range_type(model.parameter_by_name[f]) | None, None)
                               for f in TARGET_FIELDS}
     mode = Literal[tuple(RECOGNITION_MODES)]  # type: ignore[valid-type]
     return create_model("TargetSchema", __base__=Schema,

@@ -30,6 +30,7 @@ from ciksim.analysis.patient import REPORTED, run_patients
 from ciksim.analysis.product import ProductLots, resolve_lots
 from ciksim.engines.threads import single_thread
 from ciksim.errors import DataError
+from ciksim.io import check_out_folder
 from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import Scenario, patient_model, subtypes
 from ciksim.schemas.options import execution_options
@@ -369,14 +370,7 @@ RESUMABLE = ("chunks/ holds the finished chunks of this trial (resumable state, 
 def _check_out(folder: Path, cdir: Path, manifest_path: Path, spec: TrialSpec,
                resume: bool) -> None:
     """The output folder can take this trial (checked before anything is written)."""
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"--out {str(folder)!r} names an existing file; give a folder")
-    for parent in folder.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise DataError(f"--out {str(folder)!r}: {str(parent)!r} is a file; give a "
-                                "folder")
-            break
+    check_out_folder(folder)
     if cdir.exists() and not cdir.is_dir():
         raise DataError(f"--out {str(folder)!r}: chunks is a file; choose another --out")
     if cdir.exists() and any(cdir.iterdir()):
