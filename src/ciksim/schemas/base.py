@@ -202,7 +202,8 @@ def describe(error: Mapping[str, Any], origin: str) -> str:
               "less_than_equal": "<="}
     if kind in bounds:
         bound = next(iter(ctx.values()), "?")
-        return f"{where} = {show_value(value)}: must be {bounds[kind]} {bound}; give a value in range"
+        return (f"{where} = {show_value(value)}: must be {bounds[kind]} {bound}; give a value "
+                "in range")
     text = f"{where} = {show_value(value)}: {msg[0].lower() + msg[1:] if msg else msg}"
     return f"{text}; {fix}" if fix else text
 
