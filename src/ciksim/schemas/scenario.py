@@ -41,7 +41,15 @@ Relapse = Annotated[str | float, PlainValidator(_relapse), WithJsonSchema({
     "description": "'haematologic' (>= 5% marrow blasts), 'molecular' (MRD >= 1e-4) or a "
                    "blast fraction"})]
 Fraction = Annotated[float, Field(gt=0, le=1)]
-Share = Annotated[float, Field(ge=0, le=1)]
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0 <= value <= 1:
+        raise ValueError("is not a share or rate; give a fraction in [0, 1]")
+    return float(value)
+
+
+Share = Annotated[float, PlainValidator(_share),
+                  WithJsonSchema({"type": "number", "minimum": 0, "maximum": 1})]
 FirstDay = limited("max_protocol_day", ge=0)
 Donors = limited("max_donors", int, ge=1)
 Draws = limited("max_draws", int, ge=0)
