@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import model_validator
 
 from ciksim.analysis.culture import CultureRun, run_culture
 from ciksim.analysis.killing import Product, product_from_culture, product_from_folder
 from ciksim.errors import DataError
-from ciksim.io import read_tidy_csv
+from ciksim.schemas.base import Schema
+from ciksim.schemas.tables import number, read_table, text
 
 #: Release-data columns: viable-cell shares (%) and viability (%) of each lot's cells.
 RELEASE_COLUMNS = ("cells", "cd3cd56_pct", "cd3_cd56neg_pct", "nk_pct", "viability_pct")
@@ -139,53 +141,55 @@ def lots_from_folder(path: str | Path) -> ProductLots:
                        prod.f_nk, cd3)
 
 
+_Pct = number(ge=0, le=100, what="a percentage of viable cells in [0, 100]")
+_Lot = text(max_length=100)
+_Cells = number(gt=0, what="cells in the lot, live and dead")
+_Viability = number(gt=0, le=100, what="viability, a percentage in (0, 100]")
+
+
+class ReleaseRow(Schema):
+    """One manufactured lot (a row of the release-data CSV): cells in the lot (live and
+    dead), phenotype shares (% of viable cells) and viability."""
+
+    lot: _Lot = ""
+    cells: _Cells
+    cd3cd56_pct: _Pct
+    cd3_cd56neg_pct: _Pct
+    nk_pct: _Pct
+    viability_pct: _Viability
+
+    @model_validator(mode="after")
+    def _shares(self) -> ReleaseRow:
+        total = self.cd3cd56_pct + self.cd3_cd56neg_pct + self.nk_pct
+        if total > 100 + 1e-9:
+            raise ValueError(f"columns {' + '.join(_SHARES)}: shares add up to {total:g}% > "
+                             "100%; they are shares of the same viable cells, so correct the "
+                             "row so they add up to at most 100")
+        if self.cd3cd56_pct + self.cd3_cd56neg_pct <= 0:
+            raise ValueError("the lot has no CD3+ cells (cd3cd56_pct + cd3_cd56neg_pct = 0), "
+                             "so it cannot be dosed by CD3+ cells/kg")
+        return self
+
+
 def read_release_data(path: str | Path) -> ProductLots:
-    """Release data of manufactured lots (CSV, one row per lot).
+    """Release data of manufactured lots (CSV, one row per lot; :class:`ReleaseRow`).
 
     Columns: ``cells`` (cells in the lot, live and dead), ``cd3cd56_pct``,
     ``cd3_cd56neg_pct``, ``nk_pct`` (% of viable cells; they add up to at most 100, the rest
     being other cells) and ``viability_pct``; an optional ``lot`` names the row. Errors name
     the line, the column and the fix.
     """
-    layout = "lot," + ",".join(RELEASE_COLUMNS)
     shares: dict[str, list[float]] = {k: [] for k in _SHARES}
     cd3: list[float] = []
-    for where, row in read_tidy_csv(path, RELEASE_COLUMNS, layout):
-        values = {c: _number(row[c], f"{where}, column {c}") for c in RELEASE_COLUMNS}
-        if values["cells"] <= 0:
-            raise DataError(f"{where}, column cells: {row['cells']!r} must be > 0 cells")
-        for c in (*_SHARES, "viability_pct"):
-            if not 0 <= values[c] <= 100:
-                raise DataError(f"{where}, column {c}: {row[c]!r} must be a percentage in "
-                                "[0, 100]")
-        if values["viability_pct"] <= 0:
-            raise DataError(f"{where}, column viability_pct: must be > 0 %")
-        total = sum(values[c] for c in _SHARES)
-        if total > 100 + 1e-9:
-            raise DataError(f"{where}, columns {' + '.join(_SHARES)}: shares add up to "
-                            f"{total:g}% > 100%; they are shares of the same viable cells, so "
-                            "correct the row so they add up to at most 100")
-        if values["cd3cd56_pct"] + values["cd3_cd56neg_pct"] <= 0:
-            raise DataError(f"{where}: the lot has no CD3+ cells (cd3cd56_pct + "
-                            "cd3_cd56neg_pct = 0), so it cannot be dosed by CD3+ cells/kg")
+    for _, _, row in read_table(path, ReleaseRow, what="release data"):
         for c in _SHARES:
-            shares[c].append(values[c] / 100)
-        viable = values["cells"] * values["viability_pct"] / 100
-        cd3.append(viable * (values["cd3cd56_pct"] + values["cd3_cd56neg_pct"]) / 100)
+            shares[c].append(getattr(row, c) / 100)
+        viable = row.cells * row.viability_pct / 100
+        cd3.append(viable * (row.cd3cd56_pct + row.cd3_cd56neg_pct) / 100)
     p = Path(path)
     return ProductLots(p.stem, f"release data {p}", np.array(shares["cd3cd56_pct"]),
                        np.array(shares["cd3_cd56neg_pct"]), np.array(shares["nk_pct"]),
                        np.array(cd3))
-
-
-def _number(text: str, where: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise DataError(f"{where}: {text!r} is not a number") from None
-    if not np.isfinite(x):
-        raise DataError(f"{where}: {text!r} is not a finite number")
-    return x
 
 
 def built_product(protocol: str = "cik-gmp", *, donors: int = 200, seed: int = 0,

@@ -51,6 +51,18 @@ def _counts(path: Path) -> Any:
     return CultureData.read_csv(path)
 
 
+def _release(path: Path) -> Any:
+    from ciksim.analysis.product import read_release_data
+
+    return read_release_data(path)
+
+
+def _release_schema() -> Any:
+    from ciksim.analysis.product import ReleaseRow
+
+    return ReleaseRow
+
+
 def _lysis_schema() -> Any:
     from ciksim.assays.lysis import LysisRow
 
@@ -182,3 +194,13 @@ A,7,total_cells,9e8,
 A,14,total_cells,6e9,
 A,14,cd3cd56_pct,22,3
 ''', _counts))
+
+register(Format(
+    "release", "csv",
+    "Release data of manufactured CIK lots, one row per lot (trial spec `[product] "
+    "release_data = FILE.csv`).",
+    _release_schema,
+    '''lot,cells,cd3cd56_pct,cd3_cd56neg_pct,nk_pct,viability_pct
+L01,1.42e9,51,44,3,92
+L02,0.42e9,40,54,4,85
+''', _release))
