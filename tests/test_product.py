@@ -106,3 +106,24 @@ def test_culture_lots_come_from_the_run_and_donor_option():
     np.testing.assert_allclose(lots_from_culture(run).cd3_cells, healthy.cd3_cells)
     big = built_product("cik-gmp", donors=8, seed=1, start_cells=7e9)
     np.testing.assert_allclose(big.cd3_cells, 10 * healthy.cd3_cells, rtol=1e-5)
+
+
+def test_culture_job_takes_the_donor_option():
+    from ciksim.jobs.culture import culture_job
+
+    h = culture_job(["cik-gmp"], donors=3, days=14, seed=1).runs[0]
+    p = culture_job(["cik-gmp"], donors=3, days=14, seed=1, donor="patient-post-chemo").runs[0]
+    assert p.donor == "patient-post-chemo" and h.start_cells == pytest.approx(7e8)
+    assert np.median(p.per_donor["total_fold"][-1]) < np.median(h.per_donor["total_fold"][-1])
+
+
+def test_trial_over_draws_uses_the_product_lots():
+    from ciksim.trial.draws import DrawDesign, run_over_draws
+    from ciksim.trial.sources import resolve_source
+
+    spec = TrialSpec.from_dict({**spec_dict({"release_data": "release-cik-lots"}),
+                                "delivery": {"enabled": False}})
+    run = run_over_draws(spec, resolve_source(prior=True),
+                         DrawDesign(draws=2, cohort=20, sizes=(10,)))
+    assert run.manifest["product"]["lots"] == 6
+    assert run.manifest["product"]["median_cd3_cells"] is not None

@@ -13,6 +13,7 @@ from ciksim.io import Staging
 from ciksim.jobs.base import JobResult, jsonable
 
 if TYPE_CHECKING:
+    from ciksim.analysis.product import ProductLots
     from ciksim.trial.draws import DrawRun
     from ciksim.trial.sources import DrawSource
     from ciksim.trial.spec import TrialSpec
@@ -112,7 +113,8 @@ def decision_job(spec: str | Path | TrialSpec, *, posterior: str | Path | Any = 
                  out: str | Path | None = None, resume: bool = False,
                  workers: int | None = None, scheduler: str | None = None,
                  progress: Progress | None = None,
-                 composition: dict[str, float] | None = None) -> DecisionResult:
+                 composition: ProductLots | dict[str, float] | None = None
+                 ) -> DecisionResult:
     """Run the design of ``spec`` over parameter draws.
 
     ``posterior``: a saved posterior (file or folder) or any object with ``sample(n,

@@ -138,7 +138,7 @@ def trial_job(spec: str | Path | TrialSpec, *, n_per_arm: int | None = None,
                                 cohort=cohort, arms=arms,
                                 out=Path(out) / "draws" if out is not None else None,
                                 resume=resume, workers=workers, scheduler=scheduler,
-                                composition=run.manifest["product_composition"])
+                                composition=product if product is not None else composition)
     return TrialResult(s, run, analysis, Path(out) if out is not None else None, decision)
 
 

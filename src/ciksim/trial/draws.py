@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,9 @@ from ciksim._version import __version__
 from ciksim.errors import DataError
 from ciksim.trial.sources import DrawSource, patient_parameters, persistence_deviates
 from ciksim.trial.spec import TrialSpec
+
+if TYPE_CHECKING:
+    from ciksim.analysis.product import ProductLots
 
 #: Bits of a patient's index that hold the patient; the draw sits above them.
 DRAW_SHIFT = 20
@@ -125,7 +128,7 @@ def cohort_seed(spec: TrialSpec) -> int:
 
 
 def simulate_draws(spec: TrialSpec, draws: pd.DataFrame, first: int, design: DrawDesign,
-                   composition: dict[str, float]) -> pd.DataFrame:
+                   composition: ProductLots | dict[str, float]) -> pd.DataFrame:
     """Per-patient table of draws ``first … first + len(draws) - 1``: both arms of each
     draw's virtual cohort (a ``draw`` column added)."""
     from ciksim.trial.runner import simulate_chunk
@@ -171,7 +174,7 @@ def analyse_draw(spec: TrialSpec, df: pd.DataFrame, design: DrawDesign) -> dict[
 
 
 def draw_chunk(raw: dict[str, Any], design: dict[str, Any], draws: pd.DataFrame,
-               first: int, composition: dict[str, float]) -> pd.DataFrame:
+               first: int, composition: ProductLots | dict[str, float]) -> pd.DataFrame:
     """Top-level (picklable) task: simulate and analyse draws ``first …``; one row each."""
     spec = TrialSpec.from_dict(raw)
     des = DrawDesign(**{**design, "sizes": tuple(design["sizes"])})
@@ -225,7 +228,7 @@ def run_over_draws(
     workers: int | None = 1,
     scheduler: str | None = None,
     resume: bool = False,
-    composition: dict[str, float] | None = None,
+    composition: ProductLots | dict[str, float] | None = None,
     progress: Callable[[int, int], None] | None = None,
     max_chunks: int | None = None,
 ) -> DrawRun:
@@ -234,13 +237,17 @@ def run_over_draws(
     ``out``: a folder for the chunks (``draws/``), ``draws.parquet`` and ``manifest.json``;
     ``resume`` continues a run there. ``workers``/``scheduler`` as for ``run_trial``;
     ``progress(done, total)`` counts draws; ``max_chunks`` stops early (tests).
+    ``composition``: the product's lots (default: the spec's, ``product_lots``) or one
+    composition for every patient (size not limiting).
     """
-    from ciksim.trial.runner import execute, product_composition
+    from ciksim.analysis.product import ProductLots
+    from ciksim.trial.runner import execute, fixed_composition, product_lots
 
     t0 = time.perf_counter()
     des = (design or DrawDesign()).resolved(spec)
     draws = source.draws(des.draws, spec.seed)
-    comp = composition or product_composition(spec)
+    comp = (composition if isinstance(composition, ProductLots) else
+            fixed_composition(composition) if composition is not None else product_lots(spec))
     digest = hashlib.sha256(json.dumps(
         {"trial": spec.digest(), "design": des.as_dict(), "source": source.kind,
          "provenance": {k: v for k, v in source.provenance.items() if k != "warnings"},
@@ -299,7 +306,8 @@ def run_over_draws(
         "seed": spec.seed, "spec": spec.raw, "design": des.as_dict(),
         "source": {"kind": source.kind, "label": source.label, **source.provenance},
         "analysis": spec.analysis.as_dict(), "delivery": spec.delivery.as_dict(),
-        "product_composition": comp, "ciksim_version": __version__,
+        "product_composition": comp.summary()["composition"], "product": comp.summary(),
+        "ciksim_version": __version__,
         "backend": "dask" if scheduler else ("process" if (workers or os.cpu_count() or 1) > 1
                                              else "in-process"),
         "wall_seconds": time.perf_counter() - t0, "chunk_seconds": seconds,
