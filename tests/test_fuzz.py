@@ -165,6 +165,14 @@ def _file(tmp_path_factory: pytest.TempPathFactory, name: str, data: str | bytes
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _warm_readers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Read every format's example once first: imports and model compilation are paid
+    here, not by the first example under hypothesis' per-example deadline."""
+    for name, fmt in FORMATS.items():
+        FORMATS[name].reader(_file(tmp_path_factory, name, fmt.example))
+
+
 RAW = [b"", b"\xef\xbb\xbf", bytes(range(256)) * 3, b"\xff\xfe\x00garbage\n",
        b"x = " + b"[" * 50_000 + b"]" * 50_000, b"a = {" * 5000, b"\x00" * 100]
 

@@ -165,3 +165,26 @@ def test_every_format_exports_json_schema_and_reads_its_example(tmp_path):
     assert trial["properties"]["follow_up_years"]["maximum"] == LIMITS["max_years"].value
     with pytest.raises(CikError, match="unknown format"):
         json_schema("nope")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"workers": -1}, r"workers = -1: must be >= 1"),
+     ({"workers": 0}, r"workers = 0: must be >= 1"),
+     ({"chunk_size": 0}, r"chunk_size = 0: must be >= 1"),
+     ({"scheduler": "garbage"}, "not a scheduler address"),
+     ({"composition": {"f_cik": 0.7, "f_t": 0.5, "f_nk": 0.1}}, "add up to more than 1")],
+)
+def test_trial_input_errors_leave_no_files(tmp_path, kwargs, message):
+    """Half-written outputs: a bad option or product left manifest.json and chunks/."""
+    from ciksim.trial.runner import run_trial
+
+    spec = TrialSpec.load(spec_with(tmp_path, SPEC))
+    out = tmp_path / "o"
+    good = {"f_cik": 0.5, "f_t": 0.45, "f_nk": 0.05}
+    with pytest.raises(DataError, match=message):
+        run_trial(spec, out=out, **{"composition": good, **kwargs})
+    assert not out.exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="names an existing file"):
+        run_trial(spec, out=tmp_path / "file", composition=good)

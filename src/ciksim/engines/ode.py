@@ -8,6 +8,7 @@ segments.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from scipy.integrate import solve_ivp
 
 from ciksim._version import __version__
 from ciksim.engines.result import Result
-from ciksim.errors import CikError, ModelError
+from ciksim.errors import CikError, ModelError, SimulationWarning
 from ciksim.model import Model
 from ciksim.model.model import parameter_matrix
 from ciksim.protocol import Protocol
@@ -82,7 +83,8 @@ def simulate(
         raise ModelError(f"initial state: {', '.join(bad)} negative; check the parameters")
     events = [e for e in protocol.bind(model) if e.day <= t_end]
     ns = len(model.species)
-    atol = np.tile(_atol_scale(model, y) * settings.atol, n)
+    scale = _atol_scale(model, y) * settings.atol
+    failed = np.zeros(n, dtype=bool)  # a batch goes on without individuals whose solve fails
     states = np.full((out_t.size, ns, n), np.nan)
     kept_out = np.ones((out_t.size, n))
     kept = np.ones(n)
@@ -90,10 +92,25 @@ def simulate(
     # Patient-major layout: individuals are independent, so the Jacobian is block-diagonal
     # and banded (bandwidth ns - 1); implicit methods are told so instead of estimating a
     # dense (ns*n)^2 matrix.
-    def rhs(t: float, flat: np.ndarray) -> np.ndarray:
-        return compiled.rhs(t, flat.reshape(n, ns).T, pmat).T.ravel()
+    def solve(idx: np.ndarray, t0: float, t1: float, t_eval: np.ndarray
+              ) -> tuple[np.ndarray | None, str]:
+        """States (len(t_eval), ns, len(idx)) of individuals ``idx`` from ``y``, or None
+        (and the solver's message) if the solve fails or leaves non-finite numbers."""
+        k = idx.size
+        p = pmat[:, idx]
 
-    extra = _jacobian_structure(settings.method, ns, n)
+        def rhs(tt: float, flat: np.ndarray) -> np.ndarray:
+            return compiled.rhs(tt, flat.reshape(k, ns).T, p).T.ravel()
+
+        with np.errstate(all="ignore"):
+            sol = solve_ivp(rhs, (t0, t1), y[:, idx].T.ravel(), method=settings.method,
+                            t_eval=t_eval, rtol=settings.rtol, atol=np.tile(scale, k),
+                            max_step=settings.max_step,
+                            **_jacobian_structure(settings.method, ns, k))
+        if sol.status != 0 or sol.y.shape[1] != t_eval.size or not np.isfinite(sol.y).all():
+            return None, sol.message if sol.status != 0 else "non-finite state"
+        return np.transpose(sol.y.reshape(k, ns, -1), (2, 1, 0)), ""
+
     # compiled: every individual has its own error control and tolerance scale, so a batch
     # gives exactly the numbers of its single runs
     atol_each = np.stack([_atol_scale(model, y[:, [i]]) for i in range(n)], axis=1) \
@@ -117,14 +134,22 @@ def simulate(
             t = stop
         elif stop > t:
             sel = (out_t >= t) & (out_t < stop)
-            sol = solve_ivp(
-                rhs, (t, stop), y.T.ravel(), method=settings.method,
-                t_eval=np.append(out_t[sel], stop), rtol=settings.rtol, atol=atol,
-                max_step=settings.max_step, **extra,
-            )
-            if sol.status != 0:
-                raise CikError(f"integration failed between day {t:g} and {stop:g}: {sol.message}")
-            traj = np.transpose(sol.y.reshape(n, ns, -1), (2, 1, 0))
+            t_eval = np.append(out_t[sel], stop)
+            alive = np.flatnonzero(~failed)
+            traj = np.full((t_eval.size, ns, n), np.nan)
+            part, message = solve(alive, t, stop, t_eval) if alive.size else (None, "")
+            if part is not None:
+                traj[:, :, alive] = part
+            elif alive.size:  # one by one: a failing individual must not sink the batch
+                for i in alive:
+                    one, message = solve(np.array([i]), t, stop, t_eval)
+                    if one is None:
+                        failed[i] = True
+                    else:
+                        traj[:, :, i] = one[:, :, 0]
+            if n == 1 and failed[0]:
+                raise CikError(f"integration failed between day {t:g} and {stop:g}: "
+                               f"{message}; try another solver method")
             if sel.any():
                 record(sel, traj[:-1])
             y = traj[-1].copy()
@@ -142,7 +167,12 @@ def simulate(
         "seed": seed,
         "solver": {"method": settings.method, "rtol": settings.rtol, "atol": settings.atol},
         "batch_size": n,
+        "failed": [int(i) for i in np.flatnonzero(failed)],
     }
+    if failed.any():
+        warnings.warn(f"{int(failed.sum())} of {n} individuals could not be integrated with "
+                      f"{settings.method} (their states are NaN; Result.meta['failed'] lists "
+                      "them); try another solver method", SimulationWarning, stacklevel=2)
     return Result(model=model, times=out_t, states=states, parameters=pmat, kept=kept_out,
                   protocol=protocol, meta=meta)
 

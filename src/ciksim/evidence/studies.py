@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import cache
@@ -268,11 +267,11 @@ def _where(data: Mapping[str, Any], loc: Sequence[Any]) -> str:
 
 def _raise_validation(exc: ValidationError, data: Mapping[str, Any], origin: str,
                       prefix: tuple[Any, ...] = ()) -> None:
-    lines = []
-    for err in exc.errors(include_url=False):
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        lines.append(f"{origin}: {_where(data, (*prefix, *err['loc']))}: {msg}")
-    raise DataError("\n".join(lines)) from None
+    errors = exc.errors(include_url=False)
+    err = errors[0]  # one error line (the first problem), as every input format gives
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise DataError(f"{origin}: {_where(data, (*prefix, *err['loc']))}: {msg}{more}") from None
 
 
 def parse_evidence(data: Mapping[str, Any], *, origin: str = "evidence") -> Evidence:
@@ -324,16 +323,16 @@ def load_evidence(path: str | Path | None = None) -> Evidence:
         text = (resources.files("ciksim.data") / "evidence" / "clinical.toml").read_text("utf-8")
         origin = "shipped evidence"
     else:
+        from ciksim.schemas import read_text
+
         p = Path(path)
         if not p.is_file():
             raise DataError(f"evidence file {str(p)!r} does not exist; give a TOML file or "
                             "omit --evidence for the shipped evidence")
-        text, origin = p.read_text(encoding="utf-8"), str(p)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{origin}: not valid TOML ({exc})") from None
-    return parse_evidence(data, origin=origin)
+        text, origin = read_text(p, what="evidence file"), str(p)
+    from ciksim.schemas import parse_toml
+
+    return parse_evidence(parse_toml(text, origin=origin), origin=origin)
 
 
 EVENT_LABELS = ("relapse", "death", "censored")
@@ -394,11 +393,13 @@ def cohort_study(csv_path: str | Path, study_toml: str | Path) -> Study:
     if not p.is_file():
         raise DataError(f"study file {str(p)!r} does not exist; it describes the cohort's "
                         "design (setting, design, population, arms with product and schedule)")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{p}: not valid TOML ({exc})") from None
-    record = dict(data.get("study", data))
+    from ciksim.schemas import read_toml
+
+    data = read_toml(p, what="study file")
+    record = data.get("study", data)
+    if not isinstance(record, dict):
+        raise DataError(f"{p}: field study: write a [study] table (the cohort's design)")
+    record = dict(record)
     arms_in = [dict(a) for a in record.get("arms", [])]
     names = [a.get("name") for a in arms_in]
     unknown = sorted(set(rows) - set(names))

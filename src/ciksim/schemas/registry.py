@@ -63,6 +63,18 @@ def _release_schema() -> Any:
     return ReleaseRow
 
 
+def _evidence(path: Path) -> Any:
+    from ciksim.evidence.studies import load_evidence
+
+    return load_evidence(path)
+
+
+def _evidence_schema() -> Any:
+    from ciksim.evidence.studies import Evidence
+
+    return Evidence
+
+
 def _lysis_schema() -> Any:
     from ciksim.assays.lysis import LysisRow
 
@@ -204,3 +216,50 @@ register(Format(
 L01,1.42e9,51,44,3,92
 L02,0.42e9,40,54,4,85
 ''', _release))
+
+register(Format(
+    "evidence", "toml",
+    "Clinical evidence for calibrating the in vivo effect: one [[studies]] record per study "
+    "(`ciksim calibrate patient --evidence FILE.toml`; see docs/inference.md).",
+    _evidence_schema,
+    '''version = "example"
+description = "one study record"
+
+[[studies]]
+id = "S18-dc-cik-mrd"
+source = "clinical S18 (ASH 2013 abstract 1450, Shijiazhuang); clinical_more M10"
+setting = "mrd-positive-in-cr"
+design = "patient-choice"
+notes = """Acute leukemia in haematological CR but MRD-positive; haploidentical family-donor \\
+DC-CIK every 15 d x 4-6 with consolidation (24) vs consolidation alone (24). Molecular CR \\
+45.8% vs 8.3% = 11/24 vs 2/24 (derived); flow-MRD negativity 66.7% vs 25.0% (16/24 vs \\
+6/24) is the same patients and is not used twice. Assumed: dose 1e7 CD3+/kg per infusion \\
+(not reported; low end of the leukemia CIK range, clinical S1, S5), 5 infusions from day \\
+14, assessment at 4 months; population MRD at 1e-3 at entry (between the 1e-4 MRD and \\
+1e-2 prognostic thresholds, clinical S22, S24) and chemoresistant (persistent MRD despite \\
+chemotherapy: log-kill at the declared lower bound 0.3 per course)."""
+
+[studies.population]
+scenario = "aml-cr1"
+start_burden = 1e-3
+parameters = { logkill_L = 0.3 }
+
+[studies.endpoint]
+kind = "mrd_negative"
+at_months = 4.0
+
+[[studies.arms]]
+name = "dc-cik"
+n = 24
+events = 11
+product = { culture_protocol = "cik-standard", days = 21, origin = "donor" }
+dose_per_kg = 1e7
+infusions = 5
+interval_days = 15
+first_day = 14
+
+[[studies.arms]]
+name = "consolidation"
+n = 24
+events = 2
+''', _evidence))
