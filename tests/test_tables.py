@@ -83,3 +83,18 @@ def test_cli_patient_tables_in_parquet_with_units_or_csv(tmp_path):
     assert units["duration"] == "month" and units["extinction_day"] == "day"
     r = CliRunner().invoke(app, ["describe", str(tmp_path / "csv")])
     assert r.exit_code == 0 and "30.4375" in r.output
+
+
+def test_posterior_parquet_carries_parameter_units(tmp_path):
+    from ciksim.evidence.posterior import Posterior
+    from ciksim.models.patient import patient_model
+
+    post = Posterior.load()
+    schema = pq.read_schema(post.save(tmp_path / "posterior.parquet"))
+    units = {f.name: f.metadata[b"unit"].decode() for f in schema}
+    assert units["weight"] == "1"
+    model = patient_model()
+    for name in post.samples.columns:
+        if name in model.parameter_by_name:
+            assert units[name] == model.parameter_by_name[name].unit
+    assert Posterior.load(tmp_path / "posterior.parquet").samples.equals(post.samples)

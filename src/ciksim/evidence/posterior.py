@@ -96,14 +96,17 @@ class Posterior:
     # ---- files ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the Parquet file atomically (a temporary file moved into place)."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
+
+        from ciksim.exchange.tables import arrow_table
 
         dest = Path(path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         df = self.samples.copy()
         df["weight"] = self.weights
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        df.attrs["units"] = {"weight": "1"}  # each parameter's unit comes from its declaration
+        df.attrs["descriptions"] = {"weight": "importance weight of the posterior sample"}
+        table = arrow_table(df)
         meta = {**(table.schema.metadata or {}),
                 _META_KEY: json.dumps(self.manifest, default=float).encode()}
         table = table.replace_schema_metadata(meta)
