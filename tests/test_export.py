@@ -29,7 +29,9 @@ def off_event_times(exp, n=40):
 def roadrunner_matches(exp, rel=1e-6):
     model = exp.model
     times = off_event_times(exp)
-    rr = roadrunner.RoadRunner(exp.sbml())
+    text = exp.sbml()
+    assert consistency(libsbml.readSBMLFromString(text)) == []  # units on: nothing at all
+    rr = roadrunner.RoadRunner(text)
     rr.integrator.relative_tolerance = 1e-12
     rr.integrator.absolute_tolerance = 1e-14
     rr.integrator.setValue("maximum_num_steps", 500000)
