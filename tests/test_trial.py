@@ -66,6 +66,10 @@ def test_identical_for_chunk_sizes_workers_and_dask():
     pd.testing.assert_frame_equal(a, c)
     pd.testing.assert_frame_equal(a, e)
     pd.testing.assert_frame_equal(a, auto.patients)
+    ref = run_trial(spec, workers=1, chunk_size=1000, composition=COMPOSITION,
+                    engine="reference")
+    pd.testing.assert_frame_equal(a, ref.patients)  # the numpy engine: the same outcomes
+    assert ref.manifest["engine"] == "reference" and auto.manifest["engine"] == "compiled"
     assert auto.manifest["chunk_size"] == auto_chunk_size(80, 2) == 200
     from distributed import LocalCluster
 

@@ -17,20 +17,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ciksim.engines.codecache import load_generated
+from ciksim.engines.scalar import ScalarWriter, pre_source, static_assignments
 from ciksim.engines.threads import KERNEL_LOCK
 
 if TYPE_CHECKING:
     from ciksim.model import Model
 
 _LOOP = Path(__file__).with_name("_ode_loop.py")
+_JIT = "@njit(cache=True)"
 
 
 def scalar_source(model: Model) -> str:
-    """Python source of ``_rhs(t, _y, _p, _dy)`` for one individual."""
-    lines = ['@njit(cache=True)', "def _rhs(t, _y, _p, _dy):"]
-    lines += [f"    {q.name} = _p[{i}]" for i, q in enumerate(model.parameters)]
-    lines += [f"    {s.name} = _y[{i}]" for i, s in enumerate(model.species)]
-    lines += [f"    {a.name} = {model.expression(a.name).scalar()}" for a in model.assignments]
+    """Python source of ``_pre(_p, _q)`` (parameter-only assignments, once per individual)
+    and ``_rhs(t, _y, _p, _q, _dy)`` for one individual."""
+    static = {name: i for i, name in enumerate(static_assignments(model))}
+    lines = [f"NQ = {max(len(static), 1)}", "", ""]
+    lines += pre_source(model, static, _JIT)
+    lines += ["", "", _JIT, "def _rhs(t, _y, _p, _q, _dy):"]
+    symbols: set[str] = set()
+    for pr in model.processes:
+        symbols |= model.expression(pr.name).symbols
+    lines += ScalarWriter(model, static).prelude(symbols)
     lines += [f"    {pr.name} = {model.expression(pr.name).scalar()}" for pr in model.processes]
     for i, s in enumerate(model.species):
         terms = [f"({float(pr.changes[s.name])!r}) * {pr.name}" for pr in model.processes

@@ -26,6 +26,7 @@ import numpy as np
 
 from ciksim.engines import _random
 from ciksim.engines.codecache import load_generated
+from ciksim.engines.scalar import ScalarWriter, pre_source, static_assignments
 from ciksim.engines.threads import KERNEL_LOCK
 from ciksim.errors import ModelError
 
@@ -38,49 +39,6 @@ _LOOP = Path(__file__).with_name("_fused_loop.py")
 _JIT = '@njit(cache=True, error_model="numpy")'
 
 
-class _Writer:
-    """Scalar code for one function: unpacks what its expressions need, in order."""
-
-    def __init__(self, model: Model, static: dict[str, int]):
-        self.model = model
-        self.static = static
-        self.species = {s.name: i for i, s in enumerate(model.species)}
-        self.params = {p.name: i for i, p in enumerate(model.parameters)}
-
-    def needed(self, symbols: set[str]) -> set[str]:
-        """``symbols`` and every assignment they depend on, through assignments."""
-        todo, seen = list(symbols), set()
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            if name in self.model.assignment_by_name and name not in self.static:
-                todo += self.model.expression(name).symbols
-        return seen
-
-    def prelude(self, symbols: set[str]) -> list[str]:
-        need = self.needed(symbols)
-        lines = [f"    {name} = _p[{i}]" for name, i in self.params.items() if name in need]
-        lines += [f"    {name} = _q[{i}]" for name, i in self.static.items() if name in need]
-        lines += [f"    {name} = _y[{i}]" for name, i in self.species.items() if name in need]
-        lines += [f"    {a.name} = {self.model.expression(a.name).scalar()}"
-                  for a in self.model.assignments if a.name in need and a.name not in self.static]
-        return lines
-
-
-def _static_assignments(model: Model) -> list[str]:
-    """Assignments that depend on parameters only (computed once per individual)."""
-    dynamic = set(model.species_names) | {"t"}
-    out = []
-    for a in model.assignments:
-        if model.expression(a.name).symbols & dynamic:
-            dynamic.add(a.name)
-        else:
-            out.append(a.name)
-    return out
-
-
 def slot_processes(struct: StochasticStructure) -> list[int]:
     """Processes of the stochastic species in slot order: births by column, deaths by
     column, transfers."""
@@ -91,15 +49,12 @@ def slot_processes(struct: StochasticStructure) -> list[int]:
 def fused_source(model: Model, struct: StochasticStructure, watch: str | None,
                  track: str | None) -> str:
     """The generated module: model functions followed by the loop of ``_fused_loop.py``."""
-    static_names = _static_assignments(model)
-    static = {name: i for i, name in enumerate(static_names)}
-    w = _Writer(model, static)
-    pre = _Writer(model, {})
+    static = {name: i for i, name in enumerate(static_assignments(model))}
+    w = ScalarWriter(model, static)
     lines = ["import math", "", "import numpy as np", "from numba import njit, prange", "",
              "from ciksim.engines._random import binomial, kendall_step, transfer_step", "",
-             f"NQ = {max(len(static), 1)}", "", "", _JIT, "def _pre(_p, _q):"]
-    lines += pre.prelude(set(static)) or ["    pass"]
-    lines += [f"    _q[{i}] = {name}" for name, i in static.items()]
+             f"NQ = {max(len(static), 1)}", "", ""]
+    lines += pre_source(model, static, _JIT)
     stoch = set(struct.species)
     det = [(i, s.name) for i, s in enumerate(model.species) if i not in stoch]
     fluxes = {i: _flux(model, name) for i, name in det}

@@ -89,8 +89,8 @@ def _subtype_medians(spec: TrialSpec, seed: int, idx: np.ndarray
 def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
                    lots: ProductLots | dict[str, float],
                    parameters: dict[str, np.ndarray] | None = None, *,
-                   indices: np.ndarray | None = None, seed: int | None = None
-                   ) -> pd.DataFrame:
+                   indices: np.ndarray | None = None, seed: int | None = None,
+                   engine: str = "compiled") -> pd.DataFrame:
     """Patients ``start``..``stop - 1`` of ``arm``: one row each (see ``COLUMNS``).
 
     ``indices`` (instead of ``start``/``stop``) and ``seed`` (instead of the arm's seed) key
@@ -104,6 +104,7 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
     many of those scheduled as the lot's viable CD3+ cells supply at the patient's weight
     and delivered dose (none: simulated without CIK, still in the arm). ``parameters``
     overrides patient-model parameters (one value per patient of the chunk).
+    ``engine``: the stochastic engine (``compiled`` or ``reference``; same outcomes).
     """
     if not isinstance(lots, ProductLots):
         lots = fixed_composition(lots)
@@ -148,7 +149,8 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
                         "prod_nk": product.f_nk, **pars}
             r = run_patients(_subset(sc, t_double, sel), cik=sched, product=product,
                              replicates=sel.size, years=spec.follow_up_years, seed=seed,
-                             relapse=spec.relapse, indices=idx[sel], parameters=pars)
+                             relapse=spec.relapse, indices=idx[sel], parameters=pars,
+                             engine=engine)
             frames.append(r.outcomes())
         return pd.concat(frames, ignore_index=True).sort_values("patient",
                                                                 ignore_index=True)
@@ -201,9 +203,9 @@ def _subset(scen: Scenario, t_double: np.ndarray | None, pos: np.ndarray) -> Sce
 
 
 def _chunk_task(raw: dict[str, Any], arm: int, start: int, stop: int,
-                lots: ProductLots) -> pd.DataFrame:
+                lots: ProductLots, engine: str = "compiled") -> pd.DataFrame:
     """Top-level (picklable) entry point for worker processes and Dask."""
-    return simulate_chunk(TrialSpec.from_dict(raw), arm, start, stop, lots)
+    return simulate_chunk(TrialSpec.from_dict(raw), arm, start, stop, lots, engine=engine)
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ def run_trial(
     composition: dict[str, float] | None = None,
     max_chunks: int | None = None,
     product: ProductLots | None = None,
+    engine: str = "compiled",
 ) -> TrialRun:
     """Simulate every arm of ``spec``; see the module docstring for the guarantees.
 
@@ -283,7 +286,8 @@ def run_trial(
     address of a running Dask scheduler (``tcp://host:port``) instead. ``progress(done,
     total)`` is called with patients done. ``chunk_size``: patients per chunk (default: the
     spec's, else ``auto_chunk_size``; a resumed run keeps its own). ``max_chunks`` stops
-    after that many new chunks (used to test interruption).
+    after that many new chunks (used to test interruption). ``engine``: the stochastic
+    engine, ``compiled`` or ``reference`` (same outcomes; see ``simulate_stochastic``).
 
     Every input (options, product, output folder) is checked before anything is written;
     the only files that may outlive an interruption are the finished chunks and a manifest
@@ -331,7 +335,7 @@ def run_trial(
     timings: list[float] = []
     backend = "dask" if scheduler else ("process" if (workers or os.cpu_count() or 1) > 1
                                          else "in-process")
-    for c, df, seconds in _execute(spec, pending, lots, workers, scheduler):
+    for c, df, seconds in _execute(spec, pending, lots, workers, scheduler, engine):
         done_frames[c] = df
         timings.append(seconds)
         if folder is not None:
@@ -346,7 +350,7 @@ def run_trial(
     manifest = {
         "status": "complete" if complete else "incomplete",
         "digest": spec.digest(), "spec": spec.raw, "seed": spec.seed,
-        "ciksim_version": __version__, "backend": backend,
+        "ciksim_version": __version__, "backend": backend, "engine": engine,
         "workers": workers if not scheduler else None, "scheduler": scheduler,
         "chunk_size": chunk_size, "chunks": len(todo),
         "product_composition": lots.summary()["composition"], "product": lots.summary(),
@@ -401,10 +405,10 @@ def _watch_parent(parent: int) -> None:
 
 
 def _execute(spec: TrialSpec, pending: list[Chunk], comp: ProductLots,
-             workers: int | None, scheduler: str | None
+             workers: int | None, scheduler: str | None, engine: str
              ) -> Iterator[tuple[Chunk, pd.DataFrame, float]]:
     raw = dict(spec.raw)
-    jobs = [(c, (raw, c.arm, c.start, c.stop, comp)) for c in pending]
+    jobs = [(c, (raw, c.arm, c.start, c.stop, comp, engine)) for c in pending]
     yield from execute(_chunk_task, jobs, workers, scheduler)
 
 
