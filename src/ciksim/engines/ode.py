@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from ciksim._version import __version__
 from ciksim.engines.result import Result
@@ -96,6 +95,8 @@ def simulate(
               ) -> tuple[np.ndarray | None, str]:
         """States (len(t_eval), ns, len(idx)) of individuals ``idx`` from ``y``, or None
         (and the solver's message) if the solve fails or leaves non-finite numbers."""
+        from scipy.integrate import solve_ivp  # imported where used: fast start
+
         k = idx.size
         p = pmat[:, idx]
 
