@@ -97,13 +97,16 @@ def simulate(
         (and the solver's message) if the solve fails or leaves non-finite numbers."""
         from scipy.integrate import solve_ivp  # imported where used: fast start
 
+        from ciksim.engines.threads import one_blas_thread
+
         k = idx.size
         p = pmat[:, idx]
 
         def rhs(tt: float, flat: np.ndarray) -> np.ndarray:
             return compiled.rhs(tt, flat.reshape(k, ns).T, p).T.ravel()
 
-        with np.errstate(all="ignore"):
+        # small linear algebra: more BLAS threads would only spin
+        with np.errstate(all="ignore"), one_blas_thread():
             sol = solve_ivp(rhs, (t0, t1), y[:, idx].T.ravel(), method=settings.method,
                             t_eval=t_eval, rtol=settings.rtol, atol=np.tile(scale, k),
                             max_step=settings.max_step,
