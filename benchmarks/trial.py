@@ -33,6 +33,13 @@ def peak_rss_gb() -> float:
     return (own + children) / 1024**2  # ru_maxrss is in KiB on Linux
 
 
+def cpu_seconds() -> float:
+    """User + system seconds of this process and its finished children (the workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     per_arm = PATIENTS // 2
     spec = TrialSpec.from_dict({
@@ -43,8 +50,10 @@ def main() -> None:
     run_patients("aml-cr1", replicates=2, years=0.1)  # compile and warm the caches
     workers = os.cpu_count() or 1
     t0 = time.perf_counter()
+    c0 = cpu_seconds()
     run = run_trial(spec, workers=workers, composition=COMPOSITION)
     wall = time.perf_counter() - t0
+    cpu = cpu_seconds() - c0
     assert len(run.patients) == 2 * per_arm
 
     t0 = time.perf_counter()
@@ -57,6 +66,8 @@ def main() -> None:
     print(f"patients: {2 * per_arm:,} x {YEARS:g} years (2 arms, chemo and chemo + CIK)")
     print(f"wall time:                 {wall:8.1f} s   (goal <= 20 s for 100,000, quiet)")
     print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"CPU seconds (all processes): {cpu:6.1f} s; on {workers} quiet cores that is about "
+          f"{cpu / workers:.1f} s of wall time")
     print(f"patient-years per second:  {2 * per_arm * YEARS / wall:10,.0f}")
     print(f"peak RSS (all processes):  {peak_rss_gb():8.2f} GB (goal < 4 GB)")
     print(f"per-patient loop (est.):   {loop:8.1f} s on {workers} cores")

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ciksim.analysis.killing import Product, product_from_culture, product_from_folder
 from ciksim.engines.stochastic import StochasticResult, StochasticSettings, simulate_stochastic
@@ -113,6 +112,7 @@ class PatientRun:
     def summary(self) -> dict[str, Any]:
         """Fractions with 95% binomial (Clopper-Pearson) intervals and the KM median RFS."""
         from lifelines import KaplanMeierFitter
+        from scipy import stats
 
         df = self.outcomes()
         n = len(df)
