@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from ciksim.engines import SolverSettings, simulate
-from ciksim.engines.sbml import is_species, to_sbml
+from ciksim.engines.sbml import initial_values, is_species, to_sbml
 from ciksim.engines.stochastic import simulate_stochastic
 from ciksim.exchange.export import export_model
 from ciksim.models.patient import STOCHASTIC, patient_model
@@ -53,9 +53,13 @@ def test_copasi_deterministic_matches_ciksim(setup, tmp_path):
 def test_copasi_stochastic_cure_of_a_small_mrd_case_agrees_with_ciksim(tmp_path):
     """Three leukemic cells, no normal marrow, no treatment: extinction by day 60."""
     model = patient_model()
-    cells = model.parameter_by_name["marrow_per_kg"].value * model.parameter_by_name[
-        "weight"].value
-    pars = {"N0_frac": 0.0, "lig_frac": 1.0, "start_burden": 3 / cells}
+    missing = {"N0_frac", "start_burden"} - set(model.parameter_names)
+    if missing:  # without them the case is neither small nor free of normal marrow
+        pytest.fail(f"the patient model lost {missing}: restate this MRD case")
+    pars = {k: v for k, v in {"N0_frac": 0.0, "lig_frac": 1.0}.items()
+            if k in model.parameter_by_name}
+    per_unit = sum(initial_values(model, {**pars, "start_burden": 1.0})[s] for s in STOCHASTIC)
+    pars["start_burden"] = 3 / per_unit  # three leukemic cells at day 0
     path = tmp_path / "mrd.xml"
     path.write_text(to_sbml(model, None, pars), encoding="utf-8")
     dm = basico.load_model(str(path))
