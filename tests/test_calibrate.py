@@ -155,3 +155,16 @@ def test_cli_calibrate_bad_input_is_one_error(tmp_path):
                                  str(tmp_path / "o")])
     assert r.exit_code == 2 and "study 'a'" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_dask_scheduler_gives_the_same_posterior(small, tmp_path):
+    from distributed import LocalCluster
+
+    local = _run(small, tmp_path / "local", generations=1)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        remote = _run(small, tmp_path / "dask", generations=1,
+                      scheduler=cluster.scheduler_address)
+    assert np.array_equal(local.posterior.samples.to_numpy(), remote.posterior.samples.to_numpy())
+    assert np.array_equal(local.posterior.weights, remote.posterior.weights)
