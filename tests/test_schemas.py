@@ -188,3 +188,23 @@ def test_trial_input_errors_leave_no_files(tmp_path, kwargs, message):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="names an existing file"):
         run_trial(spec, out=tmp_path / "file", composition=good)
+
+
+def test_cli_error_is_one_literal_line(tmp_path):
+    """The fix text keeps its brackets (rich markup must not eat ``[a, b]``), and the error
+    comes before any progress bar."""
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    p = tmp_path / "s.toml"
+    p.write_text('name = "s"\nevents = 5\n')
+    r = CliRunner().invoke(app, ["schema", "scenario", "--check", str(p)])
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == [f"error: {p}: events = 5: input should be a valid list; "
+                                     "write an array: [a, b] or [[name]] tables"]
+    spec = tmp_path / "t.toml"
+    spec.write_text(SPEC.replace('name = "t"', 'name = "t"\nrelapse = [1]'))
+    r = CliRunner().invoke(app, ["trial", str(spec), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o").exists()

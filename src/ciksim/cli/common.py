@@ -47,7 +47,10 @@ def guarded(fn: F) -> F:
             check_cli_options(kwargs)  # --out, --workers, --scheduler... before any work
             return fn(*args, **kwargs)
         except CikError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -121,12 +124,21 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=False) as prog:
-        task = prog.add_task(label, total=None, rate="")
+    prog = Progress(*columns, console=Console(stderr=True), transient=False)
+    task = prog.add_task(label, total=None, rate="")
+    shown = False
 
-        def update(done: int, total: int) -> None:
-            elapsed = prog.tasks[task].elapsed or 0.0
-            rate = f"{done / elapsed:,.0f} patients/s" if elapsed > 0 and done else ""
-            prog.update(task, completed=done, total=total, rate=rate)
+    def update(done: int, total: int) -> None:
+        nonlocal shown
+        if not shown:  # only once the inputs are checked and the work has started
+            prog.start()
+            shown = True
+        elapsed = prog.tasks[task].elapsed or 0.0
+        rate = f"{done / elapsed:,.0f} patients/s" if elapsed > 0 and done else ""
+        prog.update(task, completed=done, total=total, rate=rate)
 
+    try:
         yield update
+    finally:
+        if shown:
+            prog.stop()
