@@ -208,3 +208,19 @@ def test_cli_error_is_one_literal_line(tmp_path):
     r = CliRunner().invoke(app, ["trial", str(spec), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_user_text_in_figures_is_literal(tmp_path):
+    """``$...$`` in an arm, target or effector name is not matplotlib mathtext."""
+    from ciksim.io import staged_output
+    from ciksim.report.plots import pyplot
+
+    fig, ax = pyplot().subplots()
+    ax.plot([1, 2], [1, 2], label="$x^{99999999}$")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("arm $\\frac{1}{0}$")
+    with staged_output(tmp_path / "o") as stage:
+        stage.figure(fig, "f")
+    assert (tmp_path / "o" / "f.png").is_file()
+    assert not ax.get_legend().get_texts()[0].get_parse_math()

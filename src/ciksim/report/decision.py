@@ -59,7 +59,9 @@ def plot_survival_at_risk(patients: pd.DataFrame, arm_names: Sequence[str],
     ax.set_ylabel(f"{label} (fraction)")
     ax.set_ylim(0, 1)
     ax.set_title(f"Kaplan-Meier {label} (95% CI)")
-    add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"])
+    # lifelines str.format()s the labels: braces in a user's arm name must stay literal
+    labels = [str(n).replace("{", "{{").replace("}", "}}") for n in arm_names]
+    add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk"], labels=labels)
     return fig
 
 

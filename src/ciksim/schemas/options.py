@@ -84,7 +84,10 @@ _CLI_OPTIONS: dict[str, Any] = {"workers": Workers, "scheduler": Address,
                                 "walkers": limited("max_walkers", int, ge=2),
                                 "steps": limited("max_steps", int, ge=1),
                                 "donors": limited("max_donors", int, ge=1),
-                                "replicates": limited("max_patients", int, ge=1)}
+                                "replicates": limited("max_patients", int, ge=1),
+                                "years": limited("max_years", gt=0),
+                                "days": limited("max_culture_days", gt=0),
+                                "hours": limited("max_assay_hours", gt=0)}
 
 
 def check_cli_options(options: Mapping[str, Any]) -> None:
