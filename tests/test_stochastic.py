@@ -200,3 +200,11 @@ def test_time_grid_hits_events_and_refines_after_them():
     assert np.all(steps <= 2.0 + 1e-9)
     after = (g[:-1] >= 5.0) & (g[:-1] < 8.0)
     assert np.all(steps[after] <= 0.5 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 5, 2**32 - 1, 2**32, 2**63 + 5, 2**130 + 11])
+def test_seed_states_are_numpys_seed_sequence(seed):
+    idx = np.concatenate([np.arange(20), [2**32 - 1, 2**32, 2**33 + 7, 2**62 + 3]])
+    expected = np.array([np.random.SeedSequence(seed, spawn_key=(int(i),))
+                         .generate_state(4, dtype=np.uint64) for i in idx])
+    np.testing.assert_array_equal(seed_states(seed, idx), expected)
