@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 
 from ciksim.analysis.patient import run_patients
@@ -24,6 +25,13 @@ COMPOSITION = {"f_cik": 0.49, "f_t": 0.47, "f_nk": 0.035}
 GOAL_SECONDS = 180.0
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished child processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     workers = int(os.environ.get("WORKERS", str(os.cpu_count() or 1)))
     spec = TrialSpec.from_dict({
@@ -34,9 +42,9 @@ def main() -> None:
     source = resolve_source()
     design = DrawDesign(draws=DRAWS, cohort=COHORT, sizes=(50, 100, 200),
                         chunk_draws=max(1, DRAWS // (4 * workers)))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     run = run_over_draws(spec, source, design, workers=workers, composition=COMPOSITION)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     s = run.summary()
     patients = DRAWS * 2 * COHORT
     at_200 = wall * 200 / DRAWS
@@ -46,8 +54,12 @@ def main() -> None:
           f"({patients / wall:.0f} patients/s; chunk CPU {sum(run.manifest['chunk_seconds']):.0f}"
           " s)")
     mark = "" if DRAWS == 200 else " (extrapolated from the draws run)"
-    print(f"200 draws: {at_200:.0f} s{mark}; goal {GOAL_SECONDS:.0f} s on 2 cores: "
+    print(f"200 draws: {at_200:.0f} s wall{mark}; goal {GOAL_SECONDS:.0f} s on 2 cores: "
           f"ratio {at_200 / GOAL_SECONDS:.2f}")
+    cpu_200 = cpu * 200 / DRAWS
+    print(f"CPU time (this process and its workers): {cpu:.0f} s, i.e. {cpu_200:.0f} s for 200 "
+          f"draws = {cpu_200 / 2:.0f} s on 2 dedicated cores (load-independent; ratio to the "
+          f"goal {cpu_200 / 2 / GOAL_SECONDS:.2f})")
     for m, e in s["effect"].items():
         mc = s["mc_error"][m]
         print(f"{m}: median {e['median']:.3g}, 90% {e['q05']:.3g} to {e['q95']:.3g}; "
