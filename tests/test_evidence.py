@@ -175,3 +175,24 @@ def test_dimensions_bias_terms_follow_designs():
         dimensions(load_evidence(), effects=("potency", "nonsense"))
     with pytest.raises(CikError, match="unknown coordinate"):
         dimensions(load_evidence(), priors={"bias:nobody": (0.0, 1.0)})
+
+
+def test_cohort_study_is_simulated_with_its_follow_up(tmp_path):
+    from ciksim.evidence.simulate import distance, observed, prepare, simulate_batch, summaries
+
+    rows = [f"p{i},{'cik' if i % 2 else 'control'},{2 + i % 7},"
+            f"{'relapse' if i % 3 == 0 else 'censored'}" for i in range(16)]
+    study = cohort_study(_write(tmp_path, rows), _study_toml(tmp_path))
+    ev = load_evidence().with_study(study)
+    from ciksim.evidence import Evidence
+
+    only = Evidence(version="t", studies=(ev.study("my-cohort"),))
+    prepared = prepare(only)
+    obs = observed(prepared)
+    assert len(obs) == 6 and all(0 < o.value < 1 and o.se > 0 for o in obs.values())
+    theta = {"potency": 0.02, "persistence_sd": 0.5, "offset:my-cohort": 0.0}
+    raw = simulate_batch(prepared, [theta], [1], seed=3)[0]["my-cohort"]
+    cens = np.array(study.arms[0].times_months)
+    assert np.all(raw["cik"]["time"] <= cens + 1e-9)  # censored at each patient's follow-up
+    sim = summaries(prepared, {"my-cohort": raw}, theta)
+    assert set(sim) == set(obs) and np.isfinite(distance(sim, obs))
