@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench docs clean calibrate
+.PHONY: demo test lint bench docs clean calibrate serve screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,12 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python -m ciksim.docs docs/models
+
+serve: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[web]'
+	$(BIN)/ciksim serve
+
+# the README's picture of the web page, taken by the web test in headless Chromium
+screenshot: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,webtest]'
+	CIKSIM_WEB_SCREENSHOT=docs/web-page.png $(BIN)/python -m pytest tests/test_web.py -k every_page

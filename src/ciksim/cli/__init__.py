@@ -10,7 +10,9 @@ module imported below):
   (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
   ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
   (``export sbml``, ``export combine``), ``calibrate`` (``calibrate patient``), ``data``
-  (``describe``, ``phenotype``), ``schema`` (input formats: JSON Schema, ``--check FILE``).
+  (``describe``, ``phenotype``), ``schema`` (input formats: JSON Schema, ``--check FILE``),
+  ``rerun`` (a job from its saved inputs TOML), ``serve`` (the web page; imports the web
+  framework only when run).
 
 A verb parses its options, calls one job function, then prints the result (a table or
 ``--json``) and writes ``--out`` with ``result.write``. Heavy modules (numpy, pandas, the
@@ -29,8 +31,10 @@ from ciksim.cli import (  # noqa: F401  (each module registers its verbs on ``ap
     fit,
     killing,
     patient,
+    rerun,
     schema,
     sensitivity,
+    serve,
     system,
     trial,
     validate,

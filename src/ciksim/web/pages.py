@@ -1,0 +1,133 @@
+"""The page layout: one tab per job family, each with its inputs, a run button, a status
+line (progress, errors) and a result area (table, figure, downloads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shiny import ui
+
+from ciksim.web.session import MAX_UPLOAD_BYTES
+
+#: Slots: one per job a page runs (key, job name, figure file, report title).
+SLOTS = {
+    "cu": ("culture", "culture"),
+    "pl": ("harvest-plan", "culture"),
+    "ki": ("killing", "killing_curve"),
+    "ly": ("lysis", "lysis"),
+    "fi": ("fit-culture", "fit"),
+    "pa": ("patient", "patient"),
+    "tr": ("trial", "km"),
+}
+_CSS = """
+.ciksim-error { color: #b00020; white-space: pre-wrap; font-size: 0.9em; margin: 0.2em 0 0.8em; }
+.ciksim-result table { font-size: 0.9em; }
+.ciksim-result img { max-width: 100%; }
+.ciksim-downloads .btn { margin: 0 0.3em 0.3em 0; }
+"""
+
+
+def choices() -> dict[str, Any]:
+    """Built-in names offered by the selectors (never file paths)."""
+    from ciksim.data import builtin_names
+    from ciksim.models.killing import target_library
+    from ciksim.models.patient import builtin_scenarios
+
+    return {"protocols": builtin_names("protocols"), "targets": list(target_library()),
+            "scenarios": builtin_scenarios(), "trials": builtin_names("trials"),
+            "subtypes": ["npm1", "pml-rara", "runx1-runx1t1", "cbfb-myh11"]}
+
+
+def _run_row(key: str, label: str) -> Any:
+    return ui.div(
+        ui.input_select(f"{key}_fmt", "Tables as", {"csv": "CSV", "parquet": "Parquet"},
+                        selected="csv"),
+        ui.input_action_button(f"{key}_run", label, class_="btn-primary"),
+        ui.output_ui(f"{key}_status"),
+    )
+
+
+def _result(key: str) -> Any:
+    return ui.div(ui.output_ui(f"{key}_result"), class_="ciksim-result")
+
+
+def _upload(key: str, label: str) -> Any:
+    return ui.div(ui.input_file(f"{key}_file", label, accept=[".csv"]),
+                  ui.output_ui(f"{key}_upload_msg"))
+
+
+def page_ui() -> Any:
+    """The whole page (a navbar with one panel per job family)."""
+    c = choices()
+    limit = f"CSV, at most {MAX_UPLOAD_BYTES // 2**20} MB"
+    culture = ui.nav_panel("Culture", ui.layout_sidebar(ui.sidebar(
+        ui.input_selectize("cu_protocols", "Protocols (several to compare)", c["protocols"],
+                           selected="cik-standard", multiple=True),
+        ui.input_numeric("cu_donors", "Donors", 200, min=1),
+        ui.input_numeric("cu_days", "Days (empty: harvest day)", None, min=1),
+        ui.input_numeric("cu_seed", "Seed", 0),
+        ui.input_numeric("cu_start_cells", "PBMC seeded on day 0", 1e8),
+        _run_row("cu", "Run culture"),
+        ui.hr(),
+        ui.h6("Harvest plan (first protocol)"),
+        ui.input_numeric("pl_dose", "Dose (cells)", 5e7),
+        ui.input_select("pl_per", "per", ["kg", "infusion"]),
+        ui.input_numeric("pl_weight", "Body weight (kg)", 70),
+        ui.input_numeric("pl_infusions", "Infusions", 3, min=1),
+        ui.input_select("pl_cells", "Count", {"cd3cd56": "CD3+CD56+", "cd3": "CD3+"}),
+        _run_row("pl", "Plan harvest"), width=330),
+        _result("cu"), _result("pl")))
+    killing = ui.nav_panel("Killing", ui.layout_sidebar(ui.sidebar(
+        ui.input_select("ki_effector", "Effector", ["cik", "lak", "nk", "t"]),
+        ui.input_select("ki_target", "Target", c["targets"], selected="k562"),
+        ui.input_text("ki_et", "E:T ratios", "40,20,10,5,2.5"),
+        ui.input_numeric("ki_hours", "Assay hours", 4),
+        ui.input_select("ki_block", "Blocking antibody", {"": "none", "nkg2d": "anti-NKG2D",
+                                                          "hla": "anti-HLA"}),
+        ui.input_numeric("ki_donors", "Donors", 200, min=1),
+        ui.input_numeric("ki_seed", "Seed", 0),
+        _run_row("ki", "Simulate assay"),
+        ui.hr(),
+        ui.h6("Your lysis plate"),
+        _upload("ly", f"Plate CSV: effector,target,et_ratio,kind,replicate,value ({limit})"),
+        ui.input_numeric("ly_targets_per_well", "Targets per well", 1e4),
+        ui.input_numeric("ly_hours", "Assay hours", 4),
+        _run_row("ly", "Analyse plate"), width=330),
+        _result("ki"), _result("ly")))
+    fit = ui.nav_panel("Fit", ui.layout_sidebar(ui.sidebar(
+        _upload("fi", f"Counts CSV: donor,day,quantity,value[,sd] ({limit})"),
+        ui.input_select("fi_protocol", "Protocol", c["protocols"], selected="cik-standard"),
+        ui.input_numeric("fi_dose", "Forecast the day this many cells are reached", None),
+        ui.input_select("fi_cells", "Cells", ["cd3cd56", "cd3", "total"]),
+        ui.input_numeric("fi_steps", "MCMC steps per walker", 500, min=10),
+        ui.input_numeric("fi_walkers", "MCMC walkers", 24, min=4),
+        ui.input_numeric("fi_seed", "Seed", 0),
+        _run_row("fi", "Fit"), width=330),
+        _result("fi")))
+    patient = ui.nav_panel("Patient", ui.layout_sidebar(ui.sidebar(
+        ui.input_select("pa_scenario", "Scenario", c["scenarios"], selected="aml-cr1"),
+        ui.input_select("pa_subtype", "Subtype", {"": "all (scenario mix)",
+                                                   **{s: s for s in c["subtypes"]}}),
+        ui.input_checkbox("pa_cik", "CIK infusions", True),
+        ui.input_numeric("pa_cik_dose", "CD3+ cells/kg per infusion", 5e7),
+        ui.input_numeric("pa_infusions", "Infusions", 3, min=1),
+        ui.input_numeric("pa_interval", "Days between infusions", 21),
+        ui.input_numeric("pa_first_infusion_day", "First infusion (day)", 30),
+        ui.input_numeric("pa_replicates", "Patients (1: trajectories)", 1, min=1),
+        ui.input_numeric("pa_years", "Follow-up (years)", 3),
+        ui.input_select("pa_relapse", "Relapse", ["haematologic", "molecular"]),
+        ui.input_numeric("pa_seed", "Seed", 0),
+        _run_row("pa", "Simulate"), width=330),
+        _result("pa")))
+    trial = ui.nav_panel("Trial", ui.layout_sidebar(ui.sidebar(
+        ui.input_select("tr_example", "Start from", c["trials"]),
+        ui.input_file("tr_file", "or upload a spec (TOML)", accept=[".toml"]),
+        ui.output_ui("tr_upload_msg"),
+        ui.input_numeric("tr_n_per_arm", "Patients per arm (empty: the spec's)", 200, min=1),
+        _run_row("tr", "Run trial"),
+        ui.input_action_button("tr_cancel", "Cancel", class_="btn-outline-danger"), width=330),
+        ui.input_text_area("tr_spec", "Specification (edit the arms here; the CLI reads this "
+                           "TOML: ciksim trial FILE.toml)", rows=16, width="100%"),
+        _result("tr")))
+    return ui.page_navbar(culture, killing, fit, patient, trial, title="ciksim",
+                          id="page", header=ui.tags.style(_CSS))

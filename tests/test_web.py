@@ -1,0 +1,228 @@
+"""The web page driven in a real headless Chromium (the operating system's package), with
+the server started by the tests: every page, results against the API, a bad upload, a
+download, two sessions apart, a cancelled trial that leaves no worker."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("shiny")
+sync_api = pytest.importorskip("playwright.sync_api")
+psutil = pytest.importorskip("psutil")
+
+from ciksim.assays.examples import example_path  # noqa: E402
+from ciksim.errors import DataError  # noqa: E402
+from ciksim.web.summaries import fmt  # noqa: E402
+
+CHROMIUM = os.environ.get("CIKSIM_CHROMIUM") or shutil.which("chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+if not CHROMIUM:
+    pytest.skip("no chromium (apt-get install chromium)", allow_module_level=True)
+pytestmark = pytest.mark.slow
+WAIT = 240_000  # ms: a job in a fresh worker process on a busy 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("web")
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(root), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from ciksim.cli import main; main()",
+                             "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(proc.stdout.read().decode())
+            time.sleep(0.2)
+    yield url, root, proc
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400,
+                                                                    "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    page.goto(url)
+    page.wait_for_selector("#cu_run")
+    return context, page
+
+
+def _fill(page, values):
+    for key, value in values.items():
+        page.fill(f"#{key}", str(value))
+
+
+def _cell(page, slot, row, col):
+    rows = page.locator(f"#{slot}_done table").first.locator("tbody tr")
+    return (rows.last if row == -1 else rows.nth(row)).locator("td").nth(col).inner_text(
+        timeout=5000)
+
+
+def _sessions(root):
+    return sorted(root.glob("ciksim-web-*/session-*"))
+
+
+def _workers(proc):
+    return [c for c in psutil.Process(proc.pid).children(recursive=True)
+            if "resource_tracker" not in " ".join(c.cmdline())]
+
+
+def test_every_page_runs_its_job_and_matches_the_api(server, browser, tmp_path):
+    from ciksim.assays.lysis import LysisData
+    from ciksim.jobs.culture import culture_job
+    from ciksim.jobs.killing import killing_job, lysis_job
+    from ciksim.jobs.patient import patient_job
+    from ciksim.jobs.trial import trial_job
+
+    url, _, _ = server
+    context, page = _open(browser, url)
+    # culture: the day-7 median total cells as the API computes it; a figure download
+    _fill(page, {"cu_donors": 10, "cu_days": 7})
+    page.click("#cu_run")
+    page.wait_for_selector("#cu_done")
+    api = culture_job(["cik-standard"], donors=10, days=7).summary()["rows"][-1]
+    assert _cell(page, "cu", -1, 1) == fmt(api["total_cells"])
+    with page.expect_download() as dl:
+        page.click("#cu_dl_png")
+    assert Path(dl.value.path()).read_bytes()[:4] == b"\x89PNG"
+    if os.environ.get("CIKSIM_WEB_SCREENSHOT"):
+        page.screenshot(path=os.environ["CIKSIM_WEB_SCREENSHOT"], full_page=False)
+    # killing: simulated assay; a bad plate shows the CLI's message; a good plate runs
+    page.click("text=Killing")
+    _fill(page, {"ki_donors": 10, "ki_et": "20,5"})
+    page.click("#ki_run")
+    page.wait_for_selector("#ki_done")
+    api = killing_job("cik", "k562", et=[20, 5], donors=10).summary()["rows"][0]
+    assert _cell(page, "ki", 0, 1) == fmt(api["lysis_pct"])
+    bad = tmp_path / "plate.csv"
+    bad.write_text(example_path("cik-vs-lak").read_text().replace("experimental", "mystery",
+                                                                    1))
+    with pytest.raises(DataError) as cli_error:
+        LysisData.read_csv(bad, origin="plate.csv")
+    page.set_input_files("#ly_file", str(bad))
+    message = page.locator("#ly_upload_msg .ciksim-error")
+    assert message.inner_text().strip() == str(cli_error.value)
+    page.set_input_files("#ly_file", str(example_path("cik-vs-lak")))
+    message.wait_for(state="detached")
+    page.click("#ly_run")
+    page.wait_for_selector("#ly_done")
+    api = lysis_job(example_path("cik-vs-lak")).summary()["lytic_units"][0]
+    assert _cell(page, "ly", 0, 2) == fmt(api["lu20_per_1e7"])
+    # patient: one virtual patient, outcome as the API
+    page.click("text=Patient")
+    page.click("#pa_run")
+    page.wait_for_selector("#pa_done")
+    api = patient_job().summary()
+    assert _cell(page, "pa", 0, 1) == fmt(api["cure_fraction"])
+    # trial: a small example trial; hazard ratio as the API; the spec downloads as TOML
+    page.click("text=Trial")
+    _fill(page, {"tr_n_per_arm": 30})
+    page.click("#tr_run")
+    page.wait_for_selector("#tr_done")
+    with page.expect_download() as dl:
+        page.click("#tr_dl_toml")
+    spec = Path(dl.value.path())
+    api = trial_job(spec, workers=1).summary()
+    assert page.locator("#tr_done table").nth(1).locator("td").first.inner_text() == \
+        fmt(api["hazard_ratio"])
+    context.close()
+
+
+def test_fit_page_fits_uploaded_counts(server, browser, tmp_path):
+    from ciksim.inference.culture import simulated_counts
+    from ciksim.jobs.fit import culture_fit_job
+
+    url, _, _ = server
+    counts = tmp_path / "counts.csv"
+    simulated_counts({"phi_max": 0.6, "phi_min": 0.2, "k_conv": 0.03}, days=[0, 3, 7],
+                     seed=5).to_csv(counts, index=False)
+    context, page = _open(browser, url)
+    page.click("text=Fit")
+    page.set_input_files("#fi_file", str(counts))
+    page.wait_for_selector("#fi_file_progress:has-text('Upload complete')")
+    _fill(page, {"fi_steps": 20, "fi_walkers": 8})
+    page.click("#fi_run")
+    page.wait_for_selector("#fi_done")
+    api = culture_fit_job(counts, steps=20, walkers=8).summary()["estimates"][0]
+    assert _cell(page, "fi", 0, 2) == fmt(api["estimate"])
+    context.close()
+
+
+def test_two_sessions_apart_and_a_cancelled_trial_leaves_no_worker(server, browser):
+    url, root, proc = server
+    before = set(_sessions(root))
+    a, page_a = _open(browser, url)
+    b, page_b = _open(browser, url)
+    _fill(page_a, {"cu_donors": 3, "cu_days": 3})
+    page_a.click("#cu_run")
+    page_b.click("text=Killing")
+    _fill(page_b, {"ki_donors": 3})
+    page_b.click("#ki_run")
+    page_a.wait_for_selector("#cu_done")
+    page_b.wait_for_selector("#ki_done")
+    mine = [s for s in _sessions(root) if s not in before]
+    assert len(mine) == 2
+    contents = sorted(sorted(p.name.split("-")[0] for p in s.iterdir()) for s in mine)
+    assert contents == [["cu"], ["ki"]], "each session sees only its own jobs"
+    session_a = next(s for s in mine if any(p.name.startswith("cu") for p in s.iterdir()))
+    a.close()
+    for _ in range(100):
+        if not session_a.exists():
+            break
+        time.sleep(0.2)
+    assert not session_a.exists(), "a session's folder is deleted when it ends"
+    assert all(s.exists() for s in mine if s != session_a)
+    page_b.click("text=Trial")
+    _fill(page_b, {"tr_n_per_arm": 200000})
+    page_b.click("#tr_run")
+    page_b.wait_for_selector("#tr_status .progress")
+    assert _workers(proc), "the trial runs in a worker process"
+    page_b.click("#tr_cancel")
+    page_b.wait_for_selector("#tr_status .ciksim-cancelled")
+    for _ in range(50):
+        if not _workers(proc):
+            break
+        time.sleep(0.2)
+    assert _workers(proc) == []
+    b.close()
+
+
+def test_uploads_over_the_limit_are_refused_before_storing(server):
+    from ciksim.web.session import MAX_UPLOAD_BYTES
+
+    url, _, _ = server
+    req = urllib.request.Request(f"{url}/session/x/upload/y", data=b"x" * 16, method="POST",
+                                 headers={"Content-Length": str(MAX_UPLOAD_BYTES + 1)})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 413
