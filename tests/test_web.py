@@ -152,7 +152,7 @@ def test_every_page_runs_its_job_and_matches_the_api(server, browser, tmp_path):
     with page.expect_download() as dl:
         page.click("#tr_dl_toml")
     spec = Path(dl.value.path())
-    api = trial_job(spec, workers=1).summary()
+    api = trial_job(spec, workers=1).summary()  # the spec as run (no draws)
     assert page.locator("#tr_done table").nth(1).locator("td").first.inner_text() == \
         fmt(api["hazard_ratio"])
     context.close()

@@ -19,7 +19,8 @@ from ciksim.web.summaries import SHOW
 from ciksim.web.worker import Job
 
 #: Spec keys whose text names a built-in thing or a file; files are refused on the page.
-_NAMED = ("scenario", "culture_protocol", "protocol", "target", "effector", "product")
+_NAMED = ("scenario", "culture_protocol", "protocol", "target", "effector", "product",
+          "source")
 _FILE_KEYS = ("folder", "product_folder", "path", "file")
 
 
@@ -143,10 +144,14 @@ def make_app(root: Path | None = None) -> Any:
                 raise DataError(f"specification: not valid TOML ({exc})") from None
             _no_paths(data)
             n = _number(i.tr_n_per_arm(), "patients per arm", whole=True, optional=True)
-            if n is not None:
+            draws = _number(i.tr_draws(), "posterior draws", whole=True, optional=True)
+            if n is not None or draws is not None:
                 import tomli_w
 
-                data["patients_per_arm"] = n
+                if n is not None:
+                    data["patients_per_arm"] = n
+                if draws is not None:
+                    data.setdefault("posterior", {})["draws"] = draws
                 text = tomli_w.dumps(data)
             TrialSpec.from_dict(data, origin="specification")
             spec = files.keep_text(text, "trial-spec.toml")

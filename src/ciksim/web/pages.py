@@ -124,6 +124,8 @@ def page_ui() -> Any:
         ui.input_file("tr_file", "or upload a spec (TOML)", accept=[".toml"]),
         ui.output_ui("tr_upload_msg"),
         ui.input_numeric("tr_n_per_arm", "Patients per arm (empty: the spec's)", 200, min=1),
+        ui.input_numeric("tr_draws", "Posterior draws for the decision outputs (0: none; "
+                         "empty: the spec's)", 0, min=0),
         _run_row("tr", "Run trial"),
         ui.input_action_button("tr_cancel", "Cancel", class_="btn-outline-danger"), width=330),
         ui.input_text_area("tr_spec", "Specification (edit the arms here; the CLI reads this "
