@@ -1,0 +1,341 @@
+"""After allogeneic stem-cell transplantation: recipient leukemia, chimerism, host tissue and
+alloreactive donor cells (donor CIK and DLI), declared once.
+
+Day 0 is the stem-cell infusion. The recipient's residual leukemia is the patient model's
+hierarchy pattern: active ``S_a`` and quiescent ``S_q`` leukemia-initiating cells (LIC) are
+exact birth-death-transfer populations (stochastic species) feeding a continuous blast
+compartment ``B`` (clinical_more M3-M6). Recipient normal haematopoiesis ``H`` (the residual
+host antigen-presenting cells come from it) and donor haematopoiesis ``D`` regrow into the
+marrow at the patient model's rate; their ratio at engraftment is the donor chimerism.
+
+Donor cells carry alloreactive precursors: conventional T cells ``P_t`` (from the graft and
+DLI) and, at a much lower fraction, CIK cells ``P_cik`` (clinical_more M25). Precursors are
+primed at a rate set by the stimulus (host antigen presentation, which falls as chimerism
+becomes full donor, amplified by inflammation from conditioning or infection: M22, M23) into
+activated cells ``X_t``, ``X_cik`` that expand towards a ceiling and contract. The same
+activated cells kill recipient haematopoietic cells (leukemic and normal: GvL and conversion
+to full donor chimerism) and damage host tissue (skin, gut, liver lumped: ``Dmg``, 0-1), which
+drives the GvHD hazard and grade; CIK damage tissue less per cell (IFN-gamma protection, M25).
+Donor haematopoiesis shares the donor's antigens and is never a target (A7, M26).
+Immunosuppression ``IS`` (prophylaxis from day 0, tapered; a dose restarts it) blocks priming
+and expansion, so it blunts GvHD and GvL alike. Time is in days.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ciksim.errors import DataError, ProtocolError
+from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
+from ciksim.model.loading import load_parameter_file
+from ciksim.models.patient import patient_model
+from ciksim.protocol import Protocol
+
+STOCHASTIC = ("S_a", "S_q")
+DONOR_CELLS = ("t", "cik")
+# Shared with the patient model: one declaration, imported by name.
+_FROM_PATIENT = ("weight", "marrow_per_kg", "lam_L", "T_double", "K_L", "r_N")
+
+
+def _imported_parameters() -> tuple[Parameter, ...]:
+    pm = patient_model()
+    return tuple(pm.parameter_by_name[name] for name in _FROM_PATIENT)
+
+
+def _species() -> tuple[Species, ...]:
+    lic = ("cells", "leukemic", "stochastic", "initiating")
+    lic0 = "start_burden * marrow_per_kg * weight * f_LIC"
+    active0 = "(k_qa + log(2) / T_double) / (k_qa + log(2) / T_double + k_aq)"
+    return (
+        Species("S_a", "cells", "active (cycling) recipient leukemia-initiating cells",
+                initial=f"{lic0} * {active0}", roles=lic),
+        Species("S_q", "cells", "quiescent recipient leukemia-initiating cells",
+                initial=f"{lic0} * (1 - {active0})", roles=lic),
+        Species("B", "cells", "recipient leukemic blasts (non-self-renewing progeny of the LIC)",
+                initial="start_burden * marrow_per_kg * weight * (1 - f_LIC)",
+                roles=("cells", "leukemic", "blasts")),
+        Species("H", "cells", "recipient normal haematopoietic cells (incl. host APCs)",
+                initial="H0_frac * marrow_per_kg * weight", roles=("cells", "recipient")),
+        Species("D", "cells", "donor-derived normal haematopoietic cells",
+                initial="D0_frac * marrow_per_kg * weight", roles=("cells", "donor")),
+        Species("P_t", "cells", "unprimed alloreactive conventional donor T cells",
+                initial="graft_cd3 * weight * f_allo_t", roles=("alloreactive", "precursors")),
+        Species("P_cik", "cells", "unprimed alloreactive donor CIK cells",
+                roles=("alloreactive", "precursors")),
+        Species("X_t", "cells", "activated alloreactive conventional donor T cells",
+                roles=("alloreactive", "activated")),
+        Species("X_cik", "cells", "activated alloreactive donor CIK cells",
+                roles=("alloreactive", "activated")),
+        Species("Infl", "1", "inflammation (conditioning, infection), relative to "
+                "myeloablative conditioning", initial="infl_0", kind="state"),
+        Species("IS", "1", "immunosuppression level (1 = full prophylaxis)", initial="is_0",
+                kind="state"),
+        Species("Dmg", "1", "host-tissue damage (skin, gut, liver lumped; 0 none, 1 maximal)",
+                kind="state", roles=("tissue_damage",)),
+    )
+
+
+def _assignments() -> list[Assignment]:
+    return [
+        Assignment("K_marrow", "marrow_per_kg * weight", "cells",
+                   "nucleated cells of a full marrow"),
+        Assignment("LIC", "S_a + S_q", "cells", "recipient leukemia-initiating cells",
+                   roles=("initiating_cells",)),
+        Assignment("L_tot", "S_a + S_q + B", "cells", "recipient leukemic cells",
+                   roles=("leukemic_cells",)),
+        Assignment("blast_fraction", "L_tot / K_marrow", "1",
+                   "leukemic cells as a fraction of the nucleated cells of a full marrow",
+                   roles=("leukemic_burden",)),
+        Assignment("donor_chimerism", "D / (D + H + L_tot)", "1",
+                   "donor share of the marrow's nucleated cells", roles=("chimerism",)),
+        Assignment("r_L", "log(2) / T_double", "1/day",
+                   "net growth rate of the clone at low burden"),
+        Assignment("r_a", "r_L + k_aq * r_L / (k_qa + r_L)", "1/day",
+                   "net renewal of active LIC that gives the whole LIC pool the net rate r_L"),
+        Assignment("mu_S", "max(lam_L - r_a, 0)", "1/day",
+                   "loss of active LIC (differentiation and death)"),
+        Assignment("birth_S", "max(lam_L - r_a * L_tot / K_L, 0)", "1/day",
+                   "self-renewing division of active LIC, slowing as the burden approaches K_L"),
+        Assignment("active_share", "(k_qa + r_L) / (k_qa + r_L + k_aq)", "1",
+                   "active share of LIC in balanced growth"),
+        Assignment("p_B", "(d_B + r_L) * (1 - f_LIC) / (f_LIC * active_share)", "1/day",
+                   "blasts produced per active LIC per day (gives the LIC frequency f_LIC)"),
+        Assignment("free_marrow", "1 - (H + D + L_tot) / K_marrow", "1",
+                   "free marrow space (negative when crowded)"),
+        Assignment("is_on", "1 - is_block * min(IS, 1)", "1",
+                   "share of priming and expansion left by immunosuppression"),
+        Assignment("stimulus", "(apc_floor + (1 - apc_floor) * (1 - donor_chimerism))"
+                   " * (1 + infl_gain * Infl)", "1",
+                   "alloantigen stimulus: host antigen presentation amplified by inflammation"),
+        Assignment("drive", "is_on * stimulus / (K_stim + stimulus)", "1",
+                   "relative priming and expansion drive of alloreactive cells"),
+        Assignment("X_allo", "X_t + X_cik", "cells", "activated alloreactive donor cells",
+                   roles=("alloreactive_cells",)),
+        Assignment("X_tox", "X_t + cik_tox_rel * X_cik", "cells",
+                   "activated alloreactive cells weighted by their host-tissue toxicity"),
+        Assignment("kill_allo", "k_gvl * X_allo / (X_half + X_allo)", "1/day",
+                   "alloreactive killing rate of one recipient haematopoietic cell (GvL)"),
+        Assignment("dmg_drive", "X_tox / (X_half + X_tox)", "1",
+                   "relative alloreactive attack on host tissue (GvHD)"),
+        Assignment("gvhd_grade", "min(Dmg / dmg_grade, 4)", "1",
+                   "overall GvHD grade (0-4, continuous) from host-tissue damage",
+                   roles=("gvhd_grade",)),
+        Assignment("gvhd_hazard", "h_gvhd * Dmg", "1/day",
+                   "hazard of clinically overt GvHD from host-tissue damage",
+                   roles=("gvhd_hazard",)),
+    ]
+
+
+def _processes() -> list[Process]:
+    out = [
+        Process("lic_renewal", "birth_S * S_a", {"S_a": 1},
+                "self-renewing division of an active LIC (birth)"),
+        Process("lic_loss", "mu_S * S_a", {"S_a": -1},
+                "loss of an active LIC by differentiation or death"),
+        Process("lic_quiesce", "k_aq * S_a", {"S_a": -1, "S_q": 1},
+                "an active LIC becomes quiescent (transfer)"),
+        Process("lic_wake", "k_qa * S_q", {"S_q": -1, "S_a": 1},
+                "a quiescent LIC re-enters the cycle (transfer)"),
+        Process("blast_production", "p_B * S_a", {"B": 1},
+                "blasts produced by active LIC (deterministic, fed by the LIC count)"),
+        Process("blast_loss", "d_B * B", {"B": -1}, "net loss of blasts"),
+        Process("gvl_active", "kill_allo * S_a", {"S_a": -1},
+                "active LIC killed by alloreactive donor cells (GvL)"),
+        Process("gvl_quiescent", "kill_allo * S_q", {"S_q": -1},
+                "quiescent LIC killed by alloreactive donor cells (GvL)"),
+        Process("gvl_blasts", "kill_allo * B", {"B": -1},
+                "blasts killed by alloreactive donor cells (GvL)"),
+        Process("host_growth", "r_N * H * free_marrow", {"H": 1},
+                "recipient normal haematopoiesis regrows into free marrow"),
+        Process("host_haem_kill", "kill_allo * H", {"H": -1},
+                "recipient normal haematopoietic cells killed by alloreactive cells "
+                "(conversion to full donor chimerism)"),
+        Process("donor_growth", "r_N * D * free_marrow", {"D": 1},
+                "donor haematopoiesis regrows into free marrow (never an allo-target)"),
+        Process("tissue_damage", "k_dmg * dmg_drive * (1 - Dmg)", {"Dmg": 1},
+                "host tissue damaged by alloreactive donor cells (GvHD)"),
+        Process("tissue_repair", "k_repair * Dmg", {"Dmg": -1}, "host tissue repairs"),
+        Process("infl_decay", "k_infl * Infl", {"Infl": -1}, "inflammation resolves"),
+        Process("is_taper", "k_taper * IS", {"IS": -1}, "immunosuppression is tapered"),
+    ]
+    for j in DONOR_CELLS:
+        out += [
+            Process(f"prime_{j}", f"k_act * drive * P_{j}", {f"P_{j}": -1, f"X_{j}": 1},
+                    f"alloreactive {j} precursors primed by host antigen presentation"),
+            Process(f"precursor_loss_{j}", f"k_P * P_{j}", {f"P_{j}": -1},
+                    f"unprimed alloreactive {j} precursors lost"),
+            Process(f"expand_{j}", f"r_exp * drive * X_{j} * (1 - X_allo / X_max)",
+                    {f"X_{j}": 1}, f"activated alloreactive {j} cells expand"),
+            Process(f"contract_{j}", f"k_con * X_{j}", {f"X_{j}": -1},
+                    f"activated alloreactive {j} cells contract"),
+        ]
+    return out
+
+
+def _doses() -> tuple[Dose, ...]:
+    return (
+        Dose("dli", "cells/kg", "donor lymphocyte infusion: CD3+ cells per kg; the "
+             "alloreactive share joins the conventional precursors",
+             adds={"P_t": "amount * weight * f_allo_t"}),
+        Dose("cik", "cells/kg", "donor CIK infusion: CD3+ cells per kg; a much smaller "
+             "alloreactive share joins the CIK precursors (clinical_more M25)",
+             adds={"P_cik": "amount * weight * f_allo_t * cik_allo_rel"}),
+        Dose("immunosuppression", "1", "immunosuppression (re)started: amount is the level "
+             "added (1 = full)", adds={"IS": "amount"}),
+        Dose("infection", "1", "infection: inflammation added (relative to conditioning)",
+             adds={"Infl": "amount"}),
+    )
+
+
+@cache
+def allo_model() -> Model:
+    """The post-transplant model (``data/parameters/allo.toml`` + shared patient parameters)."""
+    return Model(
+        name="allo",
+        description=(
+            "After allogeneic stem-cell transplantation: recipient leukemia as a hierarchy "
+            "(exact birth-death-transfer LIC feeding continuous blasts), recipient and donor "
+            "haematopoiesis (chimerism), alloreactive donor T and CIK cells primed by host "
+            "antigen presentation and inflammation, killing recipient haematopoietic cells "
+            "(GvL) and damaging host tissue (GvHD), blunted by immunosuppression."
+        ),
+        species=_species(),
+        parameters=load_parameter_file("allo") + _imported_parameters(),
+        processes=tuple(_processes()),
+        assignments=tuple(_assignments()),
+        doses=_doses(),
+    )
+
+
+_INFUSIONS = ("dli", "cik")
+_SCENARIO_KEYS = {"name", "description", "source", "relapse_threshold", "engraftment_day",
+                  "donor", "conditioning", "donors", "conditionings", "variability", "events",
+                  "chimerism"}
+
+
+@dataclass(frozen=True)
+class AlloScenario:
+    """A post-transplant population: donor type, conditioning, parameter medians and spreads,
+    the day of engraftment, the relapse threshold (blast fraction) and a protocol of
+    donor-cell infusions, immunosuppression or infections (days after the stem-cell infusion).
+    """
+
+    name: str
+    description: str
+    donor: str
+    conditioning: str
+    protocol: Protocol
+    engraftment_day: float
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    variability: Mapping[str, float] = field(default_factory=dict)
+    relapse_threshold: float = 0.05
+    source: str = ""
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, *, donor: str | None = None,
+             conditioning: str | None = None, chimerism: float | None = None,
+             events: list[dict[str, Any]] | None = None) -> AlloScenario:
+        """A built-in scenario (``allo-aml-cr``) or a TOML file, with options: ``donor``
+        (e.g. sibling, unrelated, haploidentical), ``conditioning`` (mac, ric), ``chimerism``
+        (donor chimerism at engraftment, 0-1) and protocol ``events`` replacing the file's."""
+        from ciksim.data import load_toml
+
+        data, origin = load_toml(name_or_path, "allo", "allo scenario", DataError)
+        data = dict(data)
+        for key, value in (("donor", donor), ("conditioning", conditioning),
+                           ("chimerism", chimerism), ("events", events)):
+            if value is not None:
+                data[key] = value
+        return cls.from_dict(data, origin=origin)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, origin: str = "allo scenario"
+                  ) -> AlloScenario:
+        """Build from parsed TOML; bad input raises :class:`DataError` naming the field."""
+        unknown = sorted(set(data) - _SCENARIO_KEYS)
+        if unknown:
+            raise DataError(f"{origin}: unknown field(s) {', '.join(unknown)}; allowed: "
+                            f"{', '.join(sorted(_SCENARIO_KEYS))}")
+        model = allo_model()
+        pars: dict[str, float] = {}
+        choices = {}
+        for key, table in (("donor", "donors"), ("conditioning", "conditionings")):
+            options = data.get(table) or {}
+            choice = data.get(key)
+            if not isinstance(choice, str) or choice.lower() not in options:
+                raise DataError(f"{origin}: {key} {choice!r} is not known to this scenario; "
+                                f"use one of {', '.join(options) or '(none declared)'}")
+            choices[key] = choice.lower()
+            pars.update(_parameter_table(model, options[choices[key]].get("parameters", {}),
+                                         f"{origin}: {table}.{choices[key]}.parameters"))
+        engraft = _number(data.get("engraftment_day", 21.0), f"{origin}: engraftment_day")
+        if engraft < 0:
+            raise DataError(f"{origin}: engraftment_day must be >= 0 (days after the "
+                            "stem-cell infusion)")
+        if "chimerism" in data:
+            pars["H0_frac"] = _host_fraction(model, data["chimerism"], pars, origin)
+        threshold = _number(data.get("relapse_threshold", 0.05), f"{origin}: relapse_threshold")
+        if not 0 < threshold < 1:
+            raise DataError(f"{origin}: relapse_threshold must lie in (0, 1) (a blast fraction)")
+        var = _parameter_table(model, data.get("variability", {}), f"{origin}: variability")
+        try:
+            protocol = Protocol.from_dict({"name": str(data.get("name", "allo")),
+                                           "events": list(data.get("events", []))},
+                                          origin=origin)
+            protocol.bind(model)
+        except ProtocolError as exc:
+            raise DataError(str(exc)) from exc
+        _check_infusions(protocol, engraft, origin)
+        return cls(str(data.get("name", "allo")), str(data.get("description", "")),
+                   choices["donor"], choices["conditioning"], protocol, engraft, pars, var,
+                   threshold, str(data.get("source", "")))
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value):
+        raise DataError(f"{where}: give a finite number, got {value!r}")
+    return float(value)
+
+
+def _parameter_table(model: Model, table: Any, where: str) -> dict[str, float]:
+    if not isinstance(table, Mapping):
+        raise DataError(f"{where}: give a table of parameter = number")
+    out = {}
+    for name, value in table.items():
+        if name not in model.parameter_by_name:
+            raise DataError(f"{where}: unknown parameter {name!r} of the allo model; see "
+                            "docs/models/allo.md for the declared parameters")
+        out[name] = _number(value, f"{where}.{name}")
+    return out
+
+
+def _host_fraction(model: Model, chimerism: Any, pars: Mapping[str, float],
+                   origin: str) -> float:
+    """Recipient marrow share at day 0 giving ``chimerism`` at engraftment: donor and
+    recipient haematopoiesis regrow at the same per-cell rate, so their ratio is kept."""
+    c = _number(chimerism, f"{origin}: chimerism")
+    if not 0 < c <= 1:
+        raise DataError(f"{origin}: chimerism {c:g} must lie in (0, 1] (donor share of the "
+                        "marrow at engraftment; graft failure (0) is not modelled)")
+    d0 = pars.get("D0_frac", model.parameter_by_name["D0_frac"].value)
+    h0 = d0 * (1 - c) / c
+    bounds = model.parameter_by_name["H0_frac"]
+    if h0 > bounds.high:
+        raise DataError(f"{origin}: chimerism {c:g} needs a recipient marrow share {h0:.3g} "
+                        f"above H0_frac's range (<= {bounds.high:g}); give a higher chimerism")
+    return h0
+
+
+def _check_infusions(protocol: Protocol, engraft: float, origin: str) -> None:
+    """Donor-cell infusions start only after engraftment."""
+    for ev in protocol.events:
+        if ev.action == "dose" and ev.dose in _INFUSIONS and ev.day < engraft:
+            raise DataError(f"{origin}: events: {ev.dose} on day {ev.day:g} comes before "
+                            f"engraftment (engraftment_day = {engraft:g}); give days >= "
+                            f"{engraft:g} or an earlier engraftment_day")

@@ -1,0 +1,129 @@
+"""The post-transplant (allo) model: A7 structure, scenario input errors, exact leukemia."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ciksim.engines.ode import simulate
+from ciksim.engines.stochastic import simulate_stochastic
+from ciksim.errors import CikError
+from ciksim.models.allo import STOCHASTIC, AlloScenario, allo_model
+from ciksim.models.patient import patient_model
+from ciksim.protocol import Protocol
+
+ALLO_CELLS = {"P_t", "P_cik", "X_t", "X_cik"}
+
+
+def _depends_on(name_or_key: str) -> set[str]:
+    """Every species and parameter an expression reaches through the assignments."""
+    model = allo_model()
+    todo = set(model.expression(name_or_key).symbols)
+    seen: set[str] = set()
+    while todo:
+        sym = todo.pop()
+        if sym in seen:
+            continue
+        seen.add(sym)
+        if sym in model.assignment_by_name:
+            todo |= set(model.expression(sym).symbols)
+    return seen
+
+
+def test_shared_parameters_are_the_patient_models():
+    pm, am = patient_model(), allo_model()
+    for name in ("weight", "marrow_per_kg", "lam_L", "T_double", "K_L", "r_N"):
+        assert am.parameter_by_name[name] == pm.parameter_by_name[name]
+    assert all(p.source.strip() and p.low <= p.value <= p.high for p in am.parameters)
+
+
+def test_a7_donor_haematopoiesis_is_not_an_allo_target():
+    model = allo_model()
+    for proc in model.processes:
+        if proc.changes.get("D", 0) < 0:
+            pytest.fail(f"{proc.name} removes donor haematopoietic cells")
+        if "D" in proc.changes:
+            assert not _depends_on(proc.name) & (ALLO_CELLS | {"kill_allo"}), proc.name
+    # every recipient haematopoietic population is killed by the alloreactive cells
+    killed = {sp for p in model.processes if "kill_allo" in _depends_on(p.name)
+              for sp, c in p.changes.items() if c < 0}
+    assert killed == {"S_a", "S_q", "B", "H"}
+
+
+def test_a7_gvhd_is_host_tissue_damage_and_gvl_gvhd_share_the_same_cells():
+    assert _depends_on("gvhd_hazard") == {"h_gvhd", "Dmg"}
+    assert _depends_on("gvhd_grade") == {"dmg_grade", "Dmg"}
+    assert {"X_t", "X_cik"} <= _depends_on("tissue_damage")
+    assert {"X_t", "X_cik"} <= _depends_on("gvl_blasts")
+    assert {"X_t", "X_cik"} <= _depends_on("gvl_active")
+
+
+# Deterministic (ODE) runs of one patient with few graft alloreactive cells, a day-30 infusion.
+_FEW = {"start_burden": 1e-4, "graft_cd3": 1e7, "f_allo_t": 1e-5, "H0_frac": 0.01}
+_DLI = {"action": "dose", "dose": "dli", "amount": 1e8, "days": [30]}
+
+
+def _run_dose(events: list[dict]) -> tuple[float, float, np.ndarray]:
+    """(leukemic cells, host-tissue damage) on day 80 and the donor haematopoiesis."""
+    proto = Protocol.from_dict({"name": "x", "events": events})
+    res = simulate(allo_model(), proto, 80.0, parameters=_FEW)
+    return res["L_tot"][-1, 0], res["Dmg"][-1, 0], res["D"][:, 0]
+
+
+def test_a7_dynamics_one_infusion_raises_gvl_and_gvhd_immunosuppression_blunts_both():
+    runs = {label: _run_dose(events) for label, events in (
+        ("none", []), ("dli", [_DLI]), ("dli+is", [_DLI, {**_DLI, "dose": "immunosuppression",
+                                                           "amount": 1}]))}
+    assert runs["dli"][0] < 0.5 * runs["none"][0]           # GvL
+    assert runs["dli"][1] > runs["none"][1] + 0.03          # GvHD
+    assert runs["dli+is"][0] > runs["dli"][0]               # immunosuppression blunts GvL
+    assert runs["dli+is"][1] < runs["dli"][1]               # ... and GvHD
+    # the infusion never lowers donor haematopoiesis (it only frees space by killing host cells)
+    assert (runs["dli"][2] >= runs["none"][2] * (1 - 1e-4)).all()
+
+
+def test_cik_carry_fewer_alloreactive_cells_and_less_gvhd_than_dli_at_the_same_dose():
+    dli, cik = _run_dose([_DLI])[1], _run_dose([{**_DLI, "dose": "cik"}])[1]
+    assert cik < dli - 0.03
+
+
+def test_scenario_options_and_bad_input_name_the_field():
+    base = AlloScenario.load("allo-aml-cr")
+    assert (base.donor, base.conditioning) == ("sibling", "mac")
+    haplo = AlloScenario.load("allo-aml-cr", donor="haploidentical", conditioning="ric")
+    assert haplo.parameters["f_allo_t"] > base.parameters["f_allo_t"]
+    assert haplo.parameters["H0_frac"] > base.parameters["H0_frac"]
+    mixed = AlloScenario.load("allo-aml-cr", chimerism=0.5)
+    assert mixed.parameters["H0_frac"] == pytest.approx(
+        allo_model().parameter_by_name["D0_frac"].value)
+    bad = [({"donor": "cousin"}, "donor 'cousin'"),
+           ({"conditioning": "nma"}, "conditioning 'nma'"),
+           ({"chimerism": 1.2}, "chimerism 1.2"),
+           ({"chimerism": -0.1}, "chimerism -0.1"),
+           ({"events": [{"action": "dose", "dose": "cik", "amount": 1e7, "days": [10]}]},
+            "before engraftment")]
+    for kwargs, fragment in bad:
+        with pytest.raises(CikError, match=fragment):
+            AlloScenario.load("allo-aml-cr", **kwargs)
+    ok = AlloScenario.load("allo-aml-cr", events=[
+        {"action": "dose", "dose": "cik", "amount": 1e7, "days": [30, 60]}])
+    assert [e.day for e in ok.protocol.events] == [30.0, 60.0]
+
+
+def test_leukemia_stays_exact_and_reproducible_per_individual():
+    model = allo_model()
+    pars = {"start_burden": np.array([1e-4, 3e-4, 1e-3]), "graft_cd3": 1e7}
+
+    def run(indices, seed=5):
+        sub = {k: (v[indices] if isinstance(v, np.ndarray) else v) for k, v in pars.items()}
+        return simulate_stochastic(model, None, 60.0, stochastic=STOCHASTIC, parameters=sub,
+                                   seed=seed, indices=indices, engine="reference")
+
+    whole = run(np.array([0, 1, 2]))
+    again = run(np.array([0, 1, 2]))
+    alone = run(np.array([2]))
+    sidx = [model.species_names.index(s) for s in STOCHASTIC]
+    final = whole.final[sidx]
+    assert np.array_equal(final, np.round(final)) and (final >= 0).all()
+    assert np.array_equal(whole.final, again.final)
+    np.testing.assert_array_equal(whole.final[:, 2], alone.final[:, 0])
