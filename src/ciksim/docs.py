@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ciksim.errors import CikError
 from ciksim.model import Model
+from ciksim.models.allo import allo_model
 from ciksim.models.culture import culture_model
 from ciksim.models.killing import killing_model
 from ciksim.models.patient import patient_model
@@ -21,6 +22,7 @@ END = "<!-- end of generated part -->"
 
 MODELS: dict[str, Callable[[], Model]] = {
     "culture": culture_model, "killing": killing_model, "patient": patient_model,
+    "allo": allo_model,
 }
 
 
