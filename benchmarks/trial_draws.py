@@ -3,7 +3,7 @@ on 2 cores), the shipped posterior, 4-year follow-up, planned trial of 100 per a
 
 Prints wall time, patients per second, the share spent simulating vs analysing (lifelines),
 and the Monte Carlo error against the posterior spread (T3: at most a tenth). Optional:
-DRAWS=20 to shrink (the time is then also scaled to 200 draws, marked as extrapolated),
+DRAWS=20 to shrink (the time is then also scaled to 200 draws, marked as extrapolated), COHORT,
 WORKERS (default: all cores). Never part of the test suite.
 """
 
@@ -20,7 +20,7 @@ from ciksim.trial.sources import resolve_source
 from ciksim.trial.spec import TrialSpec
 
 DRAWS = int(os.environ.get("DRAWS", "200"))
-COHORT = 1000
+COHORT = int(os.environ.get("COHORT", "1000"))
 COMPOSITION = {"f_cik": 0.49, "f_t": 0.47, "f_nk": 0.035}
 GOAL_SECONDS = 180.0
 

@@ -230,7 +230,7 @@ def test_cli_run_whole_chain(tmp_path):
                          .replace("donors = 200", "donors = 10"))
     out = tmp_path / "out"
     args = ["run", str(spec_file), "--out", str(out), "--workers", "1", "--json",
-            "--n-per-arm", "30", "--seed", "9", "--prior", "--draws", "2"]
+            "--n-per-arm", "30", "--seed", "9", "--prior", "--draws", "2", "--cohort", "60"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)

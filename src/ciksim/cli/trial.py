@@ -54,7 +54,7 @@ def trial(
         help="Parameter draws for the decision outputs (0: none; default: the spec's, 200).")]
     = None,
     cohort: Annotated[int | None, typer.Option(
-        help="Virtual patients per arm per draw for the true effect (default 1000).")] = None,
+        help="Virtual patients per arm per draw for the true effect (default 2000).")] = None,
     arm: Annotated[str | None, typer.Option(
         "--arm", help="Arms compared: TREATED or CONTROL,TREATED (default: the first two).")]
     = None,
@@ -155,6 +155,8 @@ def run_all(
     = False,
     draws: Annotated[int | None, typer.Option(help="Parameter draws (0: no decision "
                                                    "outputs).")] = None,
+    cohort: Annotated[int | None, typer.Option(
+        help="Virtual patients per arm per draw for the true effect (default 2000).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The whole chain: culture the product, check it kills, run the trial, and the
@@ -169,7 +171,7 @@ def run_all(
         res = chain_job(spec, out=out, workers=workers, scheduler=scheduler, progress=update,
                         on_step=None if as_json else console.print, n_per_arm=n_per_arm,
                         seed=seed, resume=resume, posterior=posterior, prior=prior,
-                        draws=draws)
+                        draws=draws, cohort=cohort)
     files = res.write(out)
     if as_json:
         echo_json(res.summary())

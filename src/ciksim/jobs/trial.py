@@ -246,11 +246,13 @@ def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | N
               scheduler: str | None = None, progress: Progress | None = None,
               on_step: Callable[[str], None] | None = None, n_per_arm: int | None = None,
               seed: int | None = None, resume: bool = False, posterior: Any = None,
-              prior: bool = False, draws: int | None = None) -> ChainResult:
+              prior: bool = False, draws: int | None = None, cohort: int | None = None
+              ) -> ChainResult:
     """Culture the spec's product (or read its folder), check it kills AML blasts but not
     normal PBMC, then run the trial in ``out/trial`` with its decision outputs (``resume``
     continues an interrupted one). ``on_step(text)`` hears each step's headline;
-    ``n_per_arm``, ``seed``, ``posterior``, ``prior`` and ``draws`` as for ``trial_job``."""
+    ``n_per_arm``, ``seed``, ``posterior``, ``prior``, ``draws`` and ``cohort`` as for
+    ``trial_job``."""
     from ciksim.analysis.culture import run_culture
     from ciksim.analysis.killing import run_assay
     from ciksim.analysis.product import lots_from_culture
@@ -282,6 +284,6 @@ def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | N
     Path(out).mkdir(parents=True, exist_ok=True)
     trial = trial_job(s, out=Path(out) / "trial", workers=workers, scheduler=scheduler,
                       resume=resume, progress=progress, product=lots, posterior=posterior,
-                      prior=prior, draws=draws)
+                      prior=prior, draws=draws, cohort=cohort)
     return ChainResult(product, culture, assays, trial)
 

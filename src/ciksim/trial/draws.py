@@ -84,7 +84,7 @@ class DrawDesign:
     two), and draws per chunk."""
 
     draws: int = 200
-    cohort: int = 1000
+    cohort: int = 2000
     sizes: tuple[int, ...] = ()
     control: str | None = None
     treated: str | None = None

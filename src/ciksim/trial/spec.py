@@ -18,7 +18,7 @@ from ciksim.trial.delivery import AfterRelapse, Delivery
 from ciksim.trial.estimands import Analysis
 
 #: Defaults of the ``[posterior]`` table.
-POSTERIOR_DEFAULTS: dict[str, Any] = {"source": "shipped", "draws": 200, "cohort": 1000}
+POSTERIOR_DEFAULTS: dict[str, Any] = {"source": "shipped", "draws": 200, "cohort": 2000}
 
 
 @dataclass(frozen=True)
