@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pandas.testing import assert_frame_equal
 
 from ciksim.engines.ode import simulate
 from ciksim.engines.stochastic import simulate_stochastic
@@ -148,3 +149,22 @@ def test_a6_control_arm_relapse_hazard_peaks_at_3_to_6_months():
         hazard[(lo, hi)] = 100 * events / (time_at_risk.sum() / 12)
     assert 15 <= hazard[(3, 6)] <= 45
     assert hazard[(3, 6)] == max(hazard.values())
+
+
+def test_cohort_outcomes_reproducible_and_dli_raises_agvhd():
+    from ciksim.analysis.allo import simulate_allo_cohort
+
+    base = AlloScenario.load("allo-aml-cr")
+    a = simulate_allo_cohort(base, 40, 7, horizon_days=200.0)
+    b = simulate_allo_cohort(base, 40, 7, horizon_days=200.0)
+    part = simulate_allo_cohort(base, 2, 7, horizon_days=200.0, indices=np.array([5, 9]))
+    assert_frame_equal(a.table, b.table)
+    assert_frame_equal(a.table.iloc[[5, 9]].reset_index(drop=True),
+                                  part.table.reset_index(drop=True))
+    assert (a.table["donor_chimerism"].between(0, 1)).all()
+    dli = AlloScenario.load("allo-aml-cr", events=[
+        {"action": "dose", "dose": "dli", "amount": 1e8, "days": [30]}])
+    with_dli = simulate_allo_cohort(dli, 40, 7, horizon_days=200.0)
+    assert with_dli.table["peak_grade"].mean() > a.table["peak_grade"].mean()
+    with pytest.raises(CikError, match="horizon_days"):
+        simulate_allo_cohort(base, 2, 7, horizon_days=-1.0)
