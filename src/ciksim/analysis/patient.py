@@ -1,8 +1,15 @@
-"""Virtual patients: residual AML after chemotherapy, with or without CIK infusions."""
+"""Virtual patients: residual AML after chemotherapy, with or without CIK infusions.
+
+Each patient's outcome is one of three competing events (DESIGN "Competing events"): the
+``event`` column says ``relapse`` (the watched blast fraction reached the threshold),
+``death`` (death in remission, drawn from the declared non-relapse mortality) or
+``censored`` (neither by the end of follow-up); ``duration`` is the time to that event.
+"""
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,17 +19,25 @@ import numpy as np
 import pandas as pd
 
 from ciksim.analysis.killing import Product, product_from_culture, product_from_folder
+from ciksim.analysis.mrd import MRD_FIELDS, MrdMeasurement, measure_mrd
 from ciksim.engines.stochastic import StochasticResult, StochasticSettings, simulate_stochastic
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
-from ciksim.models.patient import STOCHASTIC, Scenario, patient_model
+from ciksim.models.patient import STOCHASTIC, Scenario, check_in_range, patient_model
 from ciksim.protocol import Event, Protocol
 from ciksim.schemas.options import check_count, check_horizon
 from ciksim.schemas.scenario import RELAPSE_DEFINITIONS
 
 DAYS_PER_MONTH = 365.25 / 12
+#: Parameters whose per-patient overrides are checked against their plausible range (the
+#: leukemia hierarchy, MRD mapping and non-relapse mortality; effect parameters such as
+#: ``t_half_E`` may be set outside the population range by a calibration on purpose).
+CHECKED = ("f_LIC", "lam_L", "T_double", "k_aq", "k_qa", "d_B", "K_L", "logkill_L",
+           "logkill_Q", "kappa_npm1", "mrd_cells", "mrd_log10_sd", "flow_events",
+           "nrm_course", "nrm_window", "nrm_late")
 #: Parameters reported per patient in the outcome table.
-REPORTED = ("weight", "start_burden", "T_double", "logkill_L", "lig_frac")
+REPORTED = ("weight", "start_burden", "f_LIC", "T_double", "logkill_L", "lig_frac",
+            "t_half_E")
 
 
 @dataclass(frozen=True)
@@ -86,31 +101,84 @@ class PatientRun:
     def replicates(self) -> int:
         return int(self.result.indices.size)
 
+    def death_day(self) -> np.ndarray:
+        """Day of death in remission per patient, had it come first (NaN: none in follow-up).
+
+        Each chemotherapy course kills with probability ``nrm_course`` (per unit amount),
+        uniformly within ``nrm_window`` days after it; after the last course's window, death
+        comes at the constant hazard ``nrm_late``. Streams: ``SeedSequence([seed,
+        crc32("nrm")], spawn_key=(patient,))``.
+        """
+        r = self.result
+        names = r.model.parameter_names
+        p_course, window, late = (r.parameters[names.index(k)]
+                                  for k in ("nrm_course", "nrm_window", "nrm_late"))
+        late_per_day = late / 365.25
+        courses = sorted((e.day, e.amount) for e in self.scenario.protocol.events
+                         if e.action == "dose" and e.dose == "chemo")
+        follow = self.years * 365.25
+        key = [int(r.meta["seed"]), zlib.crc32(b"nrm")]
+        out = np.full(self.replicates, np.nan)
+        for row, i in enumerate(r.indices):
+            rng = np.random.default_rng(np.random.SeedSequence(key, spawn_key=(int(i),)))
+            u = rng.random((len(courses), 2))
+            day = np.inf
+            for (d, amount), (a, b) in zip(courses, u, strict=True):
+                if a < 1 - (1 - p_course[row]) ** amount:
+                    day = min(day, d + b * window[row])
+            start = (courses[-1][0] if courses else 0.0) + window[row]
+            if late_per_day[row] > 0:
+                day = min(day, start + rng.exponential(1 / late_per_day[row]))
+            if day <= follow:
+                out[row] = day
+        return out
+
+    def mrd(self) -> MrdMeasurement:
+        """Measured MRD at day 0 (after induction): NPM1mut/ABL1 ratio and flow MRD."""
+        r = self.result
+        names = r.model.parameter_names
+        y0 = r.model.compiled.initial(r.parameters)
+        y0[[r.model.species_names.index(s) for s in STOCHASTIC]] = np.round(
+            y0[[r.model.species_names.index(s) for s in STOCHASTIC]])
+        share = r.model.compiled.assignments(0.0, y0, r.parameters)["leukemic_share"]
+        assay = {f: r.parameters[names.index(f)] for f in MRD_FIELDS}
+        return measure_mrd(np.clip(share, 0.0, 1.0), assay, int(r.meta["seed"]), r.indices)
+
     def outcomes(self) -> pd.DataFrame:
-        """One row per patient: relapse, duration (months), cure, extinction, nadir."""
+        """One row per patient: event (relapse / death / censored) and duration (months),
+        relapse and death days, cure, extinction, nadir, day-0 MRD and parameters."""
         r = self.result
         follow = self.years * 365.25
-        relapse_day = r.crossing_time
-        relapsed = ~np.isnan(relapse_day)
-        cured = ~np.isnan(r.extinction_time) & ~relapsed
-        duration = np.where(relapsed, relapse_day, follow) / DAYS_PER_MONTH
+        death = self.death_day()
+        crossing = r.crossing_time
+        relapsed = ~np.isnan(crossing) & ~(death < crossing)
+        died = ~np.isnan(death) & ~relapsed
+        event = np.where(relapsed, "relapse", np.where(died, "death", "censored"))
+        day = np.where(relapsed, crossing, np.where(died, death, follow))
+        extinct = ~np.isnan(r.extinction_time) & ~relapsed
+        cured = extinct & ~(death < r.extinction_time)
+        mrd = self.mrd()
         model = r.model
         data: dict[str, Any] = {
-            "patient": r.indices, "event": relapsed.astype(int), "duration": duration,
-            "relapse_day": relapse_day, "cured": cured,
+            "patient": r.indices, "event": event, "duration": day / DAYS_PER_MONTH,
+            "relapse_day": np.where(relapsed, crossing, np.nan),
+            "death_day": np.where(died, death, np.nan), "cured": cured,
             "extinction_day": np.where(cured, r.extinction_time, np.nan),
             "normal_nadir_fraction": r.minimum,
+            "npm1_ratio_day0": mrd.npm1_ratio, "flow_mrd_day0": mrd.flow_mrd,
         }
         for name in REPORTED:
             data[name] = r.parameters[model.parameter_names.index(name)]
         df = pd.DataFrame(data)
-        df.attrs["units"] = {"duration": "month", "relapse_day": "day",
+        df.attrs["units"] = {"duration": "month", "relapse_day": "day", "death_day": "day",
                              "extinction_day": "day", "normal_nadir_fraction": "1",
-                             "weight": "kg", "T_double": "day"}
+                             "npm1_ratio_day0": "1", "flow_mrd_day0": "1",
+                             "weight": "kg", "T_double": "day", "t_half_E": "day"}
         return df
 
     def summary(self) -> dict[str, Any]:
-        """Fractions with 95% binomial (Clopper-Pearson) intervals and the KM median RFS."""
+        """Fractions with 95% binomial (Clopper-Pearson) intervals and the KM median
+        relapse-free survival (relapse and death in remission are both RFS events)."""
         from lifelines import KaplanMeierFitter
         from scipy import stats
 
@@ -121,13 +189,15 @@ class PatientRun:
             ci = stats.binomtest(int(k), n).proportion_ci(0.95) if n else None
             return {"value": k / n, "ci_low": ci.low, "ci_high": ci.high}
 
-        relapse_3y = int(((df["event"] == 1) & (df["relapse_day"] <= 3 * 365.25)).sum())
-        km = KaplanMeierFitter().fit(df["duration"], df["event"])
+        relapse = df["event"] == "relapse"
+        relapse_3y = int((relapse & (df["relapse_day"] <= 3 * 365.25)).sum())
+        km = KaplanMeierFitter().fit(df["duration"], df["event"] != "censored")
         median = float(km.median_survival_time_)
         return {
             "replicates": n,
             "cure": frac(int(df["cured"].sum())),
-            "relapse": frac(int(df["event"].sum())),
+            "relapse": frac(int(relapse.sum())),
+            "death_in_remission": frac(int((df["event"] == "death").sum())),
             "relapse_3y": frac(relapse_3y) if self.years >= 3 else None,
             "median_rfs_months": median if math.isfinite(median) else None,
             "normal_nadir_fraction": float(np.nanmedian(df["normal_nadir_fraction"])),
@@ -204,6 +274,8 @@ def run_patients(
                      "prod_nk": comp["f_nk"], "il2_support": float(cik.il2_support)})
     if start_burden is not None:
         pars["start_burden"] = float(start_burden)
+    check_in_range(model, {k: v for k, v in (parameters or {}).items() if k in CHECKED},
+                   "parameters.")
     pars.update(parameters or {})
     result = simulate_stochastic(
         model, patient_protocol(scen, cik), years * 365.25, stochastic=STOCHASTIC,

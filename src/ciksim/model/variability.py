@@ -1,4 +1,24 @@
-"""Between-individual variability: log-normal parameter draws with explicit seeds."""
+"""Between-individual variability: bounded (logit-normal) parameter draws with explicit seeds.
+
+A parameter that varies between individuals is drawn from a logit-normal distribution on its
+plausible range ``[low, high]``: on the log scale when the range is positive (rates, burdens,
+half-lives), on the linear scale when it includes 0 (shares). Why logit-normal rather than a
+clipped log-normal, a truncated normal or a scaled beta:
+
+- clipping piles the mass beyond a bound onto the bound itself (a point mass of patients who
+  all share one extreme value: they behave like a subgroup that does not exist);
+- a truncated normal keeps a finite density at the bounds and moves the median;
+- a scaled beta has no closed-form quantile, so one standard-normal draw per individual and
+  parameter (the stream that makes trials chunk-independent) would need numerical inversion.
+
+The logit-normal keeps the median exactly (the logit is monotone), has zero density at both
+bounds, maps one standard-normal draw ``z`` monotonically to the parameter, and near the median
+behaves like the log-normal it replaces: its width is set so that the local log-SD at the
+median is the declared ``variability`` σ (for a linear-scale range, so that the local
+relative SD is σ). With the transformed position of the median ``u0`` in (0, 1) and the
+transformed range width ``w``, the logit-scale SD is ``σ / (w · u0 · (1 − u0))`` (log scale)
+or ``σ · median / (w · u0 · (1 − u0))`` (linear scale).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +26,62 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy.special import expit, logit
 
 from ciksim.errors import DataError
+from ciksim.model.declarations import Parameter
 from ciksim.model.model import Model
+
+#: A draw within this share of the (transformed) range width from a bound counts as "at the
+#: bound" (target P11).
+BOUND_TOLERANCE = 1e-3
+
+
+def log_scaled(p: Parameter) -> bool:
+    """True when a parameter's range is drawn on the log scale (positive range)."""
+    return p.low > 0
+
+
+def _scale(p: Parameter, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    if log_scaled(p):
+        return np.log(x), float(np.log(p.low)), float(np.log(p.high))
+    return np.asarray(x, float), float(p.low), float(p.high)
+
+
+def position_in_range(p: Parameter, x: np.ndarray) -> np.ndarray:
+    """Where values lie in ``p``'s range on its sampling scale: 0 at ``low``, 1 at ``high``."""
+    v, a, b = _scale(p, np.asarray(x, float))
+    return (v - a) / (b - a)
+
+
+def share_at_bounds(p: Parameter, x: np.ndarray, tol: float = BOUND_TOLERANCE) -> float:
+    """Share of values within ``tol`` (of the range width, sampling scale) of either bound."""
+    u = position_in_range(p, x)
+    return float(np.mean((u <= tol) | (u >= 1 - tol)))
+
+
+def bounded_draw(p: Parameter, median: np.ndarray, sigma: float, z: np.ndarray) -> np.ndarray:
+    """Logit-normal values of ``p`` for standard-normal ``z`` (see the module docstring)."""
+    median = np.asarray(median, float)
+    if not p.high > p.low:
+        raise DataError(f"parameters.{p.name}: its range [{p.low:g}, {p.high:g}] is empty, so "
+                        "it cannot vary between individuals; set its variability to 0")
+    inside = (median > p.low) & (median < p.high)
+    if not np.all(inside):
+        bad = float(median[~inside].flat[0]) if median.ndim else float(median)
+        raise DataError(
+            f"parameters.{p.name}: median {bad:g} lies at or outside its plausible range "
+            f"[{p.low:g}, {p.high:g}]; a varying parameter needs a median strictly inside "
+            "the range (change the value, or widen the range in the parameter file)")
+    v0, a, b = _scale(p, median)
+    w = b - a
+    u0 = (v0 - a) / w
+    local = sigma if log_scaled(p) else sigma * median
+    s_logit = local / (w * u0 * (1 - u0))
+    u = expit(logit(u0) + s_logit * z)
+    v = a + w * u
+    x = np.exp(v) if log_scaled(p) else v
+    return np.clip(x, p.low, p.high)  # guards rounding only: u is strictly inside (0, 1)
 
 
 def sample_parameters(
@@ -21,11 +94,12 @@ def sample_parameters(
     variability: Mapping[str, float] | None = None,
     indices: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Draw ``n`` individuals: each parameter with a variability σ > 0 is log-normal with
-    median = its value and log-SD = σ·``spread``, clipped to its plausible range.
+    """Draw ``n`` individuals: each parameter with a variability σ > 0 is logit-normal on its
+    plausible range with median = its value and local log-SD σ·``spread`` at the median.
 
     ``medians`` (a number, or one per individual) and ``variability`` override the model's
-    values and σ (a scenario's population). Individual ``i`` (``indices``, default
+    values and σ (a scenario's population); a varying parameter's median must lie strictly
+    inside its range (``DataError`` otherwise). Individual ``i`` (``indices``, default
     0..n-1) always gets the same draw for a given ``seed``: its stream is
     ``SeedSequence([seed, crc32(model name)], spawn_key=(i,))``. Draws for two models of
     one individual are therefore independent, and a chunk of a trial gets the same
@@ -50,8 +124,7 @@ def sample_parameters(
     out: dict[str, np.ndarray] = {}
     for j, p in enumerate(varying):
         centre = np.broadcast_to(np.asarray(medians.get(p.name, p.value), float), (n,))
-        draw = centre * np.exp(sigma[p.name] * spread * z[:, j])
-        out[p.name] = np.clip(draw, np.minimum(p.low, centre), np.maximum(p.high, centre))
+        out[p.name] = bounded_draw(p, centre, sigma[p.name] * spread, z[:, j])
     for name, value in medians.items():
         if name not in out:
             out[name] = np.broadcast_to(np.asarray(value, float), (n,)).copy()

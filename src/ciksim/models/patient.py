@@ -1,13 +1,29 @@
-"""Residual leukemia after chemotherapy, normal haematopoiesis and CIK infusions: declared once.
+"""Residual leukemia as a stem-cell hierarchy, normal haematopoiesis and CIK infusions.
 
-Leukemic cells (NKG2D-ligand-positive ``L_pos`` and -negative ``L_neg``) are discrete
-birth-death populations (stochastic species): per-cell division ``lam_L`` slowed as the burden
-approaches ``K_L``, death ``mu_L`` so that the net doubling time is ``T_double`` at low
-burden, plus killing by infused effectors. Killing uses the killing model's law and
-parameters (rates converted from per hour to per day), with the encounter constant scaled
-from the well to the marrow volume and an in vivo activity factor ``s_vivo``. Normal marrow
-cells regrow logistically into the space the leukemia leaves. Chemotherapy courses and CIK
-infusions are declared doses given by protocol events. Time is in days.
+Leukemia-initiating cells (LIC) are the only self-renewing leukemic cells (clinical_more M3,
+M4, M6). They are discrete birth-death populations (stochastic species), active ``S_a`` and
+quiescent ``S_q`` (clinical_more M5, Hoffmann 2020): active LIC divide at ``lam_L`` and are
+lost (differentiation, death) at a rate that leaves the clone its net growth; they become
+quiescent at ``k_aq`` and wake at ``k_qa``; quiescent LIC neither divide nor differentiate and
+lose fewer logs per chemotherapy course (``logkill_Q`` < ``logkill_L``). Active LIC feed a
+continuous, non-self-renewing blast compartment ``B`` at a rate proportional to their count;
+blasts are lost at the net rate ``d_B``. The production rate follows from the measured LIC
+frequency ``f_LIC`` (Ailles 1999), and the active LIC's net renewal from the clone's net
+doubling time ``T_double`` (Ommen 2010), so that a clone in balanced growth has both.
+Extinction of the last LIC is cure, exactly.
+
+Recognition is plastic, not a lineage: LIC are NKG2D-ligand-negative (Paczulla 2019: the
+ligand-negative cells are the stem-like ones) and are seen only through the paths that do not
+need ligands (TCR/MHC and other receptors, Linn 2009); blasts acquire ligands as they
+differentiate, a share ``lig_frac`` of a patient's blasts carrying them. Killing uses the
+killing model's law and parameters for the ``aml-blast`` target (rates converted from per hour
+to per day), with the encounter constant scaled from the well to the marrow volume and an in
+vivo activity factor ``s_vivo``. Normal marrow cells regrow logistically into the space the
+leukemia leaves. MRD is an observable: the NPM1mut/ABL1 transcript ratio of a marrow sample
+(``npm1_ratio``) and the flow-cytometric leukemic share (``flow_mrd``). Non-relapse mortality
+(death in remission) is a competing event whose parameters are declared here and drawn per
+patient by the analysis. Chemotherapy courses and CIK infusions are declared doses given by
+protocol events. Time is in days.
 """
 
 from __future__ import annotations
@@ -20,6 +36,8 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+import numpy as np
 
 from ciksim.errors import DataError, ProtocolError
 from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
@@ -37,8 +55,7 @@ from ciksim.models.killing import (
 from ciksim.protocol import Protocol
 from ciksim.units import convert
 
-STOCHASTIC = ("L_pos", "L_neg")
-_IMPORTED = LAW_PARAMETERS
+STOCHASTIC = ("S_a", "S_q")
 _TARGET_PROPS = {"": "aml-blast", "_norm": "cd34"}
 
 
@@ -46,7 +63,7 @@ def _imported_parameters() -> list[Parameter]:
     """Killing parameters in per-day units, and the leukemic / normal target properties."""
     km = killing_model()
     out = []
-    for name in _IMPORTED:
+    for name in LAW_PARAMETERS:
         p = km.parameter_by_name[name]
         if p.unit == "1/hour":
             f = convert("1 1/hour", "1/day", field=name)
@@ -72,12 +89,17 @@ def _imported_parameters() -> list[Parameter]:
 
 
 def _species() -> tuple[Species, ...]:
-    leuk = ("cells", "leukemic", "stochastic")
+    lic = ("cells", "leukemic", "stochastic", "initiating")
+    lic0 = "start_burden * marrow_per_kg * weight * f_LIC"
+    active0 = "(k_qa + log(2) / T_double) / (k_qa + log(2) / T_double + k_aq)"
     return (
-        Species("L_pos", "cells", "NKG2D-ligand-positive leukemic cells",
-                initial="start_burden * marrow_per_kg * weight * lig_frac", roles=leuk),
-        Species("L_neg", "cells", "NKG2D-ligand-negative leukemic cells",
-                initial="start_burden * marrow_per_kg * weight * (1 - lig_frac)", roles=leuk),
+        Species("S_a", "cells", "active (cycling) leukemia-initiating cells",
+                initial=f"{lic0} * {active0}", roles=lic),
+        Species("S_q", "cells", "quiescent leukemia-initiating cells",
+                initial=f"{lic0} * (1 - {active0})", roles=lic),
+        Species("B", "cells", "leukemic blasts (non-self-renewing progeny of the LIC)",
+                initial="start_burden * marrow_per_kg * weight * (1 - f_LIC)",
+                roles=("cells", "leukemic", "blasts")),
         Species("N", "cells", "normal nucleated marrow cells",
                 initial="N0_frac * marrow_per_kg * weight", roles=("cells", "normal")),
         Species("E_cik", "cells", "infused CD3+CD56+ cells in the marrow", roles=("effectors",)),
@@ -91,16 +113,35 @@ def _assignments() -> list[Assignment]:
     out = [
         Assignment("K_marrow", "marrow_per_kg * weight", "cells",
                    "nucleated cells of a full marrow"),
-        Assignment("L_tot", "L_pos + L_neg", "cells", "leukemic cells", roles=("leukemic_cells",)),
+        Assignment("LIC", "S_a + S_q", "cells", "leukemia-initiating cells",
+                   roles=("initiating_cells",)),
+        Assignment("L_tot", "S_a + S_q + B", "cells", "leukemic cells",
+                   roles=("leukemic_cells",)),
         Assignment("blast_fraction", "L_tot / K_marrow", "1",
                    "leukemic cells as a fraction of the nucleated cells of a full marrow",
                    roles=("leukemic_burden",)),
         Assignment("normal_fraction", "N / K_marrow", "1", "normal marrow cells vs a full marrow",
                    roles=("normal_fraction",)),
-        Assignment("r_L", "log(2) / T_double", "1/day", "net growth rate at low burden"),
-        Assignment("mu_L", "max(lam_L - r_L, 0)", "1/day", "leukemic cell death rate"),
-        Assignment("birth_L", "max(lam_L - r_L * L_tot / K_L, 0)", "1/day",
-                   "division rate, slowing as the burden approaches K_L"),
+        Assignment("leukemic_share", "L_tot / (L_tot + N)", "1",
+                   "leukemic share of the nucleated cells in a marrow sample"),
+        Assignment("npm1_ratio", "kappa_npm1 * leukemic_share", "1",
+                   "NPM1mut/ABL1 transcript ratio of a marrow sample (noise-free)",
+                   roles=("mrd",)),
+        Assignment("flow_mrd", "leukemic_share", "1",
+                   "leukemic share of CD45+ nucleated cells by flow (noise-free)",
+                   roles=("flow_mrd",)),
+        Assignment("r_L", "log(2) / T_double", "1/day",
+                   "net growth rate of the clone at low burden"),
+        Assignment("r_a", "r_L + k_aq * r_L / (k_qa + r_L)", "1/day",
+                   "net renewal of active LIC that gives the whole LIC pool the net rate r_L"),
+        Assignment("mu_S", "max(lam_L - r_a, 0)", "1/day",
+                   "loss of active LIC (differentiation and death)"),
+        Assignment("birth_S", "max(lam_L - r_a * L_tot / K_L, 0)", "1/day",
+                   "self-renewing division of active LIC, slowing as the burden approaches K_L"),
+        Assignment("active_share", "(k_qa + r_L) / (k_qa + r_L + k_aq)", "1",
+                   "active share of LIC in balanced growth"),
+        Assignment("p_B", "(d_B + r_L) * (1 - f_LIC) / (f_LIC * active_share)", "1/day",
+                   "blasts produced per active LIC per day (gives the LIC frequency f_LIC)"),
         Assignment("k_E", "log(2) / (t_half_E * (1 + il2_gain * il2_support))", "1/day",
                    "effector loss rate"),
         Assignment("E_tot", "E_cik + E_t + E_nk", "cells", "infused effectors in the marrow",
@@ -115,29 +156,42 @@ def _assignments() -> list[Assignment]:
     out += recognition_assignments(("pos", "neg"))
     out += recognition_assignments(("norm",), target="_norm")
     out += [
-        Assignment("kill_pos", kill_rate("pos"), "1/day", "killing rate of one L_pos cell"),
-        Assignment("kill_neg", kill_rate("neg"), "1/day", "killing rate of one L_neg cell"),
+        Assignment("kill_pos", kill_rate("pos"), "1/day",
+                   "killing rate of one NKG2D-ligand-positive leukemic cell"),
+        Assignment("kill_neg", kill_rate("neg"), "1/day",
+                   "killing rate of one ligand-negative leukemic cell (every LIC)"),
+        Assignment("kill_B", "lig_frac * kill_pos + (1 - lig_frac) * kill_neg", "1/day",
+                   "killing rate of one blast (a share lig_frac carry ligands)"),
         Assignment("kill_norm", kill_rate("norm"), "1/day", "killing rate of one normal cell"),
     ]
     for j in EFFECTOR_TYPES:
-        out.append(Assignment(f"kills_{j}",
-                              f"k_{j} * (rec_{j}_pos * L_pos + rec_{j}_neg * L_neg) * E_{j}"
-                              " * encounter", "cells/day",
-                              f"leukemic cells killed per day by {j} effectors"))
+        out.append(Assignment(
+            f"kills_{j}",
+            f"k_{j} * ((rec_{j}_pos * lig_frac + rec_{j}_neg * (1 - lig_frac)) * B"
+            f" + rec_{j}_neg * (S_a + S_q)) * E_{j} * encounter", "cells/day",
+            f"leukemic cells killed per day by {j} effectors"))
     return out
 
 
 def _processes() -> list[Process]:
-    out = []
-    for pop in ("pos", "neg"):
-        sp = f"L_{pop}"
-        out += [
-            Process(f"birth_{pop}", f"birth_L * {sp}", {sp: 1}, f"division of {sp} cells"),
-            Process(f"death_{pop}", f"mu_L * {sp}", {sp: -1}, f"death of {sp} cells"),
-            Process(f"cik_kill_{pop}", f"kill_{pop} * {sp}", {sp: -1},
-                    f"{sp} cells killed by infused effectors"),
-        ]
-    out += [
+    out = [
+        Process("lic_renewal", "birth_S * S_a", {"S_a": 1},
+                "self-renewing division of an active LIC (birth)"),
+        Process("lic_loss", "mu_S * S_a", {"S_a": -1},
+                "loss of an active LIC by differentiation or death"),
+        Process("lic_quiesce", "k_aq * S_a", {"S_a": -1, "S_q": 1},
+                "an active LIC becomes quiescent (transfer)"),
+        Process("lic_wake", "k_qa * S_q", {"S_q": -1, "S_a": 1},
+                "a quiescent LIC re-enters the cycle (transfer)"),
+        Process("cik_kill_active", "kill_neg * S_a", {"S_a": -1},
+                "active LIC killed by infused effectors"),
+        Process("cik_kill_quiescent", "kill_neg * S_q", {"S_q": -1},
+                "quiescent LIC killed by infused effectors"),
+        Process("blast_production", "p_B * S_a", {"B": 1},
+                "blasts produced by active LIC (deterministic, fed by the LIC count)"),
+        Process("blast_loss", "d_B * B", {"B": -1},
+                "net loss of blasts (maturation and death exceed their divisions)"),
+        Process("cik_kill_blast", "kill_B * B", {"B": -1}, "blasts killed by infused effectors"),
         Process("normal_growth", "r_N * N * (1 - (N + L_tot) / K_marrow)", {"N": 1},
                 "normal cells regrow into free marrow space (negative when crowded)"),
         Process("normal_cik_kill", "kill_norm * N", {"N": -1},
@@ -159,10 +213,11 @@ def _doses() -> tuple[Dose, ...]:
              "and the share reaching the marrow give the marrow effectors",
              adds={"E_cik": f"{cd3} * prod_cik", "E_t": f"{cd3} * prod_t",
                    "E_nk": f"{cd3} * prod_nk"}),
-        Dose("chemo", "1", "chemotherapy course (amount = courses): log-kill of leukemic and "
-             "normal marrow cells",
-             scales={"L_pos": "10 ** (-logkill_L * amount)",
-                     "L_neg": "10 ** (-logkill_L * amount)",
+        Dose("chemo", "1", "chemotherapy course (amount = courses): log-kill of active LIC and "
+             "blasts, a smaller log-kill of quiescent LIC, and of normal marrow cells",
+             scales={"S_a": "10 ** (-logkill_L * amount)",
+                     "S_q": "10 ** (-logkill_Q * amount)",
+                     "B": "10 ** (-logkill_L * amount)",
                      "N": "10 ** (-logkill_N * amount)"}),
     )
 
@@ -173,9 +228,10 @@ def patient_model() -> Model:
     return Model(
         name="patient",
         description=(
-            "Residual leukemia (exact birth-death, NKG2D-ligand-positive and -negative cells) "
-            "after chemotherapy, normal marrow regrowth, and infused CIK effectors killing by "
-            "the killing model's law scaled to the marrow."
+            "Residual leukemia as a hierarchy (exact birth-death active and quiescent "
+            "leukemia-initiating cells feeding continuous blasts) after chemotherapy, normal "
+            "marrow regrowth, infused CIK effectors killing by the killing model's law scaled "
+            "to the marrow, and MRD observables."
         ),
         species=_species(),
         parameters=load_parameter_file("patient") + tuple(_imported_parameters()),
@@ -183,6 +239,22 @@ def patient_model() -> Model:
         assignments=tuple(_assignments()),
         doses=_doses(),
     )
+
+
+def check_in_range(model: Model, values: Mapping[str, Any], origin: str) -> None:
+    """``DataError`` naming the first value outside its parameter's plausible range
+    (``origin`` prefixes the parameter name, e.g. ``"scenario.toml: parameters."``)."""
+    for name, v in values.items():
+        p = model.parameter_by_name.get(name)
+        if p is None:
+            continue
+        arr = np.asarray(v, dtype=float)
+        bad = ~((arr >= p.low) & (arr <= p.high))
+        if np.any(bad):
+            x = float(arr[bad].flat[0]) if arr.ndim else float(arr)
+            raise DataError(f"{origin}{name} = {x:g} lies outside its plausible range "
+                            f"[{p.low:g}, {p.high:g}] ({p.description}); give a value in "
+                            "the range")
 
 
 @cache

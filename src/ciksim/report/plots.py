@@ -158,14 +158,18 @@ def plot_patient(run: Any, axes: Sequence[Any] | None = None) -> list[Any]:
 
 def plot_rfs(durations: Sequence[Any], events: Sequence[Any], labels: Sequence[str],
              ax: Any = None) -> Any:
-    """Kaplan-Meier relapse-free survival (lifelines) with 95% bands, one curve per group."""
+    """Kaplan-Meier relapse-free survival (lifelines) with 95% bands, one curve per group;
+    ``events`` are event labels (relapse and death in remission both end RFS)."""
     from lifelines import KaplanMeierFitter
+
+    from ciksim.trial.estimands import event_labels
 
     plt = pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     for d, e, label in zip(durations, events, labels, strict=True):
-        KaplanMeierFitter(label=label).fit(d, e).plot_survival_function(ax=ax)
+        ended = event_labels(e) != "censored"
+        KaplanMeierFitter(label=label).fit(d, ended).plot_survival_function(ax=ax)
     ax.set_xlabel("months from remission")
     ax.set_ylabel("relapse-free survival")
     ax.set_ylim(0, 1)
@@ -174,9 +178,12 @@ def plot_rfs(durations: Sequence[Any], events: Sequence[Any], labels: Sequence[s
 
 def plot_trial(patients: Any, arm_names: Sequence[str], axes: Sequence[Any] | None = None
                ) -> list[Any]:
-    """Kaplan-Meier relapse-free survival per arm (95% bands) and cumulative incidence of
-    relapse (1 − KM: relapse is the only event modelled)."""
+    """Kaplan-Meier relapse-free survival per arm (95% bands; relapse and death in remission
+    end it) and Aalen-Johansen cumulative incidence of relapse (solid) and of death in
+    remission (dotted), each the other's competing event."""
     from lifelines import KaplanMeierFitter
+
+    from ciksim.trial.estimands import cumulative_incidence, event_labels
 
     plt = pyplot()
     if axes is None:
@@ -184,14 +191,18 @@ def plot_trial(patients: Any, arm_names: Sequence[str], axes: Sequence[Any] | No
     ok = patients[patients["status"] == "ok"]
     for name in arm_names:
         g = ok[ok["arm"] == name]
-        km = KaplanMeierFitter(label=f"{name} (n={len(g)})").fit(g["duration"], g["event"])
+        ended = event_labels(g["event"]) != "censored"
+        km = KaplanMeierFitter(label=f"{name} (n={len(g)})").fit(g["duration"], ended)
         km.plot_survival_function(ax=axes[0])
-        sf = km.survival_function_.iloc[:, 0]
-        axes[1].step(sf.index, 1 - sf.values, where="post", label=name)
+        cir = cumulative_incidence(g, "relapse")
+        line = axes[1].step(cir.index, cir.values, where="post", label=f"{name}: relapse")
+        nrm = cumulative_incidence(g, "death")
+        axes[1].step(nrm.index, nrm.values, where="post", ls=":", color=line[0].get_color(),
+                     label=f"{name}: death in remission")
     axes[0].set_title("Relapse-free survival (Kaplan-Meier, 95% CI)")
-    axes[0].set_ylabel("relapse-free")
-    axes[1].set_title("Cumulative incidence of relapse")
-    axes[1].set_ylabel("relapsed")
+    axes[0].set_ylabel("alive and relapse-free")
+    axes[1].set_title("Cumulative incidence (Aalen-Johansen, competing events)")
+    axes[1].set_ylabel("share of patients")
     for ax in axes:
         ax.set_xlabel("months from remission")
         ax.set_ylim(0, 1)

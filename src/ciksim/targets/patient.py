@@ -1,4 +1,5 @@
-"""Patient targets P1-P8, computed from the default patient model and scenarios."""
+"""Patient targets P1-P8 (and, from ``targets.leukemia``, P9-P13), computed from the default
+patient model and scenarios."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def p4_chemo_alone() -> TargetCheck:
     run = chemo_only("aml-cr1")
     s = run.summary()
     df = run.outcomes()
-    relapses = df[df["event"] == 1]
+    relapses = df[df["event"] == "relapse"]
     within_3y = float((relapses["relapse_day"] <= 3 * 365.25).mean())
     v = {"relapse_fraction": s["relapse"]["value"], "share_within_3y": within_3y,
          "median_rfs_months": s["median_rfs_months"], "n": s["replicates"]}
@@ -144,16 +145,25 @@ def p7_persistence() -> TargetCheck:
 
 
 def p8_normal_sparing() -> TargetCheck:
+    """Normal marrow with vs without CIK in a patient without residual leukemia, so that any
+    difference is CIK acting on normal cells (with leukemia present, the deterministic
+    median patient relapses without CIK and the leukemia CIK removes would crowd the marrow:
+    a benefit, not suppression)."""
     model = patient_model()
     scen = Scenario.load("aml-cr1")
     t = np.linspace(0, 365, 731)
-    base = simulate(model, patient_protocol(scen, None), 365.0, times=t)
-    cik = simulate(model, patient_protocol(scen, CikSchedule()), 365.0, times=t)
+    pars = {"start_burden": 0.0}
+    base = simulate(model, patient_protocol(scen, None), 365.0, times=t, parameters=pars)
+    cik = simulate(model, patient_protocol(scen, CikSchedule()), 365.0, times=t,
+                   parameters=pars)
     v = float(np.max(np.abs(cik["N"][:, 0] / base["N"][:, 0] - 1)))
     return TargetCheck("P8", "normal marrow cells with vs without CIK (max relative change)", v,
                        "within 5%", v <= 0.05, "killing S06, S27")
 
 
 def all_patient_targets() -> list[TargetCheck]:
+    from ciksim.targets.leukemia import leukemia_targets
+
     return [p1_burden(), p2_relapse_definitions(), p3_doubling(), p4_chemo_alone(),
-            p5_elderly(), p6_dosing(), p7_persistence(), p8_normal_sparing()]
+            p5_elderly(), p6_dosing(), p7_persistence(), p8_normal_sparing(),
+            *leukemia_targets()]

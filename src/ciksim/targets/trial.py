@@ -9,6 +9,7 @@ import pandas as pd
 
 from ciksim.targets.base import TargetCheck, within
 from ciksim.trial.analysis import summarize
+from ciksim.trial.estimands import event_labels
 from ciksim.trial.runner import TrialRun, run_trial
 from ciksim.trial.spec import TrialSpec
 
@@ -35,7 +36,7 @@ def control_arm() -> TrialRun:
 def t1_control_arm() -> TargetCheck:
     df = control_arm().patients
     arm = summarize(df, ["chemotherapy"], 72)["arms"][0]
-    within_3y = float((df.loc[df["event"] == 1, "relapse_day"] <= 3 * 365.25).mean())
+    within_3y = float((df.loc[df["event"] == "relapse", "relapse_day"] <= 3 * 365.25).mean())
     v = {"n": arm["n"], "relapse_fraction": arm["relapse_fraction"],
          "share_within_3y": within_3y, "median_rfs_months": arm["median_rfs_months"]}
     ok = (arm["n"] >= 2000 and within(v["relapse_fraction"], 0.5, 0.7) and within_3y >= 0.9
@@ -62,21 +63,24 @@ def t2_lifelines_agreement() -> TargetCheck:
     worst = 0.0
     for arm in s["arms"]:
         g = df[df["arm"] == arm["name"]]
-        km = KaplanMeierFitter().fit(g["duration"], g["event"])
+        km = KaplanMeierFitter().fit(g["duration"], event_labels(g["event"]) != "censored")
         for y in (1, 2, 3):
             ref = float(km.survival_function_at_times(12.0 * y).iloc[0])
             worst = max(worst, abs(arm[f"rfs_{y}y"] / ref - 1))
         surv = 1.0
-        times = np.sort(g.loc[g["event"] == 1, "duration"].unique())
+        ended = g["event"] != "censored"
+        times = np.sort(g.loc[ended, "duration"].unique())
         for ti in times[times <= 24]:
             at_risk = (g["duration"] >= ti).sum()
-            surv *= 1 - ((g["duration"] == ti) & (g["event"] == 1)).sum() / at_risk
+            surv *= 1 - ((g["duration"] == ti) & ended).sum() / at_risk
         worst = max(worst, abs(arm["rfs_2y"] / surv - 1))
     a, b = df[df["arm"] == names[0]], df[df["arm"] == names[1]]
-    lr = logrank_test(a["duration"], b["duration"], a["event"], b["event"])
+    ea = (event_labels(a["event"]) != "censored").astype(int)
+    eb = (event_labels(b["event"]) != "censored").astype(int)
+    lr = logrank_test(a["duration"], b["duration"], ea, eb)
     worst = max(worst, abs(s["logrank_p"] / lr.p_value - 1))
     data = pd.DataFrame({"duration": pd.concat([a["duration"], b["duration"]]),
-                         "event": pd.concat([a["event"], b["event"]]),
+                         "event": np.r_[ea, eb],
                          "treated": [0] * len(a) + [1] * len(b)})
     hr = float(CoxPHFitter().fit(data, "duration", "event").hazard_ratios_["treated"])
     worst = max(worst, abs(s["hazard_ratio"] / hr - 1))

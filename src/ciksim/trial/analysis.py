@@ -15,7 +15,14 @@ import pandas as pd
 
 from ciksim.errors import DataError
 from ciksim.trial.delivery import per_protocol
-from ciksim.trial.estimands import arm_endpoints, cox, logrank_p
+from ciksim.trial.estimands import (
+    arm_endpoints,
+    cox,
+    endpoint_data,
+    event_labels,
+    kaplan_meier,
+    logrank_p,
+)
 
 YEARS = (1, 2, 3, 4)
 
@@ -25,14 +32,15 @@ def _analysable(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def arm_summary(df: pd.DataFrame, follow_up_months: float) -> list[dict[str, Any]]:
-    """Per arm: n, relapse and cure fractions, RFS at 1-4 years, median RFS (months)."""
-    from lifelines import KaplanMeierFitter
-
+    """Per arm: n, relapse, death-in-remission and cure fractions, RFS at 1-4 years, median
+    RFS (months; relapse and death in remission both end RFS)."""
     out = []
     for name, g in _analysable(df).groupby("arm", sort=False):
-        km = KaplanMeierFitter().fit(g["duration"], g["event"])
+        km = kaplan_meier(g, "rfs")
+        labels = event_labels(g["event"])
         row: dict[str, Any] = {"name": str(name), "n": len(g),
-                               "relapse_fraction": float(g["event"].mean()),
+                               "relapse_fraction": float((labels == "relapse").mean()),
+                               "death_in_remission_fraction": float((labels == "death").mean()),
                                "cure_fraction": float(g["cured"].mean())}
         for y in YEARS:
             t = 12.0 * y
@@ -104,7 +112,8 @@ def power_from_pool(pool: pd.DataFrame, control: str, other: str, ns: Sequence[i
         hits = 0
         for r in range(repeats):
             sa, sb = a.iloc[r * n:(r + 1) * n], b.iloc[r * n:(r + 1) * n]
-            p = logrank_test(sa["duration"], sb["duration"], sa["event"], sb["event"]).p_value
+            (ta, ea), (tb, eb) = endpoint_data(sa), endpoint_data(sb)
+            p = logrank_test(ta, tb, ea, eb).p_value
             hits += p < alpha
         ci = stats.binomtest(hits, repeats).proportion_ci(0.95)
         rows.append({"n_per_arm": int(n), "power": hits / repeats, "power_ci_low": ci.low,

@@ -38,7 +38,8 @@ from ciksim.trial.delivery import NO_PRODUCT
 from ciksim.trial.spec import TrialSpec
 
 COLUMNS = ("arm", "patient", "subtype", "duration", "event", "cured", "relapse_day",
-           "extinction_day", "normal_nadir_fraction", *REPORTED, "delivery",
+           "death_day", "extinction_day", "normal_nadir_fraction", "npm1_ratio_day0",
+           "flow_mrd_day0", *REPORTED, "delivery",
            "not_infused_reason", "dose_fraction", "product_lot", "infusions_given",
            "os_duration", "os_event", "status")
 
@@ -171,10 +172,12 @@ def simulate_chunk(spec: TrialSpec, arm: int, start: int, stop: int,
                                          variability=single.variability, indices=[i])
                 values = {p: float(draw.get(p, [model.parameter_by_name[p].value])[0])
                           for p in REPORTED}
-                row = pd.DataFrame([{"patient": i, "event": 0, "duration": np.nan,
-                                     "relapse_day": np.nan, "cured": False,
-                                     "extinction_day": np.nan,
-                                     "normal_nadir_fraction": np.nan, **values,
+                row = pd.DataFrame([{"patient": i, "event": "censored", "duration": np.nan,
+                                     "relapse_day": np.nan, "death_day": np.nan,
+                                     "cured": False, "extinction_day": np.nan,
+                                     "normal_nadir_fraction": np.nan,
+                                     "npm1_ratio_day0": np.nan, "flow_mrd_day0": np.nan,
+                                     **values,
                                      "status": f"failed: {type(exc).__name__}: {exc}"}])
             rows.append(row)
         out = pd.concat(rows, ignore_index=True)
