@@ -194,7 +194,8 @@ def test_cli_single_patient_figure_and_many_patients_json(tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert set(data) == {"replicates", "cure_fraction", "relapse_fraction",
-                         "relapse_fraction_3y", "median_rfs_months", "normal_nadir_fraction"}
+                         "relapse_fraction_3y", "median_rfs_months", "normal_nadir_fraction",
+                         "death_in_remission_fraction"}
     assert data["replicates"] == 200 and data["relapse_fraction_3y"] is None
     r = runner.invoke(app, ["patient", "--first-infusion-day", "-3"])
     assert r.exit_code == 2 and "first-infusion-day" in r.output

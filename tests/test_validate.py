@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 from ciksim.cli import app
 
 IDS = [f"C{i}" for i in range(1, 13)] + [f"K{i}" for i in range(1, 9)] + \
-    [f"P{i}" for i in range(1, 9)] + ["T1", "T2", "T4", "T5", "P14"]
+    [f"P{i}" for i in range(1, 14)] + ["T1", "T2", "T4", "T5", "P14"]
 
 
 def test_validate_lists_every_target_with_a_computed_pass(tmp_path):

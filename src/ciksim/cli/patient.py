@@ -62,8 +62,11 @@ def patient(
                   f"{years:g} years, seed {seed}")
     if replicates == 1:
         df = res.run.outcomes().iloc[0]
-        if df["event"]:
+        if df["event"] == "relapse":
             console.print(f"  relapse on day {df['relapse_day']:.0f} "
+                          f"({df['duration']:.1f} months)")
+        elif df["event"] == "death":
+            console.print(f"  died in remission on day {df['death_day']:.0f} "
                           f"({df['duration']:.1f} months)")
         elif df["cured"]:
             console.print(f"  cured: last leukemic cell died on day {df['extinction_day']:.0f}")
@@ -76,7 +79,8 @@ def patient(
         summary = res.intervals()
         rows = []
         for key, label in (("cure", "cured (leukemia extinct)"), ("relapse", "relapsed"),
-                           ("relapse_3y", "relapsed within 3 years")):
+                           ("relapse_3y", "relapsed within 3 years"),
+                           ("death_in_remission", "died in remission")):
             v = summary[key]
             if v is None:
                 continue

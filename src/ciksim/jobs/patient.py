@@ -35,6 +35,7 @@ class PatientResult(JobResult):
             "cure_fraction": s["cure"]["value"],
             "relapse_fraction": s["relapse"]["value"],
             "relapse_fraction_3y": s["relapse_3y"]["value"] if s["relapse_3y"] else None,
+            "death_in_remission_fraction": s["death_in_remission"]["value"],
             "median_rfs_months": s["median_rfs_months"],
             "normal_nadir_fraction": s["normal_nadir_fraction"],
         })
