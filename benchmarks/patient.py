@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-BEFORE = os.environ.get("BEFORE", "0748b09")
+BEFORE = os.environ.get("BEFORE", "f2fb69f")
 PATIENTS = int(os.environ.get("PATIENTS", "2000"))
 YEARS = 6.0
 ROOT = Path(__file__).resolve().parents[1]
