@@ -32,3 +32,18 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+def whole_initiating_cells(pars=None, n=20):
+    """Patient-model parameters giving ``n`` active and ``n`` quiescent initiating cells at day
+    0 exactly, so that an SBML export (which rounds the stochastic species' initial counts to
+    whole cells, as the stochastic engine does) and the ODE engine start from one state."""
+    import math
+
+    from ciksim.models.patient import patient_model
+
+    pars = dict(pars or {})
+    p = {**patient_model().default_parameters(), **pars}
+    x = p["k_qa"] + math.log(2) / p["T_double"]
+    return {**pars, "k_aq": x,  # active share (k_qa + r) / (k_qa + r + k_aq) = 1/2
+            "start_burden": 2 * n / (p["marrow_per_kg"] * p["weight"] * p["f_LIC"])}

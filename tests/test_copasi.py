@@ -12,6 +12,7 @@ from ciksim.engines.sbml import initial_values, is_species, to_sbml
 from ciksim.engines.stochastic import simulate_stochastic
 from ciksim.exchange.export import export_model
 from ciksim.models.patient import STOCHASTIC, patient_model
+from conftest import whole_initiating_cells
 
 # COPASI sets the C locale when it loads (Python then reads files as ASCII): restore ours
 _LOCALE = locale.setlocale(locale.LC_ALL)
@@ -30,7 +31,8 @@ def column(tc, model, name):
 
 
 @pytest.mark.parametrize("setup", [{"model": "culture"},
-                                   {"model": "patient", "years": 0.5}], ids=str)
+                                   {"model": "patient", "years": 0.5,
+                                    "parameters": whole_initiating_cells()}], ids=str)
 def test_copasi_deterministic_matches_ciksim(setup, tmp_path):
     exp = export_model(**setup)
     path = exp.write_sbml(tmp_path / "model.xml")

@@ -10,6 +10,7 @@ from ciksim.errors import CikError
 from ciksim.exchange.export import export_model
 from ciksim.models.patient import Scenario
 from ciksim.protocol import builtin_protocols
+from conftest import whole_initiating_cells
 
 libsbml = pytest.importorskip("libsbml")
 roadrunner = pytest.importorskip("roadrunner")
@@ -61,8 +62,11 @@ def test_patient_exports_with_scenario_and_subtype_match_roadrunner():
     scen = Scenario.load("aml-elderly").with_subtype("npm1")
     for name, value in scen.parameters.items():  # the scenario's parameters are exported
         assert exp.parameters[name] == value
-    roadrunner_matches(exp)
-    roadrunner_matches(export_model("patient", cik=False, years=1.0))
+    whole = whole_initiating_cells({**scen.parameters, "T_double": 11.0})
+    roadrunner_matches(export_model("patient", scenario="aml-elderly", subtype="npm1",
+                                    years=1.0, parameters=whole))
+    roadrunner_matches(export_model("patient", cik=False, years=1.0,
+                                    parameters=whole_initiating_cells()))
 
 
 def test_export_defaults_follow_the_run_commands():

@@ -48,17 +48,19 @@ def test_logit_normal_keeps_the_median_and_has_no_point_masses():
     assert share_at_bounds(p, clipped) > 0.2
 
 
-def test_varying_parameter_with_median_at_a_bound_is_refused():
+def test_median_outside_the_range_is_refused_and_at_a_bound_is_that_bound():
     model = patient_model()
-    with pytest.raises(DataError, match="lig_frac: median 1 lies at or outside"):
-        sample_parameters(model, 3, 0, medians={"lig_frac": 1.0})
+    with pytest.raises(DataError, match=r"lig_frac: median 1\.5 lies outside"):
+        sample_parameters(model, 3, 0, medians={"lig_frac": 1.5})
+    draws = sample_parameters(model, 3, 0, medians={"lig_frac": 1.0})
+    assert np.all(draws["lig_frac"] == 1.0)
 
 
 def test_hierarchy_parameter_out_of_range_is_refused(tmp_path):
     f = tmp_path / "s.toml"
     f.write_text('name = "x"\n[parameters]\nf_LIC = 0.5\n')
-    with pytest.raises(DataError, match=r"parameters\.f_LIC = 0\.5 lies outside its plausible "
-                                        r"range \[1e-08, 1e-05\].*give a value in the range"):
+    with pytest.raises(DataError, match=r"parameters\.f_LIC = 0\.5: outside the plausible "
+                                        r"range \[1e-08, 1e-05\].*give a value in that range"):
         Scenario.load(f)
     with pytest.raises(DataError, match=r"parameters\.k_qa = 3 lies outside"):
         run_patients("aml-cr1", parameters={"k_qa": 3.0})

@@ -14,6 +14,7 @@ from ciksim.engines.sbml import consistency, is_species, to_sbml, validate
 from ciksim.models.culture import culture_model
 from ciksim.models.patient import Scenario, patient_model
 from ciksim.protocol import Protocol
+from conftest import whole_initiating_cells
 
 libsbml = pytest.importorskip("libsbml")
 roadrunner = pytest.importorskip("roadrunner")
@@ -82,11 +83,12 @@ def test_patient_under_chemotherapy_and_cik_matches_roadrunner():
     model = patient_model()
     proto = patient_protocol(Scenario.load("aml-cr1"), CikSchedule())
     times = np.concatenate([[0.0], np.arange(0.5, 365.0, 1.0)])
-    sbml = to_sbml(model, proto)
+    pars = whole_initiating_cells()
+    sbml = to_sbml(model, proto, pars)
     theirs = roadrunner_trajectories(sbml, model.species_names, times)
-    ours = simulate(model, proto, 365.0, times=times, settings=TIGHT)
+    ours = simulate(model, proto, 365.0, times=times, settings=TIGHT, parameters=pars)
     assert_close(model, ours, theirs)
-    compiled = simulate(model, proto, 365.0, times=times,
+    compiled = simulate(model, proto, 365.0, times=times, parameters=pars,
                         settings=SolverSettings(method="compiled", rtol=1e-12, atol=1e-15))
     assert_close(model, compiled, theirs)
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 from typer.testing import CliRunner
 
@@ -18,4 +19,5 @@ def test_validate_lists_every_target_with_a_computed_pass(tmp_path):
         assert set(t) == {"id", "value", "range", "pass"}
         assert t["pass"] is True, t
     html = (out / "validation.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "FAIL" not in html
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # base64 may spell FAIL
+    assert html.count("data:image/png;base64,") == 3 and "FAIL" not in text

@@ -63,16 +63,22 @@ def share_at_bounds(p: Parameter, x: np.ndarray, tol: float = BOUND_TOLERANCE) -
 def bounded_draw(p: Parameter, median: np.ndarray, sigma: float, z: np.ndarray) -> np.ndarray:
     """Logit-normal values of ``p`` for standard-normal ``z`` (see the module docstring)."""
     median = np.asarray(median, float)
+    orig = median
     if not p.high > p.low:
         raise DataError(f"parameters.{p.name}: its range [{p.low:g}, {p.high:g}] is empty, so "
                         "it cannot vary between individuals; set its variability to 0")
-    inside = (median > p.low) & (median < p.high)
-    if not np.all(inside):
-        bad = float(median[~inside].flat[0]) if median.ndim else float(median)
+    outside = (median < p.low) | (median > p.high) | ~np.isfinite(median)
+    if np.any(outside):
+        bad = float(median[outside].flat[0]) if median.ndim else float(median)
         raise DataError(
-            f"parameters.{p.name}: median {bad:g} lies at or outside its plausible range "
-            f"[{p.low:g}, {p.high:g}]; a varying parameter needs a median strictly inside "
-            "the range (change the value, or widen the range in the parameter file)")
+            f"parameters.{p.name}: median {bad:g} lies outside its plausible range "
+            f"[{p.low:g}, {p.high:g}]; give a value in the range (or widen the range in the "
+            "parameter file)")
+    at_bound = (median == p.low) | (median == p.high)
+    # a median at a bound is the limit of the logit-normal: every individual at that bound
+    # (a stand-in median keeps the arithmetic below finite; its draws are discarded)
+    median = np.where(at_bound, np.sqrt(p.low * p.high) if log_scaled(p)
+                      else (p.low + p.high) / 2, median)
     v0, a, b = _scale(p, median)
     w = b - a
     u0 = (v0 - a) / w
@@ -81,7 +87,8 @@ def bounded_draw(p: Parameter, median: np.ndarray, sigma: float, z: np.ndarray) 
     u = expit(logit(u0) + s_logit * z)
     v = a + w * u
     x = np.exp(v) if log_scaled(p) else v
-    return np.clip(x, p.low, p.high)  # guards rounding only: u is strictly inside (0, 1)
+    x = np.clip(x, p.low, p.high)  # guards rounding only: u is strictly inside (0, 1)
+    return np.where(at_bound, orig, x)
 
 
 def sample_parameters(
@@ -98,9 +105,10 @@ def sample_parameters(
     plausible range with median = its value and local log-SD σ·``spread`` at the median.
 
     ``medians`` (a number, or one per individual) and ``variability`` override the model's
-    values and σ (a scenario's population); a varying parameter's median must lie strictly
-    inside its range (``DataError`` otherwise). Individual ``i`` (``indices``, default
-    0..n-1) always gets the same draw for a given ``seed``: its stream is
+    values and σ (a scenario's population); a median outside the range is a ``DataError``,
+    and a median at a bound gives every individual that bound (the distribution's limit).
+    Individual ``i`` (``indices``, default 0..n-1) always gets the same draw for a given
+    ``seed``: its stream is
     ``SeedSequence([seed, crc32(model name)], spawn_key=(i,))``. Draws for two models of
     one individual are therefore independent, and a chunk of a trial gets the same
     numbers as the whole trial.
