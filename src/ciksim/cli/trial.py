@@ -65,7 +65,8 @@ def trial(
     """Run a virtual trial: survival per arm, the treatment effect over the posterior and
     the assurance of the planned analysis; or its assurance curve, or conditional power."""
     from ciksim.errors import DataError
-    from ciksim.jobs.trial import parse_sizes, power_job, trial_job
+    from ciksim.jobs.trial import power_job, trial_job
+    from ciksim.trial.draws import parse_sizes
 
     if args[0] == "assurance":
         if len(args) != 2:
@@ -90,7 +91,7 @@ def trial(
     if args[0] == "power":
         if len(args) != 2:
             raise DataError("usage: ciksim trial power SPEC.toml --n 20,40,80 --repeats 200")
-        sizes = parse_sizes(n, "--n")
+        sizes = list(parse_sizes(n, "--n"))
         if repeats < 1:
             raise DataError("--repeats must be >= 1")
         with progress_bar("trial power", not as_json) as update:

@@ -11,6 +11,8 @@ carry) and returns a :class:`ciksim.jobs.base.JobResult`:
 
 Modules: ``culture`` (culture run and compare, harvest plan), ``killing`` (simulated assay,
 lysis analysis), ``fit`` (culture fit and forecast, killing fit), ``patient``, ``trial``
-(trial, power, the whole chain), ``validation``, ``sensitivity``, ``export`` (SBML).
+(trial, power, the whole chain), ``decision`` (the design over parameter draws),
+``calibration``, ``validation``, ``sensitivity``, ``export`` (SBML); ``registry`` names the
+jobs and reads/writes their inputs as TOML (``ciksim rerun``, the web page's downloads).
 Faces print or show results; they never compose reports or write files themselves.
 """

@@ -124,9 +124,9 @@ def decision_job(spec: str | Path | TrialSpec, *, posterior: str | Path | Any = 
     ``"treated"`` or ``"control,treated"``; ``seed``/``n_per_arm`` override the spec's.
     ``out``: folder for the resumable chunks (``resume`` continues there).
     """
-    from ciksim.jobs.trial import load_spec
     from ciksim.trial.design import voi_summary
     from ciksim.trial.draws import DrawDesign, parse_sizes, run_over_draws
+    from ciksim.trial.spec import load_spec
 
     s = load_spec(spec, n_per_arm)
     if seed is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ciksim.errors import DataError
 from ciksim.io import Staging
 from ciksim.jobs.base import JobResult, jsonable
+from ciksim.trial.spec import load_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,19 +27,6 @@ Progress = Callable[[int, int], None]
 #: Targets and E:T ratios of the killing check in the whole chain.
 ASSAY_TARGETS = ("aml-blast", "normal-pbmc")
 ASSAY_ET = (40, 20, 10, 5, 2.5)
-
-
-def load_spec(spec: str | Path | TrialSpec, n_per_arm: int | None = None) -> TrialSpec:
-    """A trial specification from a TOML file (or as given), with ``n_per_arm`` patients per
-    arm when given."""
-    from ciksim.trial.spec import TrialSpec
-
-    s = spec if isinstance(spec, TrialSpec) else TrialSpec.load(spec)
-    if n_per_arm is not None:
-        if isinstance(n_per_arm, bool) or n_per_arm < 1:
-            raise DataError("n_per_arm: patients per arm must be >= 1")
-        s = s.with_patients(n_per_arm)
-    return s
 
 
 def compact_summary(summary: dict[str, Any]) -> dict[str, Any]:
@@ -165,17 +153,6 @@ class PowerResult(JobResult):
 
         stage.table(self.table, "power")
         stage.figure(plot_power(self.table), "power")
-
-
-def parse_sizes(text: str, name: str = "sample sizes") -> list[int]:
-    """Comma-separated patients per arm (``"20,40,80"``), sorted, each >= 2."""
-    try:
-        sizes = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise DataError(f"{name}: {text!r} must be comma-separated whole numbers") from None
-    if not sizes or sizes[0] < 2:
-        raise DataError(f"{name}: sample sizes must be >= 2 patients per arm")
-    return sizes
 
 
 def power_job(spec: str | Path | TrialSpec, *, sizes: list[int], repeats: int = 200,

@@ -143,5 +143,16 @@ class TrialSpec:
         return int(np.random.SeedSequence([self.seed, arm]).generate_state(1)[0])
 
 
+def load_spec(spec: str | Path | TrialSpec, n_per_arm: int | None = None) -> TrialSpec:
+    """A trial specification from a TOML file (or as given), with ``n_per_arm`` patients per
+    arm when given."""
+    s = spec if isinstance(spec, TrialSpec) else TrialSpec.load(spec)
+    if n_per_arm is not None:
+        if isinstance(n_per_arm, bool) or n_per_arm < 1:
+            raise DataError("n_per_arm: patients per arm must be >= 1")
+        s = s.with_patients(n_per_arm)
+    return s
+
+
 def _event_dict(e: Any) -> dict[str, Any]:
     return {"day": e.day, "action": e.action, "dose": e.dose, "amount": e.amount}
