@@ -83,7 +83,8 @@ def _imported_parameters() -> list[Parameter]:
                                  f"{base.description} ({'leukemic' if not suffix else 'normal'}"
                                  " marrow cells)"))
         out.append(Parameter(f"hla_mm{suffix}", 0.0, "1", 0.0, 1.0,
-                             "autologous product (set 1 for donor CIK after allo-HSCT)",
+                             "autologous product; donor cells after allo-HSCT belong to the "
+                             "allo model (docs/models/allo.md), not to this switch",
                              "target HLA-mismatched to the infused product (1) or not (0)"))
     return out
 

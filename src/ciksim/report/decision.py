@@ -110,10 +110,10 @@ def plot_assurance(curve: pd.DataFrame) -> Any:
     """Assurance against patients per arm, with 95% Monte Carlo intervals."""
     from ciksim.report.plots import pyplot
 
+    n, a = curve["n_per_arm"].to_numpy(float), curve["assurance"].to_numpy(float)
+    low, high = curve["ci_low"].to_numpy(float), curve["ci_high"].to_numpy(float)
     fig, ax = pyplot().subplots(figsize=(5.5, 4), constrained_layout=True)
-    ax.errorbar(curve["n_per_arm"], curve["assurance"],
-                yerr=[curve["assurance"] - curve["ci_low"],
-                      curve["ci_high"] - curve["assurance"]], fmt="o-", capsize=3)
+    ax.errorbar(n, a, yerr=np.vstack([a - low, high - a]), fmt="o-", capsize=3)
     ax.set_xscale("log")
     ax.set_xlabel("patients per arm")
     ax.set_ylabel("assurance (probability the trial succeeds)")
