@@ -33,13 +33,21 @@ from typing import Any
 from ciksim.errors import DataError, ProtocolError
 from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
 from ciksim.model.loading import load_parameter_file
+from ciksim.models.leukemia import (
+    HIERARCHY_PARAMETERS,
+    blast_processes,
+    hierarchy_assignments,
+    leukemia_species,
+    lic_processes,
+)
 from ciksim.models.patient import patient_model
 from ciksim.protocol import Protocol
 
 STOCHASTIC = ("S_a", "S_q")
 DONOR_CELLS = ("t", "cik")
 # Shared with the patient model: one declaration, imported by name.
-_FROM_PATIENT = ("weight", "marrow_per_kg", "lam_L", "T_double", "K_L", "r_N")
+_FROM_PATIENT = ("weight", "marrow_per_kg", "lam_L", "T_double", "K_L", "r_N",
+                 *HIERARCHY_PARAMETERS)
 
 
 def _imported_parameters() -> tuple[Parameter, ...]:
@@ -48,17 +56,8 @@ def _imported_parameters() -> tuple[Parameter, ...]:
 
 
 def _species() -> tuple[Species, ...]:
-    lic = ("cells", "leukemic", "stochastic", "initiating")
-    lic0 = "start_burden * marrow_per_kg * weight * f_LIC"
-    active0 = "(k_qa + log(2) / T_double) / (k_qa + log(2) / T_double + k_aq)"
     return (
-        Species("S_a", "cells", "active (cycling) recipient leukemia-initiating cells",
-                initial=f"{lic0} * {active0}", roles=lic),
-        Species("S_q", "cells", "quiescent recipient leukemia-initiating cells",
-                initial=f"{lic0} * (1 - {active0})", roles=lic),
-        Species("B", "cells", "recipient leukemic blasts (non-self-renewing progeny of the LIC)",
-                initial="start_burden * marrow_per_kg * weight * (1 - f_LIC)",
-                roles=("cells", "leukemic", "blasts")),
+        *leukemia_species("recipient "),
         Species("H", "cells", "recipient normal haematopoietic cells (incl. host APCs)",
                 initial="H0_frac * marrow_per_kg * weight", roles=("cells", "recipient")),
         Species("D", "cells", "donor-derived normal haematopoietic cells",
@@ -93,18 +92,7 @@ def _assignments() -> list[Assignment]:
                    roles=("leukemic_burden",)),
         Assignment("donor_chimerism", "D / (D + H + L_tot)", "1",
                    "donor share of the marrow's nucleated cells", roles=("chimerism",)),
-        Assignment("r_L", "log(2) / T_double", "1/day",
-                   "net growth rate of the clone at low burden"),
-        Assignment("r_a", "r_L + k_aq * r_L / (k_qa + r_L)", "1/day",
-                   "net renewal of active LIC that gives the whole LIC pool the net rate r_L"),
-        Assignment("mu_S", "max(lam_L - r_a, 0)", "1/day",
-                   "loss of active LIC (differentiation and death)"),
-        Assignment("birth_S", "max(lam_L - r_a * L_tot / K_L, 0)", "1/day",
-                   "self-renewing division of active LIC, slowing as the burden approaches K_L"),
-        Assignment("active_share", "(k_qa + r_L) / (k_qa + r_L + k_aq)", "1",
-                   "active share of LIC in balanced growth"),
-        Assignment("p_B", "(d_B + r_L) * (1 - f_LIC) / (f_LIC * active_share)", "1/day",
-                   "blasts produced per active LIC per day (gives the LIC frequency f_LIC)"),
+        *hierarchy_assignments(),
         Assignment("free_marrow", "1 - (H + D + L_tot) / K_marrow", "1",
                    "free marrow space (negative when crowded)"),
         Assignment("is_on", "1 - is_block * min(IS, 1)", "1",
@@ -133,17 +121,8 @@ def _assignments() -> list[Assignment]:
 
 def _processes() -> list[Process]:
     out = [
-        Process("lic_renewal", "birth_S * S_a", {"S_a": 1},
-                "self-renewing division of an active LIC (birth)"),
-        Process("lic_loss", "mu_S * S_a", {"S_a": -1},
-                "loss of an active LIC by differentiation or death"),
-        Process("lic_quiesce", "k_aq * S_a", {"S_a": -1, "S_q": 1},
-                "an active LIC becomes quiescent (transfer)"),
-        Process("lic_wake", "k_qa * S_q", {"S_q": -1, "S_a": 1},
-                "a quiescent LIC re-enters the cycle (transfer)"),
-        Process("blast_production", "p_B * S_a", {"B": 1},
-                "blasts produced by active LIC (deterministic, fed by the LIC count)"),
-        Process("blast_loss", "d_B * B", {"B": -1}, "net loss of blasts"),
+        *lic_processes(),
+        *blast_processes(),
         Process("gvl_active", "kill_allo * S_a", {"S_a": -1},
                 "active LIC killed by alloreactive donor cells (GvL)"),
         Process("gvl_quiescent", "kill_allo * S_q", {"S_q": -1},

@@ -52,6 +52,12 @@ from ciksim.models.killing import (
     target_library,
     target_parameters,
 )
+from ciksim.models.leukemia import (
+    blast_processes,
+    hierarchy_assignments,
+    leukemia_species,
+    lic_processes,
+)
 from ciksim.protocol import Protocol
 from ciksim.units import convert
 
@@ -90,17 +96,8 @@ def _imported_parameters() -> list[Parameter]:
 
 
 def _species() -> tuple[Species, ...]:
-    lic = ("cells", "leukemic", "stochastic", "initiating")
-    lic0 = "start_burden * marrow_per_kg * weight * f_LIC"
-    active0 = "(k_qa + log(2) / T_double) / (k_qa + log(2) / T_double + k_aq)"
     return (
-        Species("S_a", "cells", "active (cycling) leukemia-initiating cells",
-                initial=f"{lic0} * {active0}", roles=lic),
-        Species("S_q", "cells", "quiescent leukemia-initiating cells",
-                initial=f"{lic0} * (1 - {active0})", roles=lic),
-        Species("B", "cells", "leukemic blasts (non-self-renewing progeny of the LIC)",
-                initial="start_burden * marrow_per_kg * weight * (1 - f_LIC)",
-                roles=("cells", "leukemic", "blasts")),
+        *leukemia_species(),
         Species("N", "cells", "normal nucleated marrow cells",
                 initial="N0_frac * marrow_per_kg * weight", roles=("cells", "normal")),
         Species("E_cik", "cells", "infused CD3+CD56+ cells in the marrow", roles=("effectors",)),
@@ -131,18 +128,9 @@ def _assignments() -> list[Assignment]:
         Assignment("flow_mrd", "leukemic_share", "1",
                    "leukemic share of CD45+ nucleated cells by flow (noise-free)",
                    roles=("flow_mrd",)),
-        Assignment("r_L", "log(2) / T_double", "1/day",
-                   "net growth rate of the clone at low burden"),
-        Assignment("r_a", "r_L + k_aq * r_L / (k_qa + r_L)", "1/day",
-                   "net renewal of active LIC that gives the whole LIC pool the net rate r_L"),
-        Assignment("mu_S", "max(lam_L - r_a, 0)", "1/day",
-                   "loss of active LIC (differentiation and death)"),
-        Assignment("birth_S", "max(lam_L - r_a * L_tot / K_L, 0)", "1/day",
-                   "self-renewing division of active LIC, slowing as the burden approaches K_L"),
-        Assignment("active_share", "(k_qa + r_L) / (k_qa + r_L + k_aq)", "1",
-                   "active share of LIC in balanced growth"),
-        Assignment("p_B", "(d_B + r_L) * (1 - f_LIC) / (f_LIC * active_share)", "1/day",
-                   "blasts produced per active LIC per day (gives the LIC frequency f_LIC)"),
+    ]
+    out += hierarchy_assignments()
+    out += [
         Assignment("k_E", "log(2) / (t_half_E * (1 + il2_gain * il2_support))", "1/day",
                    "effector loss rate"),
         Assignment("E_tot", "E_cik + E_t + E_nk", "cells", "infused effectors in the marrow",
@@ -176,22 +164,12 @@ def _assignments() -> list[Assignment]:
 
 def _processes() -> list[Process]:
     out = [
-        Process("lic_renewal", "birth_S * S_a", {"S_a": 1},
-                "self-renewing division of an active LIC (birth)"),
-        Process("lic_loss", "mu_S * S_a", {"S_a": -1},
-                "loss of an active LIC by differentiation or death"),
-        Process("lic_quiesce", "k_aq * S_a", {"S_a": -1, "S_q": 1},
-                "an active LIC becomes quiescent (transfer)"),
-        Process("lic_wake", "k_qa * S_q", {"S_q": -1, "S_a": 1},
-                "a quiescent LIC re-enters the cycle (transfer)"),
+        *lic_processes(),
         Process("cik_kill_active", "kill_neg * S_a", {"S_a": -1},
                 "active LIC killed by infused effectors"),
         Process("cik_kill_quiescent", "kill_neg * S_q", {"S_q": -1},
                 "quiescent LIC killed by infused effectors"),
-        Process("blast_production", "p_B * S_a", {"B": 1},
-                "blasts produced by active LIC (deterministic, fed by the LIC count)"),
-        Process("blast_loss", "d_B * B", {"B": -1},
-                "net loss of blasts (maturation and death exceed their divisions)"),
+        *blast_processes(),
         Process("cik_kill_blast", "kill_B * B", {"B": -1}, "blasts killed by infused effectors"),
         Process("normal_growth", "r_N * N * (1 - (N + L_tot) / K_marrow)", {"N": 1},
                 "normal cells regrow into free marrow space (negative when crowded)"),
