@@ -89,7 +89,7 @@ def test_export_defaults_follow_the_run_commands():
 def test_options_a_model_lacks_are_refused_with_the_fix():
     with pytest.raises(CikError, match=r"no option 'target'.*killing"):
         export_model("culture", target="k562")
-    with pytest.raises(CikError, match=r"no option 'protocol'.*culture or patient"):
+    with pytest.raises(CikError, match=r"no option 'protocol'.*culture or patient or allo"):
         export_model("killing", protocol="cik-standard")
     with pytest.raises(CikError, match="unknown model"):
         export_model("tumour")
@@ -97,6 +97,64 @@ def test_options_a_model_lacks_are_refused_with_the_fix():
         export_model("killing", et=-1.0)
     with pytest.raises(CikError, match="unknown parameter"):
         export_model("culture", parameters={"nope": 1.0})
+
+
+ALLO_EVENTS = """name = "allo-infusions"
+[[events]]
+day = 45
+action = "dose"
+dose = "infection"
+amount = 0.5
+[[events]]
+days = [60, 120]
+action = "dose"
+dose = "dli"
+amount = "1e6 cells/kg"
+[[events]]
+day = 90
+action = "dose"
+dose = "cik"
+amount = "1e7 cells/kg"
+[[events]]
+day = 120
+action = "dose"
+dose = "immunosuppression"
+amount = 0.5
+"""
+
+
+def test_allo_export_keeps_scenario_donor_conditioning_and_events(tmp_path):
+    from ciksim.models.allo import AlloScenario
+
+    default = export_model("allo")
+    scen = AlloScenario.load("allo-aml-cr")
+    assert default.parameters == dict(scen.parameters) and default.end_time == 365.25
+    haplo = export_model("allo", donor="haploidentical", conditioning="ric", chimerism=0.9)
+    other = AlloScenario.load("allo-aml-cr", donor="haploidentical", conditioning="ric",
+                              chimerism=0.9)
+    assert haplo.parameters == dict(other.parameters)
+    assert haplo.parameters["f_allo_t"] != default.parameters["f_allo_t"]
+    proto = tmp_path / "infusions.toml"
+    proto.write_text(ALLO_EVENTS, encoding="utf-8")
+    exp = export_model("allo", protocol=proto, years=0.5,
+                       parameters=whole_initiating_cells(dict(scen.parameters)))
+    doc = libsbml.readSBMLFromString(exp.sbml())
+    assert doc.getModel().getNumEvents() == 5
+    roadrunner_matches(exp)
+    with pytest.raises(CikError, match="before engraftment"):
+        early = tmp_path / "early.toml"
+        early.write_text('[[events]]\nday = 10\naction = "dose"\ndose = "dli"\n'
+                         'amount = "1e6 cells/kg"\n', encoding="utf-8")
+        export_model("allo", protocol=early)
+    triggered = tmp_path / "triggered.toml"
+    triggered.write_text(ALLO_EVENTS + '[[triggers]]\nname = "pre-emptive"\nwatch = "mrd"\n'
+                         'above = 1e-4\nmonitor = { first = 30, every = 30, last = 360 }\n'
+                         'doses = [ { offset = 0, dose = "dli", amount = 1e6 } ]\n',
+                         encoding="utf-8")
+    with pytest.raises(CikError, match=r"triggers.*SBML"):
+        export_model("allo", protocol=triggered).sbml()
+    with pytest.raises(CikError, match=r"no option 'donor'.*allo"):
+        export_model("patient", donor="sibling")
 
 
 def test_combine_archive_runs_in_tellurium(tmp_path):

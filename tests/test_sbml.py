@@ -121,6 +121,14 @@ def test_cli_export(tmp_path):
     assert validate(doc) == [] and doc.getModel().getNumEvents() == 6
     r = CliRunner().invoke(app, ["export", "sbml", "culture", "--protocol", "cik-gmp"])
     assert r.exit_code == 0 and r.output.startswith("<?xml")
+    allo = tmp_path / "allo.xml"
+    r = CliRunner().invoke(app, ["export", "sbml", "allo", "--donor", "unrelated",
+                                 "--conditioning", "ric", "--chimerism", "0.95", "-o", str(allo)])
+    assert r.exit_code == 0 and "conditioning ric" in " ".join(r.output.split()), r.output
+    doc = libsbml.readSBMLFromFile(str(allo))
+    assert validate(doc) == [] and doc.getModel().getParameter("f_allo_t").getValue() == 2e-3
+    r = CliRunner().invoke(app, ["export", "sbml", "allo", "--donor", "cousin"])
+    assert r.exit_code == 2 and "donor 'cousin' is not known" in r.output, r.output
     r = CliRunner().invoke(app, ["export", "sbml", "tumour"])
     assert r.exit_code == 2 and "unknown model" in r.output
     r = CliRunner().invoke(app, ["export", "sbml", "culture", "--et", "5"])

@@ -17,9 +17,10 @@ Opt = typer.Option
 
 def export_command(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="culture, killing or patient.")],
+    model: Annotated[str, typer.Argument(help="culture, killing, patient or allo.")],
     protocol: Annotated[str | None, Opt(help="culture: protocol name or TOML (default "
-                                             "cik-standard); patient: a protocol TOML.")] = None,
+                                             "cik-standard); patient, allo: a protocol TOML "
+                                             "(its events replace the scenario's).")] = None,
     start_cells: Annotated[float | None, Opt(help="culture: PBMC seeded (default 1e8).")]
     = None,
     days: Annotated[float | None, Opt(help="culture: days (default: harvest day).")] = None,
@@ -33,7 +34,13 @@ def export_command(
     hours: Annotated[float | None, Opt(help="killing: assay hours (default 4).")] = None,
     block: Annotated[str | None, Opt(help="killing: blocking antibody nkg2d or hla.")] = None,
     scenario: Annotated[str | None, Opt(help="patient: aml-cr1 (default), aml-elderly or a "
+                                             "TOML file; allo: allo-aml-cr (default) or a "
                                              "TOML file.")] = None,
+    donor: Annotated[str | None, Opt(help="allo: donor type (sibling, unrelated, "
+                                          "haploidentical).")] = None,
+    conditioning: Annotated[str | None, Opt(help="allo: conditioning (mac, ric).")] = None,
+    chimerism: Annotated[float | None, Opt(help="allo: donor chimerism at engraftment "
+                                                "(0-1).")] = None,
     subtype: Annotated[str | None, Opt(help="patient: molecular subtype.")] = None,
     no_cik: Annotated[bool, Opt("--no-cik", help="patient: chemotherapy alone.")] = False,
     cik_dose: Annotated[float | None, Opt(help="patient: CD3+ cells/kg per infusion "
@@ -44,9 +51,11 @@ def export_command(
                                                          "infusion.")] = None,
     product: Annotated[Path | None, Opt(help="patient: a `ciksim culture --out` folder.")]
     = None,
-    start_burden: Annotated[float | None, Opt(help="patient: leukemic cells at day 0 as a "
-                                                   "fraction of marrow cells.")] = None,
-    years: Annotated[float | None, Opt(help="patient: follow-up years (default 3).")] = None,
+    start_burden: Annotated[float | None, Opt(help="patient, allo: leukemic cells at day 0 as "
+                                                   "a fraction of marrow cells.")] = None,
+    years: Annotated[float | None, Opt(help="patient: follow-up years (default 3); allo: "
+                                            "years after the stem-cell infusion (default "
+                                            "1).")] = None,
     il2_support: Annotated[bool, Opt("--il2-support", help="patient: IL-2 with the "
                                                             "infusions.")] = False,
     output: Annotated[Path | None, Opt("-o", "--output", help="File to write (sbml default: "
@@ -58,7 +67,8 @@ def export_command(
 
     options = {"protocol": protocol, "start_cells": start_cells, "days": days,
                "effector": effector, "target": target, "et": et, "hours": hours,
-               "block": block, "scenario": scenario, "subtype": subtype,
+               "block": block, "scenario": scenario, "subtype": subtype, "donor": donor,
+               "conditioning": conditioning, "chimerism": chimerism,
                "cik": False if no_cik else None, "cik_dose": cik_dose, "infusions": infusions,
                "interval": interval, "first_infusion_day": first_infusion_day,
                "product": product, "start_burden": start_burden, "years": years,

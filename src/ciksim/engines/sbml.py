@@ -243,7 +243,10 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
 
     Parameter values are the defaults, then the protocol's settings (e.g. its seeding
     density), then ``parameters`` (e.g. a scenario's medians); initial values follow.
+    A protocol with triggers is refused (SBML events cannot say "check on monitoring days,
+    fire once, dose later" as ciksim's engines do, and dropping them would change the run).
     """
+    _refuse_triggers(protocol)
     libsbml = _libsbml()
     doc = libsbml.SBMLDocument(3, 2)
     m = doc.createModel()
@@ -344,6 +347,16 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
     if errors:
         raise CikError("SBML export produced invalid SBML:\n" + "\n".join(errors))
     return libsbml.writeSBMLToString(doc)
+
+
+def _refuse_triggers(protocol: Protocol | None) -> None:
+    triggers = getattr(protocol, "triggers", ()) if protocol is not None else ()
+    if triggers:
+        names = ", ".join(repr(getattr(t, "name", str(t))) for t in triggers)
+        raise CikError(f"protocol {protocol.name!r}: triggers {names}: SBML export cannot "
+                       "express triggered doses (a condition checked on monitoring days, "
+                       "firing once, doses at offsets); export the protocol without its "
+                       "triggers (its fixed events are exported) or run the triggers in ciksim")
 
 
 def _reaction(m, model: Model, pr, changes: Mapping[str, float], law: str,

@@ -6,8 +6,11 @@ Defaults follow the run commands: ``culture`` under ``cik-standard`` with 1e8 PB
 at the model's E:T for 4 hours (``ciksim killing``, one E:T per export); ``patient`` with
 the ``aml-cr1`` scenario (its parameters and chemotherapy) and three CIK infusions of 5e7
 CD3+ cells/kg whose composition is the typical donor's day-21 ``cik-gmp`` harvest, followed
-for 3 years (``ciksim patient``). An option the model lacks raises a CikError naming the
-model that has it.
+for 3 years (``ciksim patient``); ``allo`` with the ``allo-aml-cr`` scenario (its donor
+and conditioning parameters and its fixed events), followed for 1 year after the stem-cell
+infusion (the allo cohort's default horizon). An option the model lacks raises a CikError
+naming the model that has it. A protocol with triggers (doses given when a monitored
+quantity crosses a threshold) is refused by the SBML writer.
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from ciksim.errors import DataError
 from ciksim.model import Model
 from ciksim.protocol import Protocol
 
-MODELS = ("culture", "killing", "patient")
+MODELS = ("culture", "killing", "patient", "allo")
 _OPTIONS = {  # option -> models that have it
-    "protocol": ("culture", "patient"), "start_cells": ("culture",),
+    "protocol": ("culture", "patient", "allo"), "start_cells": ("culture",),
     "days": ("culture",), "effector": ("killing",), "target": ("killing",),
     "et": ("killing",), "hours": ("killing",), "block": ("killing",),
-    "scenario": ("patient",), "subtype": ("patient",), "cik": ("patient",),
+    "scenario": ("patient", "allo"), "subtype": ("patient",), "cik": ("patient",),
     "cik_dose": ("patient",), "infusions": ("patient",), "interval": ("patient",),
     "first_infusion_day": ("patient",), "product": ("patient",),
-    "start_burden": ("patient",), "years": ("patient",), "il2_support": ("patient",),
+    "start_burden": ("patient", "allo"), "years": ("patient", "allo"),
+    "il2_support": ("patient",), "donor": ("allo",), "conditioning": ("allo",),
+    "chimerism": ("allo",),
 }
 
 
@@ -80,7 +85,7 @@ def _write_atomic(path: Path, data: bytes) -> Path:
 
 
 def export_model(model: str, **options: Any) -> ModelExport:
-    """Set up ``model`` (culture, killing or patient) as its run command does.
+    """Set up ``model`` (culture, killing, patient or allo) as its run command does.
 
     Options (``None`` means the run command's default):
 
@@ -92,6 +97,10 @@ def export_model(model: str, **options: Any) -> ModelExport:
       ``first_infusion_day`` (days), ``product`` (a culture output folder),
       ``start_burden``, ``years``, ``il2_support``, ``protocol`` (a protocol file instead
       of the scenario's);
+    - allo: ``scenario`` (default ``allo-aml-cr``), ``donor`` (sibling, unrelated,
+      haploidentical), ``conditioning`` (mac, ric), ``chimerism`` (donor chimerism at
+      engraftment, 0-1), ``start_burden``, ``years``, ``protocol`` (a protocol TOML whose
+      events replace the scenario's; donor-cell infusions after engraftment);
     - every model: ``parameters``, values set last.
     """
     if model not in MODELS:
@@ -107,7 +116,8 @@ def export_model(model: str, **options: Any) -> ModelExport:
             flag = "--" + key.replace("_", "-")
             raise DataError(f"export {model}: the {model} model has no option {key!r} "
                             f"({flag}; it applies to {owners}); drop it or export {owners}")
-    job = {"culture": _culture, "killing": _killing, "patient": _patient}[model]
+    job = {"culture": _culture, "killing": _killing, "patient": _patient,
+           "allo": _allo}[model]
     exp = job(**given)
     if parameters:
         from ciksim.model.model import assert_known
@@ -210,6 +220,38 @@ def _patient(scenario: str | Path = "aml-cr1", subtype: str | None = None, cik: 
     return ModelExport(model, proto, pars, end, 1.0, outputs,
                        {"scenario": scen.name, "cik": schedule is not None,
                         "cik_dose": cik_dose if schedule else None, "years": years})
+
+
+def _allo(scenario: str | Path = "allo-aml-cr", donor: str | None = None,
+          conditioning: str | None = None, chimerism: float | None = None,
+          start_burden: float | None = None, years: float = 1.0,
+          protocol: str | Path | None = None) -> ModelExport:
+    from ciksim.data import load_toml
+    from ciksim.models.allo import AlloScenario, allo_model
+
+    model = allo_model()
+    events = None
+    if protocol is not None:  # its events replace the scenario's (checked by the scenario)
+        data, origin = load_toml(protocol, "protocols", "protocol", DataError)
+        if data.get("triggers"):
+            raise DataError(f"{origin}: triggers: SBML cannot express ciksim's triggered "
+                            "doses (monitoring days, fire once); remove [[triggers]] to "
+                            "export the fixed events, or run the triggers in ciksim")
+        events = list(data.get("events", []))
+    scen = AlloScenario.load(scenario, donor=donor, conditioning=conditioning,
+                             chimerism=chimerism, events=events)
+    pars = dict(scen.parameters)
+    if start_burden is not None:
+        if not 0 < start_burden <= 1:
+            raise DataError(f"start_burden: {start_burden!r} must be a fraction in (0, 1]")
+        pars["start_burden"] = float(start_burden)
+    end = _positive(years, "years", "years") * 365.25
+    outputs = _by_roles(model, ("leukemic_burden", "chimerism", "gvhd_grade",
+                                "alloreactive_cells", "leukemic_cells"))
+    return ModelExport(model, scen.protocol, pars, end, 1.0, outputs,
+                       {"scenario": scen.name, "donor": scen.donor,
+                        "conditioning": scen.conditioning, "chimerism": chimerism,
+                        "years": years})
 
 
 __all__ = ["MODELS", "ModelExport", "export_model"]
