@@ -1,27 +1,57 @@
-"""Virtual post-transplant patients: relapse, acute GvHD and chimerism per patient.
+"""Virtual post-transplant patients: the per-patient endpoint table of the allo model.
 
-A first endpoint layer for the allo model (issue 13): each patient of an
-:class:`~ciksim.models.allo.AlloScenario` is drawn with an explicit seed and simulated with
-the stochastic engine (exact leukemia-initiating cells); relapse is the first day the blast
-fraction reaches the scenario's threshold (the engine's interpolated crossing), acute GvHD
-grade II-IV the first grid day the overall grade reaches 2. Competing-risk estimation, NRM,
-chronic GvHD and GRFS are not here yet (docs/models/allo.md, plan).
+Each patient of an :class:`~ciksim.models.allo.AlloScenario` gets its own parameters and
+random streams for a given seed (the same whatever the batch) and is simulated with the
+stochastic engine (exact leukemia-initiating cells). From the recorded course:
+
+- ``relapse_day``: the blast fraction reaches the scenario's threshold (the engine's
+  interpolated crossing); ``remission_day``: after a relapse, the first day it is back below
+  the threshold (complete remission, A4);
+- ``gvhd_any_day`` / ``agvhd_day``: the overall GvHD grade (from host-tissue damage)
+  reaches I / II (linear interpolation on the step grid); ``peak_grade`` by the end of
+  follow-up;
+- ``cgvhd_day``, and deaths: each is an event with a hazard declared in the model
+  (``cgvhd_hazard``, ``nrm_hazard``, ``leuk_death_hazard``) whose cumulative hazard the
+  engine integrates (``Lam_cgvhd``, ``Lam_nrm``, ``Lam_leuk``); the event happens when it
+  reaches the patient's own unit-exponential draw (the inverse-transform form of a
+  time-varying hazard). The draws come from one stream per patient and event kind,
+  ``SeedSequence([seed, crc32(kind)], spawn_key=(patient,))``, the convention of the patient
+  model's death in remission (``ciksim.analysis.patient``);
+- ``death_day`` is the first of the two deaths; ``nrm_day`` is a death with no relapse before
+  it (non-relapse mortality). A death from leukemia is by construction preceded by a relapse
+  (its hazard grows with the blast fraction); should it come first, the relapse is dated to
+  the death;
+- after death nothing happens: later events are NaN, ``peak_grade`` and ``donor_chimerism``
+  are taken up to death, ``cured`` means no leukemia-initiating cell left at death or at the
+  horizon (and no relapse before).
+
+Trial statistics (cumulative incidences, GRFS, OS) are computed from these columns by the
+trial layer, not here.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ciksim.engines.stochastic import simulate_stochastic
+from ciksim.engines.stochastic import StochasticResult, simulate_stochastic
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
-from ciksim.models.allo import STOCHASTIC, AlloScenario, allo_model
+from ciksim.models.allo import HAZARDS, STOCHASTIC, AlloScenario, allo_model
 
-#: Overall grade from which acute GvHD counts as clinically significant (grade II-IV).
+#: Overall grade from which GvHD counts as clinically significant (grade II-IV).
 AGVHD_GRADE = 2.0
+#: Overall grade of any acute GvHD (grade I-IV).
+ANY_GRADE = 1.0
+#: Columns of the cohort table (days after the stem-cell infusion; NaN: not by the horizon).
+COLUMNS = ("relapse_day", "remission_day", "gvhd_any_day", "agvhd_day", "cgvhd_day",
+           "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured")
+#: Patients simulated at once (recorded courses are kept for one chunk at a time only).
+CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -38,35 +68,113 @@ class AlloCohort:
         return float(np.isfinite(self.table[column].to_numpy()).mean())
 
 
+def event_draws(seed: int, kind: str, indices: np.ndarray) -> np.ndarray:
+    """One unit-exponential draw per patient for the event ``kind`` from the patient's own
+    stream ``SeedSequence([seed, crc32(kind)], spawn_key=(patient,))``."""
+    key = [int(seed), zlib.crc32(kind.encode())]
+    return np.array([np.random.default_rng(np.random.SeedSequence(key, spawn_key=(int(i),)))
+                     .exponential() for i in indices])
+
+
+def first_reach(grid: np.ndarray, series: np.ndarray, level: np.ndarray | float
+                ) -> np.ndarray:
+    """Per column, the first time ``series`` (n_grid, n) reaches ``level`` (a number or one
+    per column), interpolated linearly between grid points; NaN if never."""
+    level = np.broadcast_to(np.asarray(level, dtype=float), series.shape[1:])
+    reached = series >= level
+    k = np.argmax(reached, axis=0)
+    hit = reached.any(axis=0)
+    cols = np.arange(series.shape[1])
+    prev = np.maximum(k - 1, 0)
+    y0, y1 = series[prev, cols], series[k, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(y1 > y0, (level - y0) / (y1 - y0), 1.0)
+    t = np.where(k > 0, grid[prev] + np.clip(frac, 0.0, 1.0) * (grid[k] - grid[prev]), grid[0])
+    return np.where(hit, t, np.nan)
+
+
+def _at(grid: np.ndarray, series: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Per column, the value of ``series`` at the last grid point not after ``day``."""
+    k = np.searchsorted(grid, day, side="right") - 1
+    return series[np.clip(k, 0, grid.size - 1), np.arange(series.shape[1])]
+
+
+def _outcomes(res: StochasticResult, threshold: float, horizon: float) -> dict[str, np.ndarray]:
+    grid, idx, seed = res.grid, res.indices, int(res.meta["seed"])
+    draws = {kind: event_draws(seed, kind, idx) for kind in HAZARDS}
+    t = {kind: first_reach(grid, res.series(state), draws[kind])
+         for kind, state in HAZARDS.items()}
+    death = np.fmin(t["nrm"], t["leukemic_death"])
+    end = np.where(np.isnan(death), horizon, death)
+    alive = grid[:, None] <= end[None, :]
+
+    def before_death(day: np.ndarray) -> np.ndarray:
+        return np.where(day <= end, day, np.nan)
+
+    relapse = before_death(res.crossing_time)
+    leuk_first = ~np.isnan(death) & (t["leukemic_death"] == death)
+    relapse = np.where(leuk_first & np.isnan(relapse), death, relapse)
+    bf = res.series("blast_fraction")
+    below = (bf < threshold) & (grid[:, None] > np.nan_to_num(relapse, nan=np.inf)[None, :])
+    remission = before_death(np.where(below.any(axis=0) & ~np.isnan(relapse),
+                                      grid[np.argmax(below, axis=0)], np.nan))
+    grade = res.series("gvhd_grade")
+    lic = res.series("LIC")
+    nrm = np.where(~np.isnan(death) & ~(relapse <= death), death, np.nan)
+    cured = (_at(grid, lic, end) == 0) & ~(relapse <= end)
+    return {
+        "relapse_day": relapse,
+        "remission_day": remission,
+        "gvhd_any_day": before_death(first_reach(grid, grade, ANY_GRADE)),
+        "agvhd_day": before_death(first_reach(grid, grade, AGVHD_GRADE)),
+        "cgvhd_day": before_death(t["cgvhd"]),
+        "nrm_day": nrm,
+        "death_day": death,
+        "peak_grade": np.where(alive, grade, 0.0).max(axis=0),
+        "donor_chimerism": _at(grid, res.series("donor_chimerism"), end),
+        "cured": cured,
+    }
+
+
 def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
-                         horizon_days: float = 365.0, indices: np.ndarray | None = None
-                         ) -> AlloCohort:
-    """Simulate ``n`` patients of ``scenario`` (patient ``i`` gets the same draws and random
-    stream for a given ``seed`` whatever the batch). Columns: ``relapse_day``,
-    ``agvhd_day`` (grade >= II), ``peak_grade``, ``donor_chimerism`` at the horizon (or at
-    relapse), ``cured`` (no leukemia-initiating cell left)."""
+                         horizon_days: float = 365.0, indices: np.ndarray | None = None,
+                         parameters: Mapping[str, float | np.ndarray] | None = None,
+                         engine: str = "compiled", chunk: int = CHUNK) -> AlloCohort:
+    """Simulate ``n`` patients of ``scenario`` and return their endpoint table (columns
+    :data:`COLUMNS`, days after the stem-cell infusion; see the module docstring).
+
+    Patient ``i`` (``indices``, default 0..n-1) gets the same draws, random streams and row
+    for a given ``seed`` whatever the batch and ``chunk`` (patients simulated at once).
+    ``parameters`` override the scenario's draws (a number for everyone, or one value per
+    patient, e.g. a posterior draw). ``engine``: ``compiled`` or ``reference`` (the same
+    outcomes)."""
     if not np.isfinite(horizon_days) or horizon_days <= 0:
         raise DataError(f"horizon_days: give the follow-up in days (> 0), got {horizon_days!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise DataError(f"chunk: give a whole number of patients >= 1, got {chunk!r}")
     model = allo_model()
-    pars = sample_parameters(model, n, seed, medians=scenario.parameters,
-                             variability=scenario.variability, indices=indices)
-    res = simulate_stochastic(model, scenario.protocol, horizon_days, stochastic=STOCHASTIC,
-                              parameters=pars, seed=seed, indices=indices,
-                              watch="blast_fraction", threshold=scenario.relapse_threshold,
-                              stop_after_crossing=False, record=True, engine="reference")
-    grade = res.series("gvhd_grade")
-    reached = grade >= AGVHD_GRADE
-    first = np.where(reached.any(axis=0), res.grid[np.argmax(reached, axis=0)], np.nan)
-    lic = res.series("LIC")
-    table = pd.DataFrame({
-        "patient": res.indices,
-        "relapse_day": res.crossing_time,
-        "agvhd_day": first,
-        "peak_grade": grade.max(axis=0),
-        "donor_chimerism": res.series("donor_chimerism")[-1],
-        "cured": lic[-1] == 0,
-    })
-    table.attrs.update({"seed": seed, "horizon_days": horizon_days,
+    idx = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+    pars: dict[str, np.ndarray] = dict(sample_parameters(
+        model, n, seed, medians=scenario.parameters, variability=scenario.variability,
+        indices=idx))
+    for name, value in (parameters or {}).items():
+        if name not in model.parameter_by_name:
+            raise DataError(f"parameters: unknown parameter {name!r} of the allo model; see "
+                            "docs/models/allo.md")
+        pars[name] = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+    parts = []
+    for lo in range(0, n, chunk):
+        sel = slice(lo, min(lo + chunk, n))
+        res = simulate_stochastic(
+            model, scenario.protocol, horizon_days, stochastic=STOCHASTIC,
+            parameters={k: v[sel] for k, v in pars.items()}, seed=seed, indices=idx[sel],
+            watch="blast_fraction", threshold=scenario.relapse_threshold,
+            stop_after_crossing=False, record=True, engine=engine)
+        parts.append(pd.DataFrame({"patient": res.indices,
+                                   **_outcomes(res, scenario.relapse_threshold,
+                                               float(horizon_days))}))
+    table = pd.concat(parts, ignore_index=True)
+    table.attrs.update({"seed": seed, "horizon_days": float(horizon_days),
                         "scenario": scenario.name, "donor": scenario.donor,
                         "conditioning": scenario.conditioning})
     return AlloCohort(table, seed, float(horizon_days))

@@ -33,6 +33,13 @@ from typing import Any
 from ciksim.errors import DataError, ProtocolError
 from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
 from ciksim.model.loading import load_parameter_file
+from ciksim.models.killing import (
+    EFFECTOR_TYPES,
+    LAW_PARAMETERS,
+    RECOGNITION_FIELDS,
+    kill_rate,
+    recognition_assignments,
+)
 from ciksim.models.leukemia import (
     HIERARCHY_PARAMETERS,
     blast_processes,
@@ -45,9 +52,15 @@ from ciksim.protocol import Protocol
 
 STOCHASTIC = ("S_a", "S_q")
 DONOR_CELLS = ("t", "cik")
-# Shared with the patient model: one declaration, imported by name.
+#: Cumulative hazards of the per-patient events (states integrated by the engines; an event
+#: happens when its cumulative hazard reaches the patient's own unit-exponential draw).
+HAZARDS = {"nrm": "Lam_nrm", "leukemic_death": "Lam_leuk", "cgvhd": "Lam_cgvhd"}
+# Shared with the patient model: one declaration, imported by name (the leukemia hierarchy,
+# and the non-alloreactive killing law of infused CIK products with its effector persistence).
 _FROM_PATIENT = ("weight", "marrow_per_kg", "lam_L", "T_double", "K_L", "r_N",
-                 *HIERARCHY_PARAMETERS)
+                 *HIERARCHY_PARAMETERS, *LAW_PARAMETERS, *RECOGNITION_FIELDS, "hla_mm",
+                 "lig_frac", "marrow_volume", "well_volume", "f_marrow", "t_half_E",
+                 "il2_support", "il2_gain", "prod_cik", "prod_t", "prod_nk", "s_vivo")
 
 
 def _imported_parameters() -> tuple[Parameter, ...]:
@@ -76,6 +89,20 @@ def _species() -> tuple[Species, ...]:
                 kind="state"),
         Species("Dmg", "1", "host-tissue damage (skin, gut, liver lumped; 0 none, 1 maximal)",
                 kind="state", roles=("tissue_damage",)),
+        Species("Fib", "1", "chronic (fibrotic) host-tissue injury left by repeated damage "
+                "(0 none, 1 maximal)", kind="state", roles=("chronic_damage",)),
+        Species("E_cik", "cells", "infused donor CD3+CD56+ cells in the marrow "
+                "(non-alloreactive NKG2D killing)", roles=("effectors",)),
+        Species("E_t", "cells", "infused donor CD3+CD56- cells of a CIK product in the marrow",
+                roles=("effectors",)),
+        Species("E_nk", "cells", "infused donor CD3-CD56+ NK cells of a CIK product in the "
+                "marrow", roles=("effectors",)),
+        Species("Lam_nrm", "1", "cumulative hazard of death not caused by leukemia",
+                kind="state", roles=("cumulative_hazard",)),
+        Species("Lam_leuk", "1", "cumulative hazard of death from leukemia", kind="state",
+                roles=("cumulative_hazard",)),
+        Species("Lam_cgvhd", "1", "cumulative hazard of chronic GvHD", kind="state",
+                roles=("cumulative_hazard",)),
     )
 
 
@@ -113,9 +140,46 @@ def _assignments() -> list[Assignment]:
         Assignment("gvhd_grade", "min(Dmg / dmg_grade, 4)", "1",
                    "overall GvHD grade (0-4, continuous) from host-tissue damage",
                    roles=("gvhd_grade",)),
-        Assignment("gvhd_hazard", "h_gvhd * Dmg", "1/day",
-                   "hazard of clinically overt GvHD from host-tissue damage",
-                   roles=("gvhd_hazard",)),
+        Assignment("mrd", "L_tot / (L_tot + H + D)", "1",
+                   "recipient leukemic cells per nucleated marrow cell (what an NPM1 or "
+                   "chimerism-based MRD assay sees, noise-free)", roles=("mrd",)),
+        # Non-relapse mortality: conditioning toxicity (inflammation), infections under
+        # immunosuppression, and GvHD, steeply with its grade; death from leukemia rises with
+        # the blast fraction; chronic GvHD from the chronic (fibrotic) injury.
+        Assignment("nrm_hazard", "h_nrm_tox * Infl + h_nrm_is * min(IS, 1)"
+                   " + h_nrm_gvhd * (gvhd_grade / 4) ** nrm_power", "1/day",
+                   "hazard of death not caused by leukemia (toxicity, infection, GvHD)",
+                   roles=("nrm_hazard",)),
+        Assignment("leuk_death_hazard", "h_leuk * min(blast_fraction, 1)", "1/day",
+                   "hazard of death from leukemia (marrow failure), rising with the blast "
+                   "fraction", roles=("leukemic_death_hazard",)),
+        Assignment("cgvhd_hazard", "h_cgvhd * Fib", "1/day",
+                   "hazard of chronic GvHD from the chronic host-tissue injury",
+                   roles=("cgvhd_hazard",)),
+        # Non-alloreactive killing by infused CIK products: the patient model's law.
+        Assignment("k_E", "log(2) / (t_half_E * (1 + il2_gain * il2_support))", "1/day",
+                   "loss rate of infused CIK-product effectors"),
+        Assignment("E_tot", "E_cik + E_t + E_nk", "cells",
+                   "infused CIK-product effectors in the marrow", roles=("effector_cells",)),
+        Assignment("K_vivo", "K_et / well_volume * marrow_volume", "cells",
+                   "encounter constant scaled from the well to the marrow"),
+        Assignment("encounter", "s_vivo / (K_vivo + E_tot + L_tot)", "1/cells",
+                   "in vivo encounter factor (normal cells do not engage effectors)"),
+        Assignment("nkg2d_on", "1 - eff_block * block_nkg2d", "1",
+                   "NKG2D path left unblocked"),
+        Assignment("hla_on", "1 - eff_block * block_hla", "1", "TCR-HLA path left unblocked"),
+        *recognition_assignments(("pos", "neg")),
+        Assignment("kill_pos", kill_rate("pos"), "1/day",
+                   "killing rate of one NKG2D-ligand-positive leukemic cell by CIK products"),
+        Assignment("kill_neg", kill_rate("neg"), "1/day",
+                   "killing rate of one ligand-negative leukemic cell (every LIC)"),
+        Assignment("kill_B", "lig_frac * kill_pos + (1 - lig_frac) * kill_neg", "1/day",
+                   "killing rate of one blast by CIK products (a share lig_frac carry ligands)"),
+        *(Assignment(f"kills_{j}",
+                     f"k_{j} * ((rec_{j}_pos * lig_frac + rec_{j}_neg * (1 - lig_frac)) * B"
+                     f" + rec_{j}_neg * (S_a + S_q)) * E_{j} * encounter", "cells/day",
+                     f"leukemic cells killed per day by {j} effectors")
+          for j in EFFECTOR_TYPES),
     ]
 
 
@@ -139,6 +203,27 @@ def _processes() -> list[Process]:
         Process("tissue_damage", "k_dmg * dmg_drive * (1 - Dmg)", {"Dmg": 1},
                 "host tissue damaged by alloreactive donor cells (GvHD)"),
         Process("tissue_repair", "k_repair * Dmg", {"Dmg": -1}, "host tissue repairs"),
+        Process("fibrosis", "k_fib * Dmg * (1 - Fib)", {"Fib": 1},
+                "chronic injury builds up while host tissue is damaged"),
+        Process("fibrosis_resolution", "k_fib_res * Fib", {"Fib": -1},
+                "chronic injury resolves slowly"),
+        Process("cik_kill_active", "kill_neg * S_a", {"S_a": -1},
+                "active LIC killed by infused CIK-product effectors (not alloreactive)"),
+        Process("cik_kill_quiescent", "kill_neg * S_q", {"S_q": -1},
+                "quiescent LIC killed by infused CIK-product effectors (not alloreactive)"),
+        Process("cik_kill_blast", "kill_B * B", {"B": -1},
+                "blasts killed by infused CIK-product effectors (not alloreactive)"),
+        *(p for j in EFFECTOR_TYPES for p in (
+            Process(f"loss_{j}", f"k_E * E_{j}", {f"E_{j}": -1},
+                    f"loss of infused {j} cells"),
+            Process(f"exhaust_{j}", f"kills_{j} / n_kill", {f"E_{j}": -1},
+                    f"{j} effectors exhausted after n_kill kills"))),
+        Process("nrm_exposure", "nrm_hazard", {"Lam_nrm": 1},
+                "cumulative hazard of death not caused by leukemia accrues"),
+        Process("leukemic_death_exposure", "leuk_death_hazard", {"Lam_leuk": 1},
+                "cumulative hazard of death from leukemia accrues"),
+        Process("cgvhd_exposure", "cgvhd_hazard", {"Lam_cgvhd": 1},
+                "cumulative hazard of chronic GvHD accrues"),
         Process("infl_decay", "k_infl * Infl", {"Infl": -1}, "inflammation resolves"),
         Process("is_taper", "k_taper * IS", {"IS": -1}, "immunosuppression is tapered"),
     ]
@@ -156,14 +241,21 @@ def _processes() -> list[Process]:
     return out
 
 
+_CD3_MARROW = "amount * weight * f_marrow / (prod_cik + prod_t)"
+
+
 def _doses() -> tuple[Dose, ...]:
     return (
         Dose("dli", "cells/kg", "donor lymphocyte infusion: CD3+ cells per kg; the "
              "alloreactive share joins the conventional precursors",
              adds={"P_t": "amount * weight * f_allo_t"}),
-        Dose("cik", "cells/kg", "donor CIK infusion: CD3+ cells per kg; a much smaller "
-             "alloreactive share joins the CIK precursors (clinical_more M25)",
-             adds={"P_cik": "amount * weight * f_allo_t * cik_allo_rel"}),
+        Dose("cik", "cells/kg", "donor CIK infusion: CD3+ cells per kg; the product's "
+             "effectors reaching the marrow kill leukemic cells without alloreactivity (the "
+             "patient model's law), and a much smaller alloreactive share than in a DLI joins "
+             "the CIK precursors (clinical_more M25)",
+             adds={"P_cik": "amount * weight * f_allo_t * cik_allo_rel",
+                   "E_cik": f"{_CD3_MARROW} * prod_cik", "E_t": f"{_CD3_MARROW} * prod_t",
+                   "E_nk": f"{_CD3_MARROW} * prod_nk"}),
         Dose("immunosuppression", "1", "immunosuppression (re)started: amount is the level "
              "added (1 = full)", adds={"IS": "amount"}),
         Dose("infection", "1", "infection: inflammation added (relative to conditioning)",
@@ -194,7 +286,7 @@ def allo_model() -> Model:
 _INFUSIONS = ("dli", "cik")
 _SCENARIO_KEYS = {"name", "description", "source", "relapse_threshold", "engraftment_day",
                   "donor", "conditioning", "donors", "conditionings", "variability", "events",
-                  "chimerism"}
+                  "triggers", "chimerism"}
 
 
 @dataclass(frozen=True)
@@ -218,16 +310,19 @@ class AlloScenario:
     @classmethod
     def load(cls, name_or_path: str | Path, *, donor: str | None = None,
              conditioning: str | None = None, chimerism: float | None = None,
-             events: list[dict[str, Any]] | None = None) -> AlloScenario:
+             events: list[dict[str, Any]] | None = None,
+             triggers: list[dict[str, Any]] | None = None) -> AlloScenario:
         """A built-in scenario (``allo-aml-cr``) or a TOML file, with options: ``donor``
         (e.g. sibling, unrelated, haploidentical), ``conditioning`` (mac, ric), ``chimerism``
-        (donor chimerism at engraftment, 0-1) and protocol ``events`` replacing the file's."""
+        (donor chimerism at engraftment, 0-1), protocol ``events`` and ``triggers`` (doses
+        given when monitoring finds e.g. ``mrd`` above a threshold) replacing the file's."""
         from ciksim.data import load_toml
 
         data, origin = load_toml(name_or_path, "allo", "allo scenario", DataError)
         data = dict(data)
         for key, value in (("donor", donor), ("conditioning", conditioning),
-                           ("chimerism", chimerism), ("events", events)):
+                           ("chimerism", chimerism), ("events", events),
+                           ("triggers", triggers)):
             if value is not None:
                 data[key] = value
         return cls.from_dict(data, origin=origin)
@@ -263,9 +358,11 @@ class AlloScenario:
             raise DataError(f"{origin}: relapse_threshold must lie in (0, 1) (a blast fraction)")
         var = _parameter_table(model, data.get("variability", {}), f"{origin}: variability")
         try:
-            protocol = Protocol.from_dict({"name": str(data.get("name", "allo")),
-                                           "events": list(data.get("events", []))},
-                                          origin=origin)
+            spec: dict[str, Any] = {"name": str(data.get("name", "allo")),
+                                    "events": list(data.get("events", []))}
+            if data.get("triggers"):
+                spec["triggers"] = list(data["triggers"])
+            protocol = Protocol.from_dict(spec, origin=origin)
             protocol.bind(model)
         except ProtocolError as exc:
             raise DataError(str(exc)) from exc
