@@ -47,3 +47,28 @@ def whole_initiating_cells(pars=None, n=20):
     x = p["k_qa"] + math.log(2) / p["T_double"]
     return {**pars, "k_aq": x,  # active share (k_qa + r) / (k_qa + r + k_aq) = 1/2
             "start_burden": 2 * n / (p["marrow_per_kg"] * p["weight"] * p["f_LIC"])}
+
+
+def small_mrd_case():
+    """Patient-model parameters of a small MRD case that Gillespie tools simulate cell by cell:
+    three leukemia-initiating cells, no normal marrow, no treatment. ``f_LIC = 0.5`` keeps the
+    blast compartment (continuous in ciksim, discrete in an SSA) small, ``k_aq = 0`` starts
+    every LIC active (whole initial counts). Returns the parameters and ciksim's extinction
+    (cure) count out of 2000 patients by day 60 (exact birth-death steps, seed 7)."""
+    import numpy as np
+
+    from ciksim.engines.sbml import initial_values
+    from ciksim.engines.stochastic import simulate_stochastic
+    from ciksim.models.patient import STOCHASTIC, patient_model
+
+    model = patient_model()
+    missing = {"N0_frac", "start_burden", "f_LIC", "k_aq"} - set(model.parameter_names)
+    if missing:  # without them the case is neither small nor free of normal marrow
+        pytest.fail(f"the patient model lost {missing}: restate this MRD case")
+    pars = {k: v for k, v in {"N0_frac": 0.0, "lig_frac": 1.0, "f_LIC": 0.5,
+                              "k_aq": 0.0}.items() if k in model.parameter_by_name}
+    per_unit = sum(initial_values(model, {**pars, "start_burden": 1.0})[s] for s in STOCHASTIC)
+    pars["start_burden"] = 3 / per_unit  # three leukemic cells at day 0
+    ours = simulate_stochastic(model, None, 60.0, stochastic=STOCHASTIC, seed=7,
+                               parameters={**pars, "weight": np.full(2000, 70.0)})
+    return pars, int(np.sum(~np.isnan(ours.extinction_time))), 2000

@@ -8,11 +8,10 @@ import pytest
 from scipy import stats
 
 from ciksim.engines import SolverSettings, simulate
-from ciksim.engines.sbml import initial_values, is_species, to_sbml
-from ciksim.engines.stochastic import simulate_stochastic
+from ciksim.engines.sbml import is_species, to_sbml
 from ciksim.exchange.export import export_model
 from ciksim.models.patient import STOCHASTIC, patient_model
-from conftest import whole_initiating_cells
+from conftest import small_mrd_case, whole_initiating_cells
 
 # COPASI sets the C locale when it loads (Python then reads files as ASCII): restore ours
 _LOCALE = locale.setlocale(locale.LC_ALL)
@@ -53,22 +52,11 @@ def test_copasi_deterministic_matches_ciksim(setup, tmp_path):
 
 @pytest.mark.slow
 def test_copasi_stochastic_cure_of_a_small_mrd_case_agrees_with_ciksim(tmp_path):
-    """Three leukemia-initiating cells, no normal marrow, no treatment: extinction by day 60.
-
-    ``f_LIC = 0.5`` keeps the blast compartment (continuous in ciksim, simulated cell by cell
-    by COPASI's SSA) small, and ``k_aq = 0`` starts every LIC active (whole initial counts).
-    """
-    model = patient_model()
-    missing = {"N0_frac", "start_burden"} - set(model.parameter_names)
-    if missing:  # without them the case is neither small nor free of normal marrow
-        pytest.fail(f"the patient model lost {missing}: restate this MRD case")
-    pars = {k: v for k, v in {"N0_frac": 0.0, "lig_frac": 1.0, "f_LIC": 0.5,
-                                   "k_aq": 0.0}.items()
-            if k in model.parameter_by_name}
-    per_unit = sum(initial_values(model, {**pars, "start_burden": 1.0})[s] for s in STOCHASTIC)
-    pars["start_burden"] = 3 / per_unit  # three leukemic cells at day 0
+    """Three leukemia-initiating cells, no normal marrow, no treatment: extinction by day 60
+    (see ``conftest.small_mrd_case``)."""
+    pars, extinct, n = small_mrd_case()
     path = tmp_path / "mrd.xml"
-    path.write_text(to_sbml(model, None, pars), encoding="utf-8")
+    path.write_text(to_sbml(patient_model(), None, pars), encoding="utf-8")
     dm = basico.load_model(str(path))
     n_copasi, days = 300, 60.0
     cured = 0
@@ -76,10 +64,6 @@ def test_copasi_stochastic_cure_of_a_small_mrd_case_agrees_with_ciksim(tmp_path)
         tc = basico.run_time_course(model=dm, duration=days, intervals=1, method="directMethod",
                                     use_seed=True, seed=k + 1, use_numbers=True)
         cured += int(all(tc[s].iloc[-1] == 0 for s in STOCHASTIC))
-    n = 2000
-    ours = simulate_stochastic(model, None, days, stochastic=STOCHASTIC, seed=7,
-                               parameters={**pars, "weight": np.full(n, 70.0)})
-    extinct = int(np.sum(~np.isnan(ours.extinction_time)))
     p = extinct / n
     ci = stats.binomtest(extinct, n).proportion_ci(0.95)
     # COPASI's estimate lies where n_copasi trajectories of ciksim's process would put it

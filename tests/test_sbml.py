@@ -93,6 +93,20 @@ def test_patient_under_chemotherapy_and_cik_matches_roadrunner():
     assert_close(model, compiled, theirs)
 
 
+def test_gillespie_variant_has_no_assignment_rules_and_the_same_trajectories():
+    """Derived quantities written into the rate laws change nothing for an ODE tool."""
+    model = patient_model()
+    proto = patient_protocol(Scenario.load("aml-cr1"), CikSchedule())
+    times = np.concatenate([[0.0], np.arange(0.5, 200.0, 1.0)])
+    pars = whole_initiating_cells()
+    text = to_sbml(model, proto, pars, gillespie=True)
+    doc = libsbml.readSBMLFromString(text)
+    assert consistency(doc) == [] and doc.getModel().getNumRules() == 0
+    theirs = roadrunner_trajectories(text, model.species_names, times)
+    ours = simulate(model, proto, 200.0, times=times, settings=TIGHT, parameters=pars)
+    assert_close(model, ours, theirs)
+
+
 def test_discarding_split_and_feed_round_trip():
     model = culture_model()
     proto = Protocol.from_dict({
@@ -129,6 +143,16 @@ def test_cli_export(tmp_path):
     assert validate(doc) == [] and doc.getModel().getParameter("f_allo_t").getValue() == 2e-3
     r = CliRunner().invoke(app, ["export", "sbml", "allo", "--donor", "cousin"])
     assert r.exit_code == 2 and "donor 'cousin' is not known" in r.output, r.output
+    r = CliRunner().invoke(app, ["export", "sbml", "patient", "--gillespie", "-o",
+                                 str(tmp_path / "gillespie.xml")])
+    assert r.exit_code == 0 and "for Gillespie tools" in r.output, r.output
+    doc = libsbml.readSBMLFromFile(str(tmp_path / "gillespie.xml"))
+    m = doc.getModel()
+    assert validate(doc) == [] and m.getNumRules() == 0 and m.getNumEvents() == 6
+    assert all(m.getSpecies(i).getInitialAmount().is_integer()
+               for i in range(m.getNumSpecies()))
+    r = CliRunner().invoke(app, ["export", "combine", "patient", "--gillespie"])
+    assert r.exit_code == 2 and "for `export sbml`" in r.output, r.output
     r = CliRunner().invoke(app, ["export", "sbml", "tumour"])
     assert r.exit_code == 2 and "unknown model" in r.output
     r = CliRunner().invoke(app, ["export", "sbml", "culture", "--et", "5"])

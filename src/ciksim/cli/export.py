@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ciksim.cli.common import HELP, app, console, guarded
+from ciksim.errors import DataError
 
 export_app = typer.Typer(help="Export models for other tools (SBML, COMBINE archive).",
                          no_args_is_help=True)
@@ -58,6 +59,11 @@ def export_command(
                                             "1).")] = None,
     il2_support: Annotated[bool, Opt("--il2-support", help="patient: IL-2 with the "
                                                             "infusions.")] = False,
+    gillespie: Annotated[bool, Opt("--gillespie", help="sbml: the variant for Gillespie "
+                                                       "tools without assignment rules "
+                                                       "(GillesPy2's SSA): derived quantities "
+                                                       "written into the rate laws, whole "
+                                                       "initial cells.")] = False,
     output: Annotated[Path | None, Opt("-o", "--output", help="File to write (sbml default: "
                                                               "stdout; combine: MODEL.omex).")]
     = None,
@@ -76,15 +82,19 @@ def export_command(
     exp = export_job(model, **options)
     settings = ", ".join(f"{k} {v}" for k, v in exp.settings.items() if v is not None)
     if ctx.info_name == "combine":
+        if gillespie:
+            raise DataError("--gillespie: the Gillespie variant is for `export sbml`; a "
+                            "COMBINE archive holds the ODE model its SED-ML runs")
         path = exp.write_combine(output or Path(f"{model}.omex"))
         console.print(f"wrote {path} (COMBINE archive: SBML L3V2 + SED-ML L1V3 time course "
                       f"0-{exp.end_time:g} {exp.model.time_unit}s; {settings})")
         return
     if output is None:
-        typer.echo(exp.sbml(), nl=False)
+        typer.echo(exp.sbml(gillespie), nl=False)
         return
-    exp.write_sbml(output)
-    console.print(f"wrote {output} (SBML L3V2, {exp.name}; {settings})")
+    exp.write_sbml(output, gillespie)
+    variant = ", for Gillespie tools" if gillespie else ""
+    console.print(f"wrote {output} (SBML L3V2{variant}, {exp.name}; {settings})")
 
 
 export_app.command("sbml", context_settings=HELP, help=(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import html
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,6 +53,7 @@ SBO = {  # Systems Biology Ontology terms used
     "material_entity": "SBO:0000240", "compartment": "SBO:0000290",
 }
 _FUNCTIONS = {"log": "ln"}
+_FOLDED = {"log": math.log, "exp": math.exp, "sqrt": math.sqrt}
 _XHTML = "http://www.w3.org/1999/xhtml"
 
 
@@ -141,6 +143,25 @@ class _Writer:
                 env[item.name] = parse_unit(item.unit, field=item.name)
         env["t"] = parse_unit(model.time_unit, field="t")
         self.env = env
+        self.inline: dict[str, str] = {}  # derived quantities written into formulas
+
+    def inline_assignments(self) -> None:
+        """Write every derived quantity into the formulas that use it (in declaration
+        order, so a later one may use an earlier one) instead of assignment rules."""
+        for a in self.model.assignments:
+            self.inline[a.name] = self.formula(self.model.expression(a.name))
+
+    def symbols(self, expr: Expression) -> set[str]:
+        """Names a formula reads once derived quantities written into it are expanded."""
+        out, todo = set(), list(expr.symbols)
+        while todo:
+            name = todo.pop()
+            if name in out:
+                continue
+            out.add(name)
+            if name in self.inline:
+                todo.extend(self.model.expression(name).symbols)
+        return out
 
     def number(self, value: float, unit: str | pint.Unit) -> str:
         """A number of a formula, as a constant parameter with its unit (``n_0p25``,
@@ -171,7 +192,7 @@ class _Writer:
     def formula(self, expr: Expression, extra: Mapping[str, pint.Unit] | None = None,
                 substitute: Mapping[str, str] | None = None) -> str:
         env = {**self.env, **(extra or {})}
-        return self._render(expr.body, env, substitute or {}, None)
+        return self._render(expr.body, env, {**self.inline, **(substitute or {})}, None)
 
     def _unit(self, node: ast.expr, env: Mapping[str, pint.Unit]) -> pint.Unit:
         return Expression(ast.unparse(node)).units(env, where="SBML export")
@@ -203,6 +224,11 @@ class _Writer:
                 type(node.op)]
             return f"({left} {op} {right})"
         assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        if node.func.id in _FOLDED and all(isinstance(a, ast.Constant) for a in node.args):
+            # a function of numbers is a number (``log(2)``): tools that evaluate rate laws
+            # as Python text without math functions (GillesPy2's NumPy SSA) read it
+            value = _FOLDED[node.func.id](*(float(a.value) for a in node.args))
+            return self.number(value, "1")
         units = [self._unit(a, env) for a in node.args if not _zero(a)]
         shared = units[0] if units and node.func.id in ("min", "max") else None
         args = ", ".join(self._render(a, env, sub, shared) for a in node.args)
@@ -238,11 +264,16 @@ def initial_values(model: Model, values: Mapping[str, float]) -> dict[str, float
 
 
 def to_sbml(model: Model, protocol: Protocol | None = None,
-            parameters: Mapping[str, float] | None = None) -> str:
+            parameters: Mapping[str, float] | None = None, *, gillespie: bool = False) -> str:
     """The model (and protocol events) as an SBML L3V2 string, validated by libsbml.
 
     Parameter values are the defaults, then the protocol's settings (e.g. its seeding
     density), then ``parameters`` (e.g. a scenario's medians); initial values follow.
+    ``gillespie=True`` writes the variant for Gillespie tools whose SSA accepts only
+    species, parameters and reactions (GillesPy2): derived quantities are written into the
+    rate laws instead of assignment rules, and every species starts at a whole number of
+    cells. Events and rate rules (a protocol, non-cell state) are still written; such
+    tools then need their hybrid solvers.
     A protocol with triggers is refused (SBML events cannot say "check on monitoring days,
     fire once, dose later" as ciksim's engines do, and dropping them would change the run).
     """
@@ -257,6 +288,8 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
            f"{model.time_unit}s; cells are counted as items.")
     units = _Units(m)
     w = _Writer(model, units, m)
+    if gillespie:
+        w.inline_assignments()
     m.setTimeUnits(units.id_for(model.time_unit))
     m.setSubstanceUnits("item")
     m.setExtentUnits("item")
@@ -301,7 +334,8 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
             sp.setHasOnlySubstanceUnits(True)
             sp.setBoundaryCondition(False)
             sp.setSubstanceUnits(units.id_for(s.unit))
-            discrete = "stochastic" in s.roles  # whole cells, as ciksim's stochastic engine
+            # whole cells, as ciksim's stochastic engine (every population for a Gillespie tool)
+            discrete = gillespie or "stochastic" in s.roles
             sp.setInitialAmount(float(round(init[s.name])) if discrete else init[s.name])
             _sbo(sp, "material_entity")
         else:
@@ -314,7 +348,7 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
         sp.setConstant(False)
         _notes(sp, s.description, f"unit: {s.unit}; kind: {s.kind}"
                + (f"; roles: {', '.join(s.roles)}" if s.roles else ""), where)
-    for a in model.assignments:
+    for a in () if gillespie else model.assignments:
         par = m.createParameter()
         par.setId(a.name)
         par.setName(a.name)
@@ -333,7 +367,7 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
             if name not in species:
                 rate_terms.setdefault(name, []).append(f"{w.number(c, '1')} * {law}")
         if on_species:
-            _reaction(m, model, pr, on_species, law, species)
+            _reaction(m, model, pr, on_species, law, species, w)
     for s in model.species:
         if s.name in rate_terms:
             rule = m.createRateRule()
@@ -360,7 +394,7 @@ def _refuse_triggers(protocol: Protocol | None) -> None:
 
 
 def _reaction(m, model: Model, pr, changes: Mapping[str, float], law: str,
-              species: set[str]) -> None:
+              species: set[str], w: _Writer) -> None:
     r = m.createReaction()
     r.setId(pr.name)
     r.setName(pr.name)
@@ -388,7 +422,7 @@ def _reaction(m, model: Model, pr, changes: Mapping[str, float], law: str,
         ref.setSpecies(name)
         ref.setStoichiometry(float(c))
         ref.setConstant(True)
-    for name in sorted((model.expression(pr.name).symbols & species) - set(changes)):
+    for name in sorted((w.symbols(model.expression(pr.name)) & species) - set(changes)):
         mod = r.createModifier()
         mod.setSpecies(name)
     kl = r.createKineticLaw()
@@ -520,9 +554,10 @@ def _medium_assignments(w: _Writer, ev: Event, where: str) -> list[tuple[str, st
 
 
 def write_sbml(model: Model, path: str | Path, protocol: Protocol | None = None,
-               parameters: Mapping[str, float] | None = None) -> Path:
+               parameters: Mapping[str, float] | None = None, *,
+               gillespie: bool = False) -> Path:
     """Write the SBML file atomically; returns its path."""
-    text = to_sbml(model, protocol, parameters)
+    text = to_sbml(model, protocol, parameters, gillespie=gillespie)
     p = Path(path)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")

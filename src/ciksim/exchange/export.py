@@ -60,14 +60,15 @@ class ModelExport:
     def name(self) -> str:
         return self.model.name
 
-    def sbml(self) -> str:
-        """The SBML L3V2 text (see :mod:`ciksim.engines.sbml`)."""
+    def sbml(self, gillespie: bool = False) -> str:
+        """The SBML L3V2 text (see :mod:`ciksim.engines.sbml`); ``gillespie``: the variant
+        for Gillespie tools without assignment rules (GillesPy2)."""
         from ciksim.engines.sbml import to_sbml
 
-        return to_sbml(self.model, self.protocol, self.parameters)
+        return to_sbml(self.model, self.protocol, self.parameters, gillespie=gillespie)
 
-    def write_sbml(self, path: str | Path) -> Path:
-        return _write_atomic(Path(path), self.sbml().encode("utf-8"))
+    def write_sbml(self, path: str | Path, gillespie: bool = False) -> Path:
+        return _write_atomic(Path(path), self.sbml(gillespie).encode("utf-8"))
 
     def write_combine(self, path: str | Path) -> Path:
         """A COMBINE archive (``.omex``): the SBML, a SED-ML time course and its report."""
