@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from pandas.testing import assert_frame_equal
@@ -176,3 +178,93 @@ def test_cohort_table_contract_reproducible_for_any_chunking():
         simulate_allo_cohort(base, 2, 7, horizon_days=-1.0)
     with pytest.raises(CikError, match="unknown parameter"):
         simulate_allo_cohort(base, 2, 7, parameters={"nope": 1.0})
+
+
+def _assignment(name: str, **state: float) -> float:
+    """A derived quantity of the allo model at the default parameters and a given state
+    (species not given are 0, but for a full donor marrow)."""
+    model = allo_model()
+    y = np.zeros((len(model.species), 1))
+    state = {"D": model.parameter_by_name["K_L"].value, **state}
+    for sp, value in state.items():
+        y[model.species_names.index(sp), 0] = value
+    p = np.array([[q.value] for q in model.parameters])
+    return float(np.asarray(model.compiled.assignments(0.0, y, p)[name]).ravel()[0])
+
+
+def test_mortality_and_chronic_gvhd_hazards_are_declared_mechanisms():
+    model = allo_model()
+    dmg_grade = model.parameter_by_name["dmg_grade"].value
+    nrm = [_assignment("nrm_hazard", Dmg=g * dmg_grade) for g in (0, 1, 2, 3, 4)]
+    assert all(b > a for a, b in pairwise(nrm))     # rises with the grade
+    assert nrm[4] > 20 * nrm[1]                                        # steeply
+    assert _assignment("nrm_hazard", Infl=1.0) > _assignment("nrm_hazard")  # toxicity
+    assert _assignment("nrm_hazard", IS=1.0) > _assignment("nrm_hazard")    # infections
+    k = model.parameter_by_name["K_L"].value / 10
+    leuk = [_assignment("leuk_death_hazard", B=b * k) for b in (0.0, 0.1, 0.5, 1.0)]
+    assert leuk[0] == 0 and all(b > a for a, b in pairwise(leuk))
+    assert _depends_on("cgvhd_hazard") == {"h_cgvhd", "Fib"}
+    assert {"Dmg"} <= _depends_on("fibrosis")
+    # cumulative hazards are integrated from the declared hazards (one process each)
+    for state, hazard in (("Lam_nrm", "nrm_hazard"), ("Lam_leuk", "leuk_death_hazard"),
+                          ("Lam_cgvhd", "cgvhd_hazard")):
+        procs = [p for p in model.processes if state in p.changes]
+        assert len(procs) == 1 and procs[0].rate == hazard
+
+
+def test_cohort_nrm_follows_gvhd_grade_and_mrd_is_an_observable():
+    from ciksim.analysis.allo import simulate_allo_cohort
+
+    t = simulate_allo_cohort(AlloScenario.load("allo-aml-cr"), 300, 2,
+                             horizon_days=365.0).table
+    severe, mild = t[t["peak_grade"] >= 3], t[t["peak_grade"] < 2]
+    assert len(severe) >= 5 and len(mild) >= 50
+    assert severe["nrm_day"].notna().mean() > 2 * mild["nrm_day"].notna().mean()
+    assert t["cgvhd_day"].notna().any() and t["nrm_day"].notna().any()
+    assert t.loc[t["cgvhd_day"].notna(), "agvhd_day"].notna().mean() > \
+        t["agvhd_day"].notna().mean()                      # chronic follows acute damage
+    mrd = allo_model().assignment_by_name["mrd"]
+    assert "mrd" in mrd.roles and _depends_on("mrd") >= {"S_a", "S_q", "B", "H", "D"}
+
+
+def test_cik_kill_leukemia_without_alloreactivity_dli_does_not():
+    """Alloreactivity removed: only the CIK product's NKG2D-type killing (the patient
+    model's law and parameters) is left; a DLI of the same CD3+ dose does nothing."""
+    none_alloreactive = {**_FEW, "f_allo_t": 0.0}
+    pm = patient_model()
+    for name in ("k_cik", "f_nkg2d_cik", "t_half_E", "s_vivo", "f_marrow", "lig_frac"):
+        assert allo_model().parameter_by_name[name] == pm.parameter_by_name[name]
+
+    def leukemia(dose: str | None) -> float:
+        events = [{**_DLI, "dose": dose, "amount": 1e8}] if dose else []
+        res = simulate(allo_model(), Protocol.from_dict({"name": "x", "events": events}),
+                       80.0, parameters=none_alloreactive)
+        return res["L_tot"][-1, 0]
+
+    assert leukemia("cik") < 0.7 * leukemia(None)
+    assert leukemia("dli") == pytest.approx(leukemia(None), rel=1e-3)
+
+
+def test_cik_persist_and_give_less_damage_than_dli_at_the_same_dose():
+    proto = Protocol.from_dict({"name": "x", "events": [{**_DLI, "dose": "cik"}]})
+    res = simulate(allo_model(), proto, 80.0, parameters=_FEW)
+    e = res["E_tot"][:, 0]
+    days = res.times
+    half = allo_model().parameter_by_name["t_half_E"].value
+    after = e[np.searchsorted(days, 30.0 + half)]
+    assert 0.1 * e.max() < after < 0.9 * e.max()          # decays with the declared half-life
+    dli, cik = _run_dose([_DLI])[1], _run_dose([{**_DLI, "dose": "cik"}])[1]
+    assert cik < dli - 0.03
+
+
+def test_compiled_and_reference_engines_give_the_same_cohort():
+    from ciksim.analysis.allo import simulate_allo_cohort
+
+    scen = AlloScenario.load("allo-aml-cr", events=[
+        {"action": "dose", "dose": "cik", "amount": 5e7, "days": [60, 90]},
+        {"action": "dose", "dose": "dli", "amount": 1e7, "days": [120]}])
+    kw = dict(horizon_days=400.0)
+    ref = simulate_allo_cohort(scen, 300, 5, engine="reference", **kw).table
+    comp = simulate_allo_cohort(scen, 300, 5, engine="compiled", chunk=128, **kw).table
+    assert_frame_equal(ref, comp, check_exact=False, rtol=1e-9)
+    assert ref["relapse_day"].notna().any() and ref["agvhd_day"].notna().any()
