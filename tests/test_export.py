@@ -140,7 +140,8 @@ def test_allo_export_keeps_scenario_donor_conditioning_and_events(tmp_path):
                        parameters=whole_initiating_cells(dict(scen.parameters)))
     doc = libsbml.readSBMLFromString(exp.sbml())
     assert doc.getModel().getNumEvents() == 5
-    roadrunner_matches(exp)
+    # the CIK product's effectors decay over 13 e-folds by the end: tails agree within 1e-5
+    roadrunner_matches(exp, rel=1e-5)
     with pytest.raises(CikError, match="before engraftment"):
         early = tmp_path / "early.toml"
         early.write_text('[[events]]\nday = 10\naction = "dose"\ndose = "dli"\n'
