@@ -9,7 +9,8 @@ module imported below):
 - ``system`` (``system``), ``culture`` (``culture``, ``culture plan``), ``killing``
   (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
   ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
-  (``export sbml``, ``export combine``), ``calibrate`` (``calibrate patient``), ``data``
+  (``export sbml``, ``export combine``), ``calibrate`` (``calibrate patient``,
+  ``calibrate allo``), ``data``
   (``describe``, ``phenotype``), ``schema`` (input formats: JSON Schema, ``--check FILE``),
   ``rerun`` (a job from its saved inputs TOML), ``serve`` (the web page; imports the web
   framework only when run).

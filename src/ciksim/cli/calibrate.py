@@ -1,4 +1,5 @@
-"""``ciksim calibrate patient``: fit the in vivo CIK effect to clinical evidence."""
+"""``ciksim calibrate patient`` (the in vivo CIK effect) and ``ciksim calibrate allo`` (the
+alloreactivity after allo-HSCT): fit to clinical evidence."""
 
 from __future__ import annotations
 
@@ -63,10 +64,13 @@ def calibrate_patient(
     if as_json:
         echo_json(res.summary())
         return
-    s = res.summary()
+    _print(res.summary(), "Posterior of the in vivo effect")
+    wrote(out, files)
+
+
+def _print(s: dict, title: str) -> None:
     console.print(rich_table(
-        "Posterior of the in vivo effect", ["parameter", "kind", "median", "90% interval",
-                                            "prior 90%", "width ratio"],
+        title, ["parameter", "kind", "median", "90% interval", "prior 90%", "width ratio"],
         [[p["parameter"], p["kind"], num(p["median"]), f"{num(p['q05'])}-{num(p['q95'])}",
           f"{num(p['prior_q05'])}-{num(p['prior_q95'])}", num(p["width_ratio"], ".2f")]
          for p in s["parameters"]]))
@@ -74,4 +78,47 @@ def calibrate_patient(
         "Posterior-predictive check", ["study summary", "observed", "simulated 90%", "ok"],
         [[c["summary"], num(c["observed"]), f"{num(c['q05'])}-{num(c['q95'])}",
           "yes" if c["covered"] else "NO"] for c in s["checks"]]))
+
+
+@calibrate_app.command("allo", context_settings=HELP)
+@guarded
+def calibrate_allo(
+    evidence: Annotated[Path | None, typer.Option(help="Allo evidence TOML (default: the "
+                                                       "shipped allo.toml).")] = None,
+    parameters: Annotated[str | None, typer.Option(
+        help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
+             "cik_allo_rel,k_gvl).")] = None,
+    particles: Annotated[int, typer.Option(help="Particles per generation.")] = 60,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 4,
+    min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
+                                                           "this distance.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
+    = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
+    = False,
+    out: Annotated[Path, typer.Option(help="Folder of the run (database, posterior, report).")]
+    = Path("out/calibration-allo"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Calibrate the alloreactivity of the post-transplant model (ABC-SMC) to DLI and
+    donor-CIK studies."""
+    from ciksim.jobs.calibration import allo_calibration_job
+
+    def progress(line: str) -> None:
+        err_console.print(f"[dim]{line}[/]", highlight=False)
+
+    names = None if parameters is None else [p.strip() for p in parameters.split(",")
+                                             if p.strip()]
+    res = allo_calibration_job(evidence=evidence, parameters=names, particles=particles,
+                               generations=generations, min_epsilon=min_epsilon,
+                               workers=workers, scheduler=scheduler, seed=seed,
+                               resume=resume, out=out,
+                               progress=None if as_json else progress)
+    files = res.write(out)
+    if as_json:
+        echo_json(res.summary())
+        return
+    _print(res.summary(), "Posterior of the alloreactivity parameters")
     wrote(out, files)

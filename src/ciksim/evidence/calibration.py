@@ -1,6 +1,8 @@
-"""Calibration of the in vivo effect against the evidence: ABC-SMC with pyabc.
+"""Calibration of a model against clinical evidence: ABC-SMC with pyabc.
 
-:func:`calibrate` takes validated inputs and returns a :class:`CalibrationResult`. It keeps
+:func:`calibrate` takes validated inputs and returns a :class:`CalibrationResult`. What it
+fits is a :class:`Problem`: ``patient`` (the in vivo CIK effect, the default) or ``allo``
+(alloreactivity parameters of the post-transplant model, :mod:`ciksim.evidence.allo`). It keeps
 its run in the folder ``out``: ``calibration.db`` (pyabc's SQLite history: inspect it with
 pyabc, or resume with ``resume=True``), ``run.json`` (what a resume must match) and
 ``posterior.parquet`` (written atomically at the end). The application layer
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from ciksim.errors import DataError
 from ciksim.evidence.effect import DEFAULT_EFFECTS, Dimension, dimensions
@@ -56,7 +59,7 @@ def simulate_chunk(payload: tuple[tuple[PreparedStudy, ...], list[Dimension], in
     return [summaries(prepared, r, th) for r, th in zip(raw, natural, strict=True)]
 
 
-def evidence_hash(evidence: Evidence) -> str:
+def evidence_hash(evidence: BaseModel) -> str:
     text = json.dumps(evidence.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -73,6 +76,39 @@ def model_hash() -> str:
         "assignments": [(a.name, a.expr) for a in m.assignments],
     }, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a calibration fits: how its evidence is loaded, its coordinates (``names``
+    None: the defaults) with their priors, how its studies are prepared, and the worker
+    function that simulates proposals (``simulate(payload, thetas, keys)`` with payload
+    ``(prepared, dimensions, seed)``; module-level, so processes and Dask can run it)."""
+
+    name: str
+    load: Callable[[str | Path | None], Any]
+    dimensions: Callable[[Any, Sequence[str] | None, Mapping[str, tuple[float, float]] | None],
+                         list[Dimension]]
+    prepare: Callable[[Any], tuple[Any, ...]]
+    simulate: Callable[..., list[dict[str, float]]]
+    model_hash: Callable[[], str]
+
+
+def _patient_dimensions(ev: Evidence, names: Sequence[str] | None,
+                        priors: Mapping[str, tuple[float, float]] | None) -> list[Dimension]:
+    return dimensions(ev, DEFAULT_EFFECTS if names is None else names, priors)
+
+
+def problem(name: str) -> Problem:
+    """The calibration problem ``patient`` or ``allo``."""
+    if name == "patient":
+        return Problem("patient", load_evidence, _patient_dimensions, prepare, simulate_chunk,
+                       model_hash)
+    if name == "allo":
+        from ciksim.evidence.allo import allo_problem
+
+        return allo_problem()
+    raise DataError(f"model: no calibration for {name!r}; use patient or allo")
 
 
 @dataclass(frozen=True)
@@ -123,12 +159,16 @@ def calibrate(
     scheduler: str | None = None,
     seed: int = 0,
     resume: bool = False,
-    effects: Sequence[str] = DEFAULT_EFFECTS,
+    effects: Sequence[str] | None = None,
     priors: Mapping[str, tuple[float, float]] | None = None,
     ppc_draws: int = 100,
     progress: Callable[[str], None] | None = None,
+    model: str = "patient",
 ) -> CalibrationResult:
-    """Calibrate the effect parameters (and bias terms) to ``evidence`` by ABC-SMC.
+    """Calibrate the parameters of ``model`` (``patient``: the in vivo effect; ``allo``:
+    alloreactivity) and the bias terms to ``evidence`` (None: the model's shipped
+    evidence) by ABC-SMC. ``effects`` names the calibrated parameters (None: the model's
+    defaults).
 
     ``particles`` per generation; stop after ``generations`` or when the tolerance reaches
     ``min_epsilon`` (the distance is the root sum of squared standardised differences
@@ -145,9 +185,11 @@ def calibrate(
         raise DataError(f"seed: need a whole number >= 0, got {seed!r}")
     if min_epsilon is not None and not (math.isfinite(min_epsilon) and min_epsilon >= 0):
         raise DataError(f"min-epsilon: need a distance >= 0, got {min_epsilon!r}")
-    ev = evidence if isinstance(evidence, Evidence) else load_evidence(evidence)
-    dims = dimensions(ev, effects, priors)
-    prepared = prepare(ev)
+    prob = problem(model)
+    ev = prob.load(evidence) if evidence is None or isinstance(evidence, (str, Path)) \
+        else evidence
+    dims = prob.dimensions(ev, effects, priors)
+    prepared = prob.prepare(ev)
     obs = observed(prepared)
     folder = Path(out)
     db = folder / "calibration.db"
@@ -175,15 +217,15 @@ def calibrate(
     prior = pyabc.Distribution(**{_internal(j): pyabc.RV(*_rv_args(d))
                                   for j, d in enumerate(dims)})
     payload = (prepared, dims, int(seed))
-    runner = ChunkRunner(simulate_chunk, payload, workers=workers, scheduler=scheduler)
+    runner = ChunkRunner(prob.simulate, payload, workers=workers, scheduler=scheduler)
     try:
-        model = BatchModel()
-        sampler = OrderedBatchSampler(model, runner, seed, workers=runner.workers,
+        batch_model = BatchModel(prob.name)
+        sampler = OrderedBatchSampler(batch_model, runner, seed, workers=runner.workers,
                                       progress=progress)
         sampler.show_progress = False
         observed_values = {k: o.value for k, o in obs.items()}
         np.random.seed(int(seed) % 2**32)
-        abc = pyabc.ABCSMC(model, prior, lambda x, y: distance(x, obs),
+        abc = pyabc.ABCSMC(batch_model, prior, lambda x, y: distance(x, obs),
                            population_size=int(particles), sampler=sampler)
         if resume:
             history = abc.load(f"sqlite:///{db}", 1)
@@ -202,7 +244,7 @@ def calibrate(
         manifest = {
             **settings,
             "package_version": _version(), "pyabc_version": pyabc.__version__,
-            "model_hash": model_hash(),
+            "model": prob.name, "model_hash": prob.model_hash(),
             "generations": int(history.max_t + 1),
             "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
             "evaluations": int(history.total_nr_simulations),

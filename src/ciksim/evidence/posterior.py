@@ -26,6 +26,8 @@ from ciksim.evidence.effect import Dimension
 
 _META_KEY = b"ciksim.posterior"
 SHIPPED = ("posterior", "patient.parquet")
+#: Shipped posteriors by model (``make calibrate``, ``make calibrate-allo``).
+SHIPPED_MODELS = ("patient", "allo")
 
 
 def weighted_quantile(x: np.ndarray, w: np.ndarray, q: Sequence[float]) -> np.ndarray:
@@ -124,15 +126,20 @@ class Posterior:
         return dest
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> Posterior:
-        """A saved posterior, or (``path`` None) the one shipped with ciksim."""
+    def load(cls, path: str | Path | None = None, *, model: str = "patient") -> Posterior:
+        """A saved posterior, or (``path`` None) the one shipped with ciksim for ``model``
+        (``patient``: the in vivo CIK effect; ``allo``: alloreactivity)."""
         import pyarrow.parquet as pq
 
         if path is None:
-            res = resources.files("ciksim.data").joinpath(*SHIPPED)
+            if model not in SHIPPED_MODELS:
+                raise DataError(f"model: no shipped posterior for {model!r}; use one of "
+                                f"{', '.join(SHIPPED_MODELS)}")
+            res = resources.files("ciksim.data").joinpath(SHIPPED[0], f"{model}.parquet")
             if not res.is_file():
-                raise DataError("no shipped posterior in this installation; run "
-                                "`make calibrate` (or `ciksim calibrate patient`)")
+                make = "calibrate" if model == "patient" else f"calibrate-{model}"
+                raise DataError(f"no shipped {model} posterior in this installation; run "
+                                f"`make {make}` (or `ciksim calibrate {model}`)")
             with resources.as_file(res) as p:
                 return cls.load(p)
         p = Path(path)

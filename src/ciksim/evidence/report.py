@@ -11,7 +11,9 @@ def calibration_report(posterior: Posterior) -> str:
     from ciksim.report.plots import pyplot
 
     m = posterior.manifest
-    rep = Report("Calibration of the in vivo CIK effect")
+    title = ("Calibration of the alloreactivity after allo-HSCT" if m.get("model") == "allo"
+             else "Calibration of the in vivo CIK effect")
+    rep = Report(title)
     rep.paragraph(f"Evidence version {m.get('evidence_version')} (hash "
                   f"{m.get('evidence_hash')}); studies: {', '.join(m.get('studies', []))}; "
                   f"seed {m.get('seed')}; {m.get('particles')} particles x "
@@ -36,9 +38,12 @@ def calibration_report(posterior: Posterior) -> str:
     rep.figure(ax.figure, "Observed (dots) vs simulated 90% interval (bars)")
     pyplot().close(ax.figure)
     rep.heading("What this posterior cannot say")
-    rep.paragraph("It is conditional on the patient model and on the assumptions recorded in "
-                  "each study's notes (doses, schedules, populations not reported by the "
-                  "sources). Proxy studies (NK products) inform the CIK effect only through the "
-                  "shared mechanism. Parameters whose width ratio is near 1 are not informed by "
-                  "the evidence and carry their prior.")
+    proxy = ("Proxy studies (DLI in other diseases) inform the alloreactivity only through "
+             "the shared mechanism. " if m.get("model") == "allo" else
+             "Proxy studies (NK products) inform the CIK effect only through the shared "
+             "mechanism. ")
+    rep.paragraph(f"It is conditional on the {m.get('model', 'patient')} model and on the "
+                  "assumptions recorded in each study's notes (doses, schedules, populations "
+                  f"not reported by the sources). {proxy}Parameters whose width ratio is "
+                  "near 1 are not informed by the evidence and carry their prior.")
     return rep.render()

@@ -1,8 +1,9 @@
-"""Calibration job: the in vivo CIK effect fitted to the clinical evidence (ABC-SMC)."""
+"""Calibration jobs: the in vivo CIK effect (patient) or the alloreactivity of the
+post-transplant model (allo) fitted to clinical evidence (ABC-SMC)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,4 +57,23 @@ def calibration_job(*, evidence: str | Path | None = None, add_cohort: str | Pat
     res = calibrate(ev, out=out, particles=particles, generations=generations,
                     min_epsilon=min_epsilon, workers=workers, scheduler=scheduler, seed=seed,
                     resume=resume, progress=progress)
+    return CalibrationJobResult(res)
+
+
+def allo_calibration_job(*, evidence: str | Path | None = None,
+                         parameters: Sequence[str] | None = None, particles: int = 60,
+                         generations: int = 4, min_epsilon: float | None = None,
+                         workers: int = 1, scheduler: str | None = None, seed: int = 0,
+                         resume: bool = False, out: str | Path,
+                         progress: Callable[[str], None] | None = None
+                         ) -> CalibrationJobResult:
+    """Calibrate allo-model ``parameters`` (default
+    :data:`ciksim.evidence.allo.DEFAULT_PARAMETERS`) to the allo ``evidence`` (default: the
+    shipped ``allo.toml``). The run lives in ``out`` (resumable)."""
+    from ciksim.evidence import calibrate
+
+    res = calibrate(evidence, out=out, particles=particles, generations=generations,
+                    min_epsilon=min_epsilon, workers=workers, scheduler=scheduler, seed=seed,
+                    resume=resume, progress=progress, model="allo",
+                    effects=None if parameters is None else tuple(parameters))
     return CalibrationJobResult(res)

@@ -1,0 +1,165 @@
+"""Allo evidence (DLI and donor-CIK studies after allo-HSCT): records, validation before any
+simulation, coordinates and priors, endpoints computed from the cohort table's columns."""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ciksim.errors import CikError
+from ciksim.evidence import Posterior, calibrate
+from ciksim.evidence.allo import (
+    DEFAULT_PARAMETERS,
+    allo_dimensions,
+    allo_model_hash,
+    arm_outcome,
+    load_allo_evidence,
+    parse_allo_evidence,
+    prepare,
+)
+from ciksim.models.allo import allo_model
+
+
+def _shipped() -> dict:
+    text = (resources.files("ciksim.data") / "evidence" / "allo.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def test_shipped_allo_evidence_records_a1_to_a3():
+    ev = load_allo_evidence()
+    assert ev.version
+    ids = {s.id for s in ev.used}
+    assert {"A1-bar-2013-dli-dose", "A2-dazzi-2000-escalating", "A3-introna-2007-cik",
+            "A3-laport-2011-cik", "A3-linn-2012-cik", "A3-chongqing-2016-cik"} <= ids
+    a1 = ev.study("A1-bar-2013-dli-dose")
+    assert [a.n for a in a1.arms] == [75, 75, 75]
+    # 12-month GvHD 55%, 45%, 21% (high to low initial dose) from the derived counts
+    assert [round(a.events / a.n, 2) for a in a1.arms] == [0.55, 0.45, 0.21]
+    a3 = {s.id: s.arms[0] for s in ev.used if s.id.startswith("A3")}
+    assert sorted((a.events, a.n) for a in a3.values()) == [(2, 15), (2, 18), (3, 16), (4, 11)]
+    assert all(a.cells == "cik" for a in a3.values())
+    esc = ev.study("A2-dazzi-2000-escalating").arms[0]
+    assert esc.doses == (1e7, 5e7) and esc.doses[0] < esc.doses[1]
+    for s in ev.studies:
+        assert s.notes and s.source
+
+
+def _bad(mutate, *needles):
+    data = copy.deepcopy(_shipped())
+    mutate(data)
+    with pytest.raises(CikError) as err:
+        parse_allo_evidence(data, origin="allo.toml")
+    msg = str(err.value)
+    for needle in needles:
+        assert needle in msg, msg
+
+
+def test_bad_records_name_study_field_and_fix():
+    def counts(d):
+        d["studies"][0]["arms"][1]["events"] = 80
+    _bad(counts, "study 'A1-bar-2013-dli-dose'", "arms[1]", "above n = 75")
+
+    def endpoint(d):
+        d["studies"][0]["endpoint"]["kind"] = "grfs"
+    _bad(endpoint, "endpoint", "not an endpoint the allo model can compute")
+
+    def cells(d):
+        d["studies"][2]["arms"][0]["cells"] = "car-t"
+    _bad(cells, "A3-introna-2007-cik", "arms[0].cells")
+
+    def schedule(d):
+        d["studies"][2]["arms"][0]["doses_per_kg"] = [1e7, 2e7]
+    _bad(schedule, "dose_per_kg with infusions")
+
+    def interval(d):
+        del d["studies"][2]["arms"][0]["interval_days"]
+    _bad(interval, "interval_days")
+
+    def setting(d):
+        d["studies"][2]["setting"] = "mrd-positive-in-cr"
+    _bad(setting, "donor-after-allo-hsct")
+
+    def donor(d):
+        d["studies"][4]["population"]["donor"] = "twin"
+    _bad(donor, "A3-linn-2012-cik", "population", "twin")
+
+    def parameter(d):
+        d["studies"][4]["population"]["parameters"] = {"potency": 0.1}
+    _bad(parameter, "population.parameters.potency", "not an allo-model parameter")
+
+    def before_engraftment(d):
+        d["studies"][5]["arms"][0]["first_day"] = 5
+    _bad(before_engraftment, "A3-chongqing-2016-cik", "arms[0]", "engraftment")
+
+
+def test_coordinates_are_allo_parameters_with_declared_range_priors():
+    ev = load_allo_evidence()
+    dims = allo_dimensions(ev)
+    declared = allo_model().parameter_by_name
+    effects = [d for d in dims if d.kind == "effect"]
+    assert tuple(d.name for d in effects) == DEFAULT_PARAMETERS
+    for d in effects:
+        p = declared[d.name]
+        lo, hi = d.interval(1.0)
+        assert math.isclose(lo, p.low, rel_tol=1e-9) and math.isclose(hi, p.high, rel_tol=1e-9)
+    # every non-randomised study has its bias term; studies with several arms an offset
+    names = {d.name for d in dims}
+    for s in ev.used:
+        assert f"bias:{s.id}" in names
+        assert (f"offset:{s.id}" in names) == (len(s.arms) > 1)
+    with pytest.raises(CikError, match="unknown potency"):
+        allo_dimensions(ev, ["potency"])
+    with pytest.raises(CikError, match="declared range"):
+        allo_dimensions(ev, ["f_allo_t"], {"f_allo_t": (1e-6, 1e-3)})
+    with pytest.raises(CikError, match="no calibration for 'car-t'"):
+        calibrate(ev, out="unused", model="car-t")
+
+
+def test_endpoints_from_the_cohort_columns():
+    nan = np.nan
+    table = pd.DataFrame({
+        # GvHD before the infusion (ineligible), after it within the window, after the
+        # window, never; the last one died before the infusion
+        "gvhd_any_day": [100.0, 200.0, 600.0, nan, nan],
+        "cgvhd_day": [nan, nan, nan, 300.0, nan],
+        "death_day": [nan, nan, nan, nan, 150.0],
+        "relapse_day": [nan, 170.0, 190.0, 120.0, 100.0],
+        "remission_day": [nan, 230.0, nan, 500.0, nan],
+    })
+    eligible, hit = arm_outcome("gvhd", table, 180.0, 365.0)
+    assert eligible.tolist() == [False, True, True, True, False]
+    assert hit.tolist() == [False, True, False, True, False]
+    _, acute = arm_outcome("agvhd", table, 180.0, 365.0)
+    assert acute.tolist() == [False, True, False, False, False]
+    eligible, cr = arm_outcome("cr", table, 180.0, 90.0)
+    assert eligible.tolist() == [False, True, False, True, False]
+    assert cr.tolist() == [False, True, False, False, False]
+    eligible, alive = arm_outcome("os", table, np.array([180.0, 180.0, nan, 180.0, 180.0]),
+                                  730.0)
+    assert eligible.tolist() == [True, True, False, True, False]
+    assert alive.tolist() == [True, True, False, True, False]
+
+
+def test_prepared_studies_carry_their_schedules_and_observed_summaries():
+    prepared = prepare(load_allo_evidence())
+    a2 = next(ps for ps in prepared if ps.study.id == "A2-dazzi-2000-escalating")
+    esc = a2.arms[0].scenario.protocol.events
+    assert [(e.day, e.dose, float(e.amount)) for e in esc] == [(180.0, "dli", 1e7),
+                                                               (270.0, "dli", 5e7)]
+    assert a2.arms[0].horizon > 180 + 365
+    obs = {o.name: o.value for o in a2.observed}
+    assert obs["A2-dazzi-2000-escalating/escalating"] == pytest.approx(2.5 / 21)
+    linn = next(ps for ps in prepared if ps.study.id == "A3-linn-2012-cik")
+    assert linn.arms[0].scenario.donor == "haploidentical"
+    assert len(allo_model_hash()) == 16
+
+
+def test_shipped_posteriors_by_model():
+    with pytest.raises(CikError, match="no shipped posterior for 'nothing'"):
+        Posterior.load(model="nothing")
