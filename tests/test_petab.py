@@ -6,8 +6,14 @@ import pandas as pd
 import pytest
 
 from ciksim.errors import DataError
-from ciksim.inference.culture import CultureData, donor_log_likelihood, simulated_counts
-from ciksim.inference.petab_export import lint, write_petab
+from ciksim.inference.culture import (
+    CultureData,
+    DonorFit,
+    donor_log_likelihood,
+    log_scaled,
+    simulated_counts,
+)
+from ciksim.inference.petab_export import MIN_SPREAD, lint, population_priors, write_petab
 from ciksim.models.culture import culture_model
 from ciksim.protocol import Protocol
 
@@ -45,9 +51,82 @@ def test_per_donor_parameters_sd_and_scales(data, tmp_path):
     cond = pd.read_csv(tmp_path / "conditions.tsv", sep="\t")
     assert list(cond["phi_max"]) == ["phi_max__donor_0", "phi_max__donor_1"]
     shared = write_petab(data, tmp_path / "shared", protocol=Protocol.load("cik-standard"),
-                         free=FREE, shared=True)
+                         free=FREE, mode="pooled")
     lint(shared)
     assert len(pd.read_csv(tmp_path / "shared" / "parameters.tsv", sep="\t")) == 2
+
+
+def fake_fits(free, centres, sd, n=4000, seed=1):
+    """Per-donor posterior samples, normal on each parameter's fitting scale."""
+    model = culture_model()
+    rng = np.random.default_rng(seed)
+    fits = []
+    for k, centre in enumerate(centres):
+        cols = []
+        for f, c in zip(free, centre, strict=True):
+            x = c + sd * rng.standard_normal(n)
+            cols.append(np.exp(x) if log_scaled(model.parameter_by_name[f]) else x)
+        fits.append(DonorFit(f"donor{k}", tuple(free), np.column_stack(cols), 1e8,
+                             Protocol.load("cik-standard")))
+    return fits
+
+
+def test_population_priors_are_the_moment_estimates_on_the_fitting_scale():
+    model = culture_model()
+    wide = next(p.name for p in model.parameters if log_scaled(p))
+    free = ["phi_max", wide]
+    p = model.parameter_by_name[wide]
+    centres = [(0.4, np.log(p.value) - 0.5), (0.5, np.log(p.value)), (0.6, np.log(p.value) + 0.5)]
+    priors = population_priors(fake_fits(free, centres, sd=0.05))
+    # between-donor variance = variance of the medians less the within-donor variance
+    assert priors["phi_max"][0] == pytest.approx(0.5, abs=0.005)
+    assert priors["phi_max"][1] == pytest.approx(np.sqrt(0.01 - 0.05**2), rel=0.05)
+    assert priors[wide][0] == pytest.approx(np.log(p.value), abs=0.005)
+    assert priors[wide][1] == pytest.approx(np.sqrt(0.25 - 0.05**2), rel=0.05)
+    same = population_priors(fake_fits(free, [centres[1]] * 3, sd=0.05))  # no spread
+    decl = model.parameter_by_name["phi_max"]
+    assert same["phi_max"][1] == pytest.approx(MIN_SPREAD * (decl.high - decl.low))
+    with pytest.raises(DataError, match="at least 2 donors"):
+        population_priors(fake_fits(free, centres[:1], sd=0.05))
+
+
+def test_hierarchical_mode_writes_normal_priors_at_the_population_and_lints(data, tmp_path):
+    fits = fake_fits(FREE, [(0.6, 0.05), (0.4, 0.08)], sd=0.02)
+    yaml = write_petab(data, tmp_path, protocol=Protocol.load("cik-standard"), free=FREE,
+                       mode="hierarchical", fits=fits)
+    lint(yaml)
+    pars = pd.read_csv(tmp_path / "parameters.tsv", sep="\t")
+    priors = population_priors(fits)
+    assert len(pars) == 4 and set(pars["objectivePriorType"]) == {"parameterScaleNormal"}
+    for row in pars.itertuples():
+        mean, sd = (float(x) for x in row.objectivePriorParameters.split(";"))
+        assert (mean, sd) == pytest.approx(priors[row.parameterName])
+        assert row.parameterId.startswith(row.parameterName + "__donor_")
+    with pytest.raises(DataError, match="needs ciksim's per-donor fits"):
+        write_petab(data, tmp_path, protocol=Protocol.load("cik-standard"), free=FREE,
+                    mode="hierarchical")
+    with pytest.raises(DataError, match="not one of per-donor, pooled, hierarchical"):
+        write_petab(data, tmp_path, protocol=Protocol.load("cik-standard"), free=FREE,
+                    mode="random")
+
+
+def test_cli_petab_mode(data, tmp_path):
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    csv = tmp_path / "counts.csv"
+    data.rows.to_csv(csv, index=False)
+    out = tmp_path / "petab"
+    r = CliRunner().invoke(app, ["fit", "culture", str(csv), "--free", "phi_max,k_conv",
+                                 "--walkers", "6", "--steps", "30", "--petab", str(out),
+                                 "--petab-mode", "hierarchical", "--json"])
+    assert r.exit_code == 0, r.output
+    pars = pd.read_csv(out / "parameters.tsv", sep="\t")
+    assert set(pars["objectivePriorType"]) == {"parameterScaleNormal"} and len(pars) == 4
+    r = CliRunner().invoke(app, ["fit", "culture", str(csv), "--petab", str(out),
+                                 "--petab-mode", "mixed"])
+    assert r.exit_code == 2 and "not one of per-donor, pooled, hierarchical" in r.output
 
 
 def test_free_parameters_that_set_initial_amounts_are_refused(data, tmp_path):
@@ -87,3 +166,38 @@ def test_pypesto_with_roadrunner_finds_ciksims_per_donor_fit(data, tmp_path):
         grid = np.array([centre * (1 + np.array([a, b])) for a in offsets for b in offsets])
         i, j = divmod(int(np.argmax(lik(grid))), len(offsets))
         assert max(abs(offsets[i]), abs(offsets[j])) <= 0.01, (k, offsets[i], offsets[j])
+
+
+def test_pypesto_objective_is_ciksims_likelihood_plus_the_population_prior(data, tmp_path):
+    """The hierarchical export is the penalised (empirical-Bayes) problem it claims to be:
+    pyPESTO's objective (roadrunner, priors aggregated) changes between two parameter sets
+    exactly as ciksim's negative log-likelihood plus the normal population penalty."""
+    pypesto_petab = pytest.importorskip("pypesto.petab", reason="pypesto: interop extra")
+    pytest.importorskip("roadrunner")
+    import petab.v1 as petab
+
+    proto = Protocol.load("cik-standard")
+    fits = fake_fits(FREE, [(0.6, 0.05), (0.4, 0.08)], sd=0.02)
+    yaml = write_petab(data, tmp_path, protocol=proto, free=FREE, mode="hierarchical",
+                       fits=fits)
+    problem = pypesto_petab.PetabImporter(petab.Problem.from_yaml(str(yaml)),
+                                          simulator_type="roadrunner").create_problem()
+    names = list(problem.x_names)
+    priors = population_priors(fits)
+    liks = [donor_log_likelihood(data, d, proto, FREE)[0] for d in data.donors]
+
+    def penalty(x):
+        return sum(0.5 * ((v - priors[n.split("__")[0]][0]) / priors[n.split("__")[0]][1])
+                   ** 2 for n, v in zip(names, x, strict=True))
+
+    def ours(x):
+        p = dict(zip(names, x, strict=True))
+        return penalty(x) - sum(lik(np.array([[p[f"{f}__donor_{k}"] for f in FREE]]))[0]
+                                for k, lik in enumerate(liks))
+
+    truth = np.array([DONORS["AB"[int(n[-1])]][n.split("__")[0]] for n in names])
+    other = truth * np.array([1.1, 0.9, 0.95, 1.05])
+    assert problem.objective(other) - problem.objective(truth) == pytest.approx(
+        ours(other) - ours(truth), rel=1e-4)
+    # the prior is a real part of that difference (not lost in the likelihood's)
+    assert abs(penalty(other) - penalty(truth)) > 0.05 * abs(ours(other) - ours(truth))

@@ -31,6 +31,12 @@ def fit_culture(
                                                   "report.")] = None,
     petab: Annotated[Path | None, typer.Option(help="Also write the problem as PEtab here.")]
     = None,
+    petab_mode: Annotated[str, typer.Option(help="PEtab donors' parameters: per-donor (as "
+                                                 "ciksim fits), pooled (one set), or "
+                                                 "hierarchical (per donor with normal priors "
+                                                 "at the population mean and spread of "
+                                                 "ciksim's fits: empirical Bayes).")]
+    = "per-donor",
     as_json: JsonFlag = False,
 ) -> None:
     """Fit the culture model to your donors' counts; forecast the harvest day."""
@@ -39,7 +45,8 @@ def fit_culture(
 
     names = [x.strip() for x in free.split(",") if x.strip()] if free else None
     res = culture_fit_job(path, protocol=protocol, free=names, dose=dose, cells=cells,
-                          steps=steps, walkers=walkers, seed=seed, petab=petab)
+                          steps=steps, walkers=walkers, seed=seed, petab=petab,
+                          petab_mode=petab_mode)
     if out is not None:
         files = res.write(out)
     if as_json:

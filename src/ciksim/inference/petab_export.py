@@ -2,11 +2,20 @@
 
 The problem is the one ``ciksim fit culture`` solves (see :mod:`ciksim.inference.culture`):
 
-- **per donor**: each donor is a condition, and each free parameter has one estimated
-  parameter per donor (``phi_max__donor_0``...) mapped in the condition table, so the joint
-  problem separates into the per-donor fits ciksim makes. ``shared=True`` estimates one set
-  for all donors instead (a pooled fit, which ciksim does not make; PEtab v1 has no
-  hierarchical random effects);
+- ``mode``, how the donors' parameters relate (PEtab v1 has no random effects):
+
+  - ``per-donor`` (default): each donor is a condition, and each free parameter has one
+    estimated parameter per donor (``phi_max__donor_0``...) mapped in the condition
+    table, so the joint problem separates into the per-donor fits ciksim makes;
+  - ``pooled``: one set for all donors (a pooled fit, which ciksim does not make);
+  - ``hierarchical``: per-donor parameters, each with a normal prior on its fitting
+    scale whose mean and SD are the population mean and between-donor SD estimated from
+    ciksim's per-donor fits (``population_priors``). This is an **empirical-Bayes,
+    penalised** formulation: the MAP estimate shrinks each donor towards the population
+    mean by an amount set by the between-donor spread. It is *not* a full hierarchical
+    (mixed-effects) model: the population mean and SD are fixed numbers in the prior
+    columns, not estimated jointly with the donors, and their uncertainty is not carried;
+    ciksim's own fit stays per donor with uniform priors;
 - initial amounts per donor from its day-0 count (``start_cells``) in the condition table
   (the SBML holds initial amounts as numbers);
 - noise as ciksim's likelihood: counts log-normal (``observableTransformation = log``)
@@ -16,7 +25,8 @@ The problem is the one ``ciksim fit culture`` solves (see :mod:`ciksim.inference
 - parameter scales and bounds as ciksim uses them: the declared plausible range as bounds,
   ``log`` (natural) scale where the range is positive and spans more than a factor 10,
   ``lin`` otherwise; priors uniform on that scale over the range
-  (``parameterScaleUniform``), as ciksim's.
+  (``parameterScaleUniform``), as ciksim's, except in the hierarchical mode
+  (``parameterScaleNormal``; the bounds stay).
 """
 
 from __future__ import annotations
@@ -25,7 +35,9 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ciksim.engines.sbml import initial_values, to_sbml
@@ -44,10 +56,53 @@ OBSERVABLES = {
 DEFAULT_START = 1e8
 
 
+MODES = ("per-donor", "pooled", "hierarchical")
+#: Smallest between-donor SD of the hierarchical priors, as a share of the width of the
+#: parameter's range on its fitting scale (a zero spread would fix every donor at the mean).
+MIN_SPREAD = 0.01
+
+
+def population_priors(fits: Sequence[Any]) -> dict[str, tuple[float, float]]:
+    """Population mean and between-donor SD of each free parameter on its fitting scale
+    (natural log where ``log_scaled``), from ciksim's per-donor posterior samples
+    (``DonorFit.samples``): the mean is the mean of the donors' posterior medians; the
+    between-donor variance is the variance of those medians less the donors' mean posterior
+    variance (method of moments, as DerSimonian-Laird), floored at ``MIN_SPREAD`` of the
+    range's width."""
+    if len(fits) < 2:
+        raise DataError(f"petab mode hierarchical: needs at least 2 donors to estimate a "
+                        f"between-donor spread, got {len(fits)}; use per-donor")
+    model = culture_model()
+    out = {}
+    for j, name in enumerate(fits[0].free):
+        p = model.parameter_by_name[name]
+        log = log_scaled(p)
+        scaled = [np.log(f.samples[:, j]) if log else f.samples[:, j] for f in fits]
+        medians = np.array([np.median(x) for x in scaled])
+        within = float(np.mean([np.var(x, ddof=1) for x in scaled]))
+        between = float(np.var(medians, ddof=1)) - within
+        width = (math.log(p.high) - math.log(p.low)) if log else p.high - p.low
+        out[name] = (float(np.mean(medians)), max(math.sqrt(max(between, 0.0)),
+                                                  MIN_SPREAD * width))
+    return out
+
+
 def write_petab(data: CultureData, folder: str | Path, *, protocol: Protocol,
-                free: Sequence[str], shared: bool = False) -> Path:
+                free: Sequence[str], mode: str = "per-donor",
+                fits: Sequence[Any] | None = None) -> Path:
     """Write SBML, conditions, observables, measurements, parameters and the YAML file;
-    returns the path of ``problem.yaml``."""
+    returns the path of ``problem.yaml``. ``mode``: per-donor, pooled or hierarchical (the
+    last needs ``fits``, ciksim's per-donor fits of the same data and ``free``)."""
+    if mode not in MODES:
+        raise DataError(f"petab mode: {mode!r} is not one of {', '.join(MODES)}")
+    priors = None
+    if mode == "hierarchical":
+        if not fits or tuple(fits[0].free) != tuple(free):
+            raise DataError("petab mode hierarchical: needs ciksim's per-donor fits of these "
+                            "data and free parameters (ciksim fit culture --petab-mode "
+                            "hierarchical runs them)")
+        priors = population_priors(fits)
+    shared = mode == "pooled"
     model = culture_model()
     bad = [f for f in free if f not in model.parameter_by_name]
     if bad or not free:
@@ -87,7 +142,8 @@ def write_petab(data: CultureData, folder: str | Path, *, protocol: Protocol,
                          "noiseFormula": f"noiseParameter1_obs_{q}"}
                         for q, (f, scale) in OBSERVABLES.items()
                         if q in set(rows["quantity"])])
-    pars = pd.DataFrame([_parameter_row(model.parameter_by_name[f], pid)
+    pars = pd.DataFrame([_parameter_row(model.parameter_by_name[f], pid,
+                                        None if priors is None else priors[f])
                          for f in free
                          for pid in ([f] if shared else
                                      [f"{f}__donor_{k}" for k in range(len(data.donors))])])
@@ -139,13 +195,16 @@ def _petab():
     return petab
 
 
-def _parameter_row(p, pid: str) -> dict[str, object]:
+def _parameter_row(p, pid: str, prior: tuple[float, float] | None = None
+                   ) -> dict[str, object]:
     log = log_scaled(p)
     lo, hi = (math.log(p.low), math.log(p.high)) if log else (p.low, p.high)
+    kind, args = ("parameterScaleUniform", (lo, hi)) if prior is None else (
+        "parameterScaleNormal", prior)
     return {"parameterId": pid, "parameterName": p.name, "parameterScale": "log" if log
             else "lin", "lowerBound": p.low, "upperBound": p.high, "nominalValue": p.value,
-            "estimate": 1, "objectivePriorType": "parameterScaleUniform",
-            "objectivePriorParameters": f"{lo!r};{hi!r}"}
+            "estimate": 1, "objectivePriorType": kind,
+            "objectivePriorParameters": f"{args[0]!r};{args[1]!r}"}
 
 
 def lint(problem_yaml: str | Path) -> None:
@@ -156,4 +215,4 @@ def lint(problem_yaml: str | Path) -> None:
         raise CikError(f"PEtab export {problem_yaml} fails the petab linter (see log)")
 
 
-__all__ = ["lint", "write_petab"]
+__all__ = ["MODES", "lint", "population_priors", "write_petab"]

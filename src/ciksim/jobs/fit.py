@@ -54,18 +54,26 @@ class CultureFitResult(JobResult):
 def culture_fit_job(path: str | Path, *, protocol: str = "cik-standard",
                     free: Sequence[str] | None = None, dose: float | None = None,
                     cells: str = "cd3cd56", steps: int = 500, walkers: int = 24, seed: int = 0,
-                    petab: str | Path | None = None, origin: str | None = None
-                    ) -> CultureFitResult:
+                    petab: str | Path | None = None, petab_mode: str = "per-donor",
+                    origin: str | None = None) -> CultureFitResult:
     """Fit the culture model to the counts in ``path`` (CSV donor,day,quantity,value[,sd]).
 
     ``free``: parameters to fit (default phi_max, phi_min, k_conv); ``dose``: forecast the
     day each donor reaches this many ``cells`` (cd3cd56, cd3 or total); ``petab``: also write
-    the problem as PEtab into that folder; ``origin`` names the file in error messages.
+    the problem as PEtab into that folder, with the donors' parameters ``petab_mode``
+    (per-donor, pooled or hierarchical: see :mod:`ciksim.inference.petab_export`);
+    ``origin`` names the file in error messages.
     """
     from ciksim.inference.culture import DEFAULT_FREE, CultureData, fit_culture
+    from ciksim.inference.petab_export import MODES
     from ciksim.protocol import Protocol
 
+    if petab_mode not in MODES:
+        raise DataError(f"petab_mode: {petab_mode!r} is not one of {', '.join(MODES)}")
     data = CultureData.read_csv(path, origin=origin)
+    if petab is not None and petab_mode == "hierarchical" and len(data.donors) < 2:
+        raise DataError(f"petab_mode hierarchical: needs at least 2 donors to estimate a "
+                        f"between-donor spread; {path} has {len(data.donors)}; use per-donor")
     names = tuple(free) if free else DEFAULT_FREE
     proto = Protocol.load(protocol)
     if dose is not None and (not math.isfinite(dose) or dose <= 0):
@@ -79,7 +87,8 @@ def culture_fit_job(path: str | Path, *, protocol: str = "cik-standard",
     if petab is not None:
         from ciksim.inference.petab_export import lint, write_petab
 
-        lint(write_petab(data, petab, protocol=proto, free=names))
+        lint(write_petab(data, petab, protocol=proto, free=names, mode=petab_mode,
+                         fits=fits))
     return CultureFitResult(tuple(fits), data, est, forecast)
 
 
