@@ -268,3 +268,38 @@ def test_compiled_and_reference_engines_give_the_same_cohort():
     comp = simulate_allo_cohort(scen, 300, 5, engine="compiled", chunk=128, **kw).table
     assert_frame_equal(ref, comp, check_exact=False, rtol=1e-9)
     assert ref["relapse_day"].notna().any() and ref["agvhd_day"].notna().any()
+
+
+def test_ciksim_patient_draws_one_allo_patient_and_refuses_bad_doses(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+    from ciksim.jobs.allo import allo_patient_job, dose_events
+
+    runner = CliRunner()
+    out = tmp_path / "one"
+    r = runner.invoke(app, ["patient", "--scenario", "allo-aml-cr", "--donor", "unrelated",
+                            "--cik", "5e7@60,90", "--dli", "1e7@120", "--years", "1",
+                            "--seed", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "unrelated donor" in r.output
+    course = pd.read_csv(out / "allo_course.csv")
+    assert {"LIC", "mrd", "X_t", "X_cik", "E_tot", "Dmg", "gvhd_grade",
+            "donor_chimerism"} <= set(course.columns)
+    table = pd.read_csv(out / "allo_patients.csv")
+    assert len(table) == 1 and (out / "allo_patient.png").stat().st_size > 0
+    assert course["E_tot"].max() > 0                       # the CIK product reached marrow
+    many = allo_patient_job("allo-aml-cr", replicates=20, years=0.5, seed=1)
+    assert many.cohort.courses is None and len(many.cohort.table) == 20
+    assert dose_events("dli", ["1e7@90,60"]) == [
+        {"action": "dose", "dose": "dli", "amount": 1e7, "day": d} for d in (60.0, 90.0)]
+    for args, fragment in ((["--dli", "1e7"], "AMOUNT@DAY"),
+                           (["--cik", "-1@60"], "AMOUNT@DAY"),
+                           (["--dli", "1e7@5"], "before engraftment"),
+                           (["--conditioning", "nma"], "conditioning 'nma'"),
+                           (["--chimerism", "1.5"], "chimerism 1.5")):
+        r = runner.invoke(app, ["patient", "--scenario", "allo-aml-cr", *args])
+        assert r.exit_code == 2 and fragment in r.output, (args, r.output)
+    r = runner.invoke(app, ["patient", "--donor", "sibling"])
+    assert r.exit_code == 2 and "allo scenarios" in r.output

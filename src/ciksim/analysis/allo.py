@@ -52,6 +52,9 @@ COLUMNS = ("relapse_day", "remission_day", "gvhd_any_day", "agvhd_day", "cgvhd_d
            "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured")
 #: Patients simulated at once (recorded courses are kept for one chunk at a time only).
 CHUNK = 500
+#: Quantities kept per patient and day when courses are asked for (``courses=True``).
+COURSE = ("LIC", "B", "blast_fraction", "mrd", "donor_chimerism", "P_t", "P_cik", "X_t",
+          "X_cik", "E_tot", "Dmg", "gvhd_grade", "Fib", "IS", "Infl")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class AlloCohort:
     table: pd.DataFrame
     seed: int
     horizon_days: float
+    courses: pd.DataFrame | None = None
 
     def share(self, column: str) -> float:
         """Share of patients in whom the event in ``column`` happened by the horizon."""
@@ -139,7 +143,8 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float) -> dict[s
 def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
                          horizon_days: float = 365.0, indices: np.ndarray | None = None,
                          parameters: Mapping[str, float | np.ndarray] | None = None,
-                         engine: str = "compiled", chunk: int = CHUNK) -> AlloCohort:
+                         engine: str = "compiled", chunk: int = CHUNK,
+                         courses: bool = False) -> AlloCohort:
     """Simulate ``n`` patients of ``scenario`` and return their endpoint table (columns
     :data:`COLUMNS`, days after the stem-cell infusion; see the module docstring).
 
@@ -147,7 +152,9 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
     for a given ``seed`` whatever the batch and ``chunk`` (patients simulated at once).
     ``parameters`` override the scenario's draws (a number for everyone, or one value per
     patient, e.g. a posterior draw). ``engine``: ``compiled`` or ``reference`` (the same
-    outcomes)."""
+    outcomes). ``courses``: also keep :data:`COURSE` per patient and step up to death or
+    the horizon (long table: ``patient``, ``day`` and one column each; for a few
+    patients)."""
     if not np.isfinite(horizon_days) or horizon_days <= 0:
         raise DataError(f"horizon_days: give the follow-up in days (> 0), got {horizon_days!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -162,7 +169,7 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
             raise DataError(f"parameters: unknown parameter {name!r} of the allo model; see "
                             "docs/models/allo.md")
         pars[name] = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
-    parts = []
+    parts, kept = [], []
     for lo in range(0, n, chunk):
         sel = slice(lo, min(lo + chunk, n))
         res = simulate_stochastic(
@@ -170,11 +177,18 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
             parameters={k: v[sel] for k, v in pars.items()}, seed=seed, indices=idx[sel],
             watch="blast_fraction", threshold=scenario.relapse_threshold,
             stop_after_crossing=False, record=True, engine=engine)
-        parts.append(pd.DataFrame({"patient": res.indices,
-                                   **_outcomes(res, scenario.relapse_threshold,
-                                               float(horizon_days))}))
+        out = _outcomes(res, scenario.relapse_threshold, float(horizon_days))
+        parts.append(pd.DataFrame({"patient": res.indices, **out}))
+        if courses:  # up to death or the horizon
+            m = res.indices.size
+            alive = (res.grid[:, None] <= np.nan_to_num(out["death_day"], nan=np.inf)).ravel()
+            kept.append(pd.DataFrame({"patient": np.tile(res.indices, res.grid.size),
+                                      "day": np.repeat(res.grid, m),
+                                      **{q: res.series(q).ravel() for q in COURSE}})[alive])
     table = pd.concat(parts, ignore_index=True)
     table.attrs.update({"seed": seed, "horizon_days": float(horizon_days),
                         "scenario": scenario.name, "donor": scenario.donor,
                         "conditioning": scenario.conditioning})
-    return AlloCohort(table, seed, float(horizon_days))
+    course = (pd.concat(kept, ignore_index=True).sort_values(["patient", "day"], kind="stable")
+              .reset_index(drop=True) if courses else None)
+    return AlloCohort(table, seed, float(horizon_days), course)

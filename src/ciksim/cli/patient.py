@@ -1,4 +1,5 @@
-"""``ciksim patient``: virtual patients after chemotherapy, with CIK infusions."""
+"""``ciksim patient``: virtual patients after chemotherapy, with CIK infusions, or after an
+allogeneic stem-cell transplant (``--scenario allo-aml-cr``) with donor CIK or DLI."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from ciksim.cli.common import HELP, JsonFlag, app, console, echo_json, guarded, 
 @app.command(context_settings=HELP)
 @guarded
 def patient(
-    scenario: Annotated[str, typer.Option(help="aml-cr1, aml-elderly or a TOML file.")]
-    = "aml-cr1",
+    scenario: Annotated[str, typer.Option(
+        help="aml-cr1, aml-elderly, allo-aml-cr (after allogeneic transplant) or a TOML "
+             "file.")] = "aml-cr1",
     subtype: Annotated[str | None, typer.Option(
         help="npm1, pml-rara, runx1-runx1t1 or cbfb-myh11 (doubling time).")] = None,
     no_cik: Annotated[bool, typer.Option("--no-cik", help="Chemotherapy alone.")] = False,
@@ -39,10 +41,34 @@ def patient(
                                                   "report.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
                                                       "units per column).")] = "csv",
+    donor: Annotated[str | None, typer.Option(
+        help="Allo: sibling, unrelated or haploidentical.")] = None,
+    conditioning: Annotated[str | None, typer.Option(help="Allo: mac or ric.")] = None,
+    chimerism: Annotated[float | None, typer.Option(
+        help="Allo: donor chimerism at engraftment (0-1].")] = None,
+    dli: Annotated[list[str] | None, typer.Option(
+        help="Allo: DLI as CD3+/kg@day[,day...], e.g. 1e7@60 (repeatable).")] = None,
+    allo_cik: Annotated[list[str] | None, typer.Option(
+        "--cik", help="Allo: donor CIK as CD3+/kg@day[,day...], e.g. 5e7@60,90 "
+                      "(repeatable).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Virtual patients after chemotherapy, with CIK infusions: exact cure vs relapse."""
+    """Virtual patients after chemotherapy, with CIK infusions: exact cure vs relapse; or
+    after an allogeneic transplant: leukemia, donor cells, GvHD and chimerism."""
+    from ciksim.jobs.allo import is_allo_scenario
     from ciksim.jobs.patient import patient_job
+
+    if is_allo_scenario(scenario):
+        _allo(scenario, donor=donor, conditioning=conditioning, chimerism=chimerism,
+              dli=dli or [], cik=allo_cik or [], replicates=replicates, years=years, seed=seed,
+              out=out, fmt=fmt, as_json=as_json)
+        return
+    if any(v is not None for v in (donor, conditioning, chimerism, dli, allo_cik)):
+        from ciksim.errors import DataError
+
+        raise DataError("--donor, --conditioning, --chimerism, --dli and --cik are "
+                                 "for allo scenarios (--scenario allo-aml-cr); for this "
+                                 "scenario use --cik-dose, --infusions, --interval")
 
     res = patient_job(scenario, subtype=subtype, cik=not no_cik, cik_dose=cik_dose,
                       infusions=infusions, interval=interval,
@@ -91,4 +117,43 @@ def patient(
         console.print(f"  median relapse-free survival: "
                       f"{'not reached' if med is None else f'{med:.1f} months'}")
     if out is not None:
+        wrote(out, files)
+
+
+def _allo(scenario: str, *, donor: str | None, conditioning: str | None,
+          chimerism: float | None, dli: list[str], cik: list[str], replicates: int,
+          years: float, seed: int, out: Path | None, fmt: str, as_json: bool) -> None:
+    from ciksim.jobs.allo import allo_patient_job
+
+    res = allo_patient_job(scenario, donor=donor, conditioning=conditioning,
+                           chimerism=chimerism, dli=dli, cik=cik, replicates=replicates,
+                           years=years, seed=seed)
+    files = res.write(out, fmt) if out is not None else None
+    if as_json:
+        echo_json(res.summary())
+        return
+    scen = res.scenario
+    doses = ", ".join(f"{e.dose} {e.amount:.3g} on day {e.day:g}"
+                      for e in scen.protocol.events) or "no donor-cell infusion"
+    console.print(f"[bold]{scen.name}[/] ({scen.donor} donor, {scen.conditioning}; {doses}), "
+                  f"{replicates} patient(s), {years:g} years, seed {seed}")
+    t = res.cohort.table
+    if replicates == 1:
+        row = t.iloc[0]
+        for col, label in (("relapse_day", "relapse"), ("remission_day", "remission"),
+                           ("gvhd_any_day", "acute GvHD grade >= I"),
+                           ("agvhd_day", "acute GvHD grade >= II"),
+                           ("cgvhd_day", "chronic GvHD"), ("death_day", "death")):
+            if row[col] == row[col]:
+                console.print(f"  {label} on day {row[col]:.0f}")
+        console.print(f"  peak GvHD grade {row['peak_grade']:.2f}; donor chimerism "
+                      f"{100 * row['donor_chimerism']:.1f}%; "
+                      f"{'leukemia extinct (cured)' if row['cured'] else 'leukemia persists'}"
+                      f"{' (died without relapse)' if row['nrm_day'] == row['nrm_day'] else ''}")
+    else:
+        rows = [[label, f"{100 * share:.1f}%"] for label, share in res.event_rows()]
+        rows.append(["cured (leukemia extinct)", f"{100 * t['cured'].mean():.1f}%"])
+        console.print(rich_table(f"By day {res.cohort.horizon_days:.0f}", ["", "patients"],
+                                 rows))
+    if out is not None and files is not None:
         wrote(out, files)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -326,6 +326,22 @@ class AlloScenario:
             if value is not None:
                 data[key] = value
         return cls.from_dict(data, origin=origin)
+
+    def with_events(self, events: list[dict[str, Any]], origin: str = "events"
+                    ) -> AlloScenario:
+        """The scenario with protocol ``events`` (TOML-style tables, each in time order)
+        merged into its own by day, checked like the file's (declared doses, infusions not
+        before engraftment)."""
+        try:
+            extra = Protocol.from_dict({"name": self.protocol.name, "events": events},
+                                       origin=origin).events
+            merged = sorted((*self.protocol.events, *extra), key=lambda e: e.day)
+            protocol = replace(self.protocol, events=tuple(merged))
+            protocol.bind(allo_model())
+        except ProtocolError as exc:
+            raise DataError(str(exc)) from exc
+        _check_infusions(protocol, self.engraftment_day, origin)
+        return replace(self, protocol=protocol)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "allo scenario"
