@@ -27,7 +27,7 @@ def off_event_times(exp, n=40):
                              > 1e-3 * exp.end_time])
 
 
-def roadrunner_matches(exp, rel=1e-6):
+def roadrunner_matches(exp, rel=1e-6, settings=TIGHT):
     model = exp.model
     times = off_event_times(exp)
     text = exp.sbml()
@@ -39,7 +39,7 @@ def roadrunner_matches(exp, rel=1e-6):
     rr.timeCourseSelections = ["time", *model.species_names]
     theirs = rr.simulate(times=list(times))
     ours = simulate(model, exp.protocol, exp.end_time, times=times, parameters=exp.parameters,
-                    settings=TIGHT)
+                    settings=settings)
     for i, name in enumerate(model.species_names):
         a, b = theirs[:, i + 1], ours[name][:, 0]
         err = np.abs(a - b) / (np.abs(b) + 1e-6 * np.max(np.abs(b)) + 1e-12)
@@ -140,8 +140,9 @@ def test_allo_export_keeps_scenario_donor_conditioning_and_events(tmp_path):
                        parameters=whole_initiating_cells(dict(scen.parameters)))
     doc = libsbml.readSBMLFromString(exp.sbml())
     assert doc.getModel().getNumEvents() == 5
-    # the CIK product's effectors decay over 13 e-folds by the end: tails agree within 1e-5
-    roadrunner_matches(exp, rel=1e-5)
+    # the infused CIK effectors fall by 8 orders of magnitude within 3 weeks (exhaustion):
+    # ciksim's DOP853 needs rtol 1e-13 there to hold 1e-6 (roadrunner agrees at 1e-12/1e-13)
+    roadrunner_matches(exp, settings=SolverSettings(method="DOP853", rtol=1e-13, atol=1e-16))
     with pytest.raises(CikError, match="before engraftment"):
         early = tmp_path / "early.toml"
         early.write_text('[[events]]\nday = 10\naction = "dose"\ndose = "dli"\n'
