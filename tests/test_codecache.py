@@ -65,3 +65,26 @@ def test_cache_folder_from_the_environment(tmp_path, monkeypatch):
     assert mod.VALUE == 3 and mod.__file__.startswith(str(tmp_path / "c"))
     assert codecache.load_generated("t", "VALUE = 3\n") is mod
     assert len(list((tmp_path / "c").glob("t_*.py"))) == 1
+
+
+def test_cached_arrays_are_computed_once_and_read_back_exactly(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setenv(codecache.ENV_VAR, str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": np.array([0.1, 1 / 3, np.pi]), "label": np.array("lots of a test")}
+
+    a = codecache.cached_arrays("t", ["inputs 1"], compute)
+    b = codecache.cached_arrays("t", ["inputs 1"], compute)
+    assert len(calls) == 1 and b["x"].tobytes() == a["x"].tobytes()
+    assert str(b["label"]) == "lots of a test"
+    codecache.cached_arrays("t", ["inputs 2"], compute)  # other inputs: computed again
+    assert len(calls) == 2 and len(list(tmp_path.glob("t_*.npz"))) == 2
+    for f in tmp_path.glob("t_*.npz"):  # a damaged file is computed and written anew
+        f.write_bytes(b"cut short")
+    c = codecache.cached_arrays("t", ["inputs 1"], compute)
+    assert len(calls) == 3 and c["x"].tobytes() == a["x"].tobytes()
+    assert not list(tmp_path.glob(".*tmp*")) and len(list(tmp_path.glob("t_*.npz"))) == 2

@@ -108,6 +108,27 @@ def test_culture_lots_come_from_the_run_and_donor_option():
     np.testing.assert_allclose(big.cd3_cells, 10 * healthy.cd3_cells, rtol=1e-5)
 
 
+def test_built_lots_are_cached_by_content(tmp_path, monkeypatch):
+    """A second process reads the cultured lots from the cache: the same numbers, bit for
+    bit, as culturing; another seed or donor option is another entry."""
+    from ciksim.analysis.culture import run_culture
+    from ciksim.engines import codecache
+
+    monkeypatch.setenv(codecache.ENV_VAR, str(tmp_path))
+    first = built_product("cik-gmp", donors=6, seed=4, donor="patient-post-chemo")
+    again = built_product("cik-gmp", donors=6, seed=4, donor="patient-post-chemo")
+    fresh = lots_from_culture(run_culture("cik-gmp", donors=6, seed=4,
+                                          donor="patient-post-chemo"))
+    for lots in (again, fresh):
+        for key in ("f_cik", "f_t", "f_nk", "cd3_cells"):
+            assert getattr(lots, key).tobytes() == getattr(first, key).tobytes(), key
+        assert (lots.name, lots.source) == (first.name, first.source)
+    assert len(list(tmp_path.glob("lots_*.npz"))) == 1
+    other = built_product("cik-gmp", donors=6, seed=5, donor="patient-post-chemo")
+    assert len(list(tmp_path.glob("lots_*.npz"))) == 2
+    assert not np.array_equal(other.cd3_cells, first.cd3_cells)
+
+
 def test_culture_job_takes_the_donor_option():
     from ciksim.jobs.culture import culture_job
 

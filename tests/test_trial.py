@@ -55,6 +55,15 @@ def test_example_spec_is_the_target_trial():
         [a.name for a in spec.arms] == [a["name"] for a in trial_targets.DEFAULT_TRIAL["arms"]]
 
 
+def test_small_trial_with_default_workers_runs_in_this_process():
+    run = run_trial(small_spec(5), composition=COMPOSITION)  # workers=None: all cores
+    assert runner_mod.IN_PROCESS_BELOW > 10
+    assert run.manifest["backend"] == "in-process" and run.manifest["workers"] == 1
+    same = run_trial(small_spec(5), workers=2, chunk_size=2, composition=COMPOSITION)
+    assert same.manifest["backend"] == "process"
+    pd.testing.assert_frame_equal(run.patients, same.patients)
+
+
 def test_identical_for_chunk_sizes_workers_and_dask():
     spec = small_spec(40)
     a = run_trial(spec, workers=1, chunk_size=7, composition=COMPOSITION).patients

@@ -192,11 +192,46 @@ def read_release_data(path: str | Path) -> ProductLots:
                        np.array(cd3))
 
 
-def built_product(protocol: str = "cik-gmp", *, donors: int = 200, seed: int = 0,
-                  donor: str = "healthy", start_cells: float | None = None) -> ProductLots:
-    """Lots of a built-in (or file) culture protocol: one per simulated donor, at harvest."""
-    run = run_culture(protocol, donors=donors, seed=seed, donor=donor, start_cells=start_cells)
-    return lots_from_culture(run)
+#: Modules whose code decides a built product's lots: their source is part of the cache key.
+_LOT_CODE = ("analysis/culture.py", "analysis/killing.py", "analysis/product.py",
+             "engines/ode.py", "engines/compiled.py", "model/model.py", "model/variability.py",
+             "models/culture.py", "protocol.py")
+
+
+def built_product(protocol: str | Path = "cik-gmp", *, donors: int = 200, seed: int = 0,
+                  donor: str | Path = "healthy", start_cells: float | None = None
+                  ) -> ProductLots:
+    """Lots of a built-in (or file) culture protocol: one per simulated donor, at harvest.
+
+    The lots are kept in the results cache (``ciksim.engines.codecache.cached_arrays``)
+    keyed by the protocol, the donor option, the culture model's declaration, the
+    arguments, numpy's and scipy's versions and the source of the code that cultures, so a
+    later process reads them (the same numbers, bit for bit) instead of culturing again.
+    """
+    import scipy
+
+    from ciksim.engines.codecache import cached_arrays
+    from ciksim.models.culture import Donor, culture_model
+    from ciksim.protocol import Protocol
+
+    proto = Protocol.load(protocol)
+    material = Donor.load(donor)
+
+    def compute() -> dict[str, np.ndarray]:
+        run = run_culture(proto, donors=donors, seed=seed, donor=material,
+                          start_cells=start_cells)
+        lots = lots_from_culture(run)
+        return {"f_cik": lots.f_cik, "f_t": lots.f_t, "f_nk": lots.f_nk,
+                "cd3_cells": np.asarray(lots.cd3_cells), "name": np.array(lots.name),
+                "source": np.array(lots.source)}
+
+    package = Path(__file__).resolve().parents[1]
+    parts = [repr(proto), repr(material), repr(culture_model()),
+             repr((donors, seed, start_cells)), np.__version__, scipy.__version__,
+             *((package / f).read_text(encoding="utf-8") for f in _LOT_CODE)]
+    a = cached_arrays("lots", parts, compute)
+    return ProductLots(str(a["name"]), str(a["source"]), a["f_cik"], a["f_t"], a["f_nk"],
+                       a["cd3_cells"])
 
 
 def resolve_lots(spec: Mapping[str, Any], *, seed: int, base: Path | None = None

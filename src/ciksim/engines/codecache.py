@@ -1,4 +1,5 @@
-"""Generated code on disk, so numba compiles it once per machine (``cache=True``).
+"""Generated code on disk, so numba compiles it once per machine (``cache=True``), and
+results that are costly to compute and fully determined by their inputs (``cached_arrays``).
 
 numba caches a compiled function next to its source file and reuses it when that file is
 unchanged. Code generated from a model is therefore written once to a stable folder, under a
@@ -6,6 +7,10 @@ name made of the hash of its text and of everything it calls (so an upgrade of c
 numba gives a new file, never a stale cache), and imported from there by every process:
 the main one, local workers and Dask workers. The file is written atomically and never
 rewritten, so the cache is reused and does not grow from run to run.
+
+Cached results (e.g. a trial's product lots, cultured from 200 simulated donors) follow the
+same rules: a file named by the hash of everything the result is computed from, written
+atomically once and read by every later process.
 
 Folder: ``$CIKSIM_CACHE_DIR`` if set, else the user cache folder (``$XDG_CACHE_HOME/ciksim``
 or ``~/.cache/ciksim``; ``%LOCALAPPDATA%\\ciksim`` on Windows, ``~/Library/Caches/ciksim`` on
@@ -19,10 +24,13 @@ import importlib.util
 import os
 import sys
 import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
 import numba
+import numpy as np
 
 from ciksim._version import __version__
 
@@ -90,3 +98,36 @@ def load_generated(prefix: str, source: str, *depends: str) -> ModuleType:
     spec.loader.exec_module(module)
     _LOADED[key] = module
     return module
+
+
+def cached_arrays(prefix: str, parts: Sequence[str],
+                  compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Arrays that ``compute()`` returns, kept in ``<cache_dir>/<prefix>_<hash>.npz``.
+
+    ``parts``: texts that together determine the result (inputs, declarations, the source
+    of the code that computes it); their hash (with ciksim's, numba's and Python's
+    versions) names the file, so a change of any gives a new file and never a stale
+    result. Read back exactly (float64 bit for bit); computed and written atomically when
+    the file is missing or unreadable; a cache folder that cannot be written only costs
+    the computation.
+    """
+    key = f"{prefix}_{source_key(*parts)}"
+    try:
+        path: Path | None = cache_dir() / f"{key}.npz"
+    except OSError:
+        path = None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {k: f[k] for k in f.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable (e.g. cut short by a full disk): computed and written anew
+    arrays = compute()
+    if path is not None:
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp.npz")
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return arrays

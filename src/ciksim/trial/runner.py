@@ -44,6 +44,11 @@ COLUMNS = ("arm", "patient", "subtype", "duration", "event", "cured", "relapse_d
            "os_duration", "os_event", "status")
 
 
+#: Below this many patients (left to simulate) a trial with the default workers runs in this
+#: process: importing ciksim in each worker costs more CPU time than simulating them.
+IN_PROCESS_BELOW = 1000
+
+
 def product_lots(spec: TrialSpec) -> ProductLots:
     """The trial's product lots: a culture protocol's harvests (with its donor option and
     seeded cells), a culture run folder, or the user's release data (C12)."""
@@ -285,12 +290,14 @@ def run_trial(
     The product is the spec's (``product_lots``) unless ``product`` (lots) or
     ``composition`` (one mix for every patient, size not limiting) is given.
 
-    ``workers``: local processes (None = all cores, 1 = this process); ``scheduler``: the
-    address of a running Dask scheduler (``tcp://host:port``) instead. ``progress(done,
-    total)`` is called with patients done. ``chunk_size``: patients per chunk (default: the
-    spec's, else ``auto_chunk_size``; a resumed run keeps its own). ``max_chunks`` stops
-    after that many new chunks (used to test interruption). ``engine``: the stochastic
-    engine, ``compiled`` or ``reference`` (same outcomes; see ``simulate_stochastic``).
+    ``workers``: local processes (None = all cores, except that fewer than
+    ``IN_PROCESS_BELOW`` patients left to simulate run in this process; 1 = this process);
+    ``scheduler``: the address of a running Dask scheduler (``tcp://host:port``) instead.
+    ``progress(done, total)`` is called with patients done. ``chunk_size``: patients per
+    chunk (default: the spec's, else ``auto_chunk_size``; a resumed run keeps its own).
+    ``max_chunks`` stops after that many new chunks (used to test interruption).
+    ``engine``: the stochastic engine, ``compiled`` or ``reference`` (same outcomes; see
+    ``simulate_stochastic``).
 
     Every input (options, product, output folder) is checked before anything is written;
     the only files that may outlive an interruption are the finished chunks and a manifest
@@ -335,6 +342,8 @@ def run_trial(
     n_done = sum(c.stop - c.start for c in done_frames)
     if progress:
         progress(n_done, total)
+    if workers is None and not scheduler and total - n_done < IN_PROCESS_BELOW:
+        workers = 1  # starting worker processes would cost more than these few patients
     timings: list[float] = []
     backend = "dask" if scheduler else ("process" if (workers or os.cpu_count() or 1) > 1
                                          else "in-process")
