@@ -103,11 +103,33 @@ def _at(grid: np.ndarray, series: np.ndarray, day: np.ndarray) -> np.ndarray:
     return series[np.clip(k, 0, grid.size - 1), np.arange(series.shape[1])]
 
 
-def _outcomes(res: StochasticResult, threshold: float, horizon: float) -> dict[str, np.ndarray]:
+def recorded(res: StochasticResult, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Recorded species and derived quantities ``names``, each (n_grid, n), with the
+    model's assignments evaluated once over the whole course (``res.series`` evaluates
+    them once per name)."""
+    model, traj = res.model, res.trajectory
+    if traj is None:
+        raise DataError("no course recorded; simulate with record=True")
+    out = {q: traj[:, model.species_names.index(q), :] for q in names
+           if q in model.species_names}
+    derived = [q for q in names if q not in out]
+    if derived:
+        nt, ns, n = traj.shape
+        y = np.moveaxis(traj, 0, 1).reshape(ns, nt * n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = model.compiled.assignments(np.repeat(res.grid, n), y,
+                                                np.tile(res.parameters, (1, nt)))
+        out.update({q: np.asarray(values[q]).reshape(nt, n) for q in derived})
+    return out
+
+
+def _outcomes(res: StochasticResult, threshold: float, horizon: float
+              ) -> dict[str, np.ndarray]:
     grid, idx, seed = res.grid, res.indices, int(res.meta["seed"])
+    s = recorded(res, (*HAZARDS.values(), "blast_fraction", "gvhd_grade", "LIC",
+                       "donor_chimerism"))
     draws = {kind: event_draws(seed, kind, idx) for kind in HAZARDS}
-    t = {kind: first_reach(grid, res.series(state), draws[kind])
-         for kind, state in HAZARDS.items()}
+    t = {kind: first_reach(grid, s[state], draws[kind]) for kind, state in HAZARDS.items()}
     death = np.fmin(t["nrm"], t["leukemic_death"])
     end = np.where(np.isnan(death), horizon, death)
     alive = grid[:, None] <= end[None, :]
@@ -118,12 +140,11 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float) -> dict[s
     relapse = before_death(res.crossing_time)
     leuk_first = ~np.isnan(death) & (t["leukemic_death"] == death)
     relapse = np.where(leuk_first & np.isnan(relapse), death, relapse)
-    bf = res.series("blast_fraction")
+    bf = s["blast_fraction"]
     below = (bf < threshold) & (grid[:, None] > np.nan_to_num(relapse, nan=np.inf)[None, :])
     remission = before_death(np.where(below.any(axis=0) & ~np.isnan(relapse),
                                       grid[np.argmax(below, axis=0)], np.nan))
-    grade = res.series("gvhd_grade")
-    lic = res.series("LIC")
+    grade, lic = s["gvhd_grade"], s["LIC"]
     nrm = np.where(~np.isnan(death) & ~(relapse <= death), death, np.nan)
     cured = (_at(grid, lic, end) == 0) & ~(relapse <= end)
     return {
@@ -135,7 +156,7 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float) -> dict[s
         "nrm_day": nrm,
         "death_day": death,
         "peak_grade": np.where(alive, grade, 0.0).max(axis=0),
-        "donor_chimerism": _at(grid, res.series("donor_chimerism"), end),
+        "donor_chimerism": _at(grid, s["donor_chimerism"], end),
         "cured": cured,
     }
 
@@ -181,14 +202,16 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
         parts.append(pd.DataFrame({"patient": res.indices, **out}))
         if courses:  # up to death or the horizon
             m = res.indices.size
+            course = recorded(res, COURSE)
             alive = (res.grid[:, None] <= np.nan_to_num(out["death_day"], nan=np.inf)).ravel()
             kept.append(pd.DataFrame({"patient": np.tile(res.indices, res.grid.size),
                                       "day": np.repeat(res.grid, m),
-                                      **{q: res.series(q).ravel() for q in COURSE}})[alive])
+                                      **{q: course[q].ravel() for q in COURSE}})[alive])
     table = pd.concat(parts, ignore_index=True)
     table.attrs.update({"seed": seed, "horizon_days": float(horizon_days),
                         "scenario": scenario.name, "donor": scenario.donor,
                         "conditioning": scenario.conditioning})
-    course = (pd.concat(kept, ignore_index=True).sort_values(["patient", "day"], kind="stable")
-              .reset_index(drop=True) if courses else None)
-    return AlloCohort(table, seed, float(horizon_days), course)
+    kept_courses = (pd.concat(kept, ignore_index=True)
+                    .sort_values(["patient", "day"], kind="stable").reset_index(drop=True)
+                    if courses else None)
+    return AlloCohort(table, seed, float(horizon_days), kept_courses)
