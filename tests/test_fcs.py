@@ -96,6 +96,71 @@ def test_gatingml_file_gives_the_default_strategys_shares(example, tmp_path):
         phenotype([example], gate_file=wrong)
 
 
+def _workspace(path, fk, sample, names=("CD3+CD56+", "CD3+CD56-", "CD3-CD56+")):
+    """A FlowJo 10 workspace written by FlowKit: the default gates, FlowJo's names."""
+    g = DEFAULT_GATE
+    gs = fk.GatingStrategy()
+    gs.add_gate(fk.gates.RectangleGate("Lymphocytes", [
+        fk.Dimension("FSC-A", range_min=g["fsc_min"], range_max=g["fsc_max"]),
+        fk.Dimension("SSC-A", range_max=g["ssc_max"])]), gate_path=("root",))
+    for name, (lo3, hi3), (lo56, hi56) in zip(
+            names, [(g["cd3_min"], None), (g["cd3_min"], None), (None, g["cd3_min"])],
+            [(g["cd56_min"], None), (None, g["cd56_min"]), (g["cd56_min"], None)],
+            strict=True):
+        gs.add_gate(fk.gates.RectangleGate(name, [
+            fk.Dimension("FITC-A", range_min=lo3, range_max=hi3),
+            fk.Dimension("PE-A", range_min=lo56, range_max=hi56)]),
+            gate_path=("root", "Lymphocytes"))
+    session = fk.Session(gating_strategy=gs, fcs_samples=[str(sample)])
+    with open(path, "wb") as fh:
+        session.export_wsp(fh, "CIK day 21")
+    return path
+
+
+def test_flowjo_workspace_gives_the_default_strategys_shares(example, tmp_path):
+    fk = pytest.importorskip("flowkit", reason="FlowKit is in the interop extra")
+    wsp = _workspace(tmp_path / "cik.wsp", fk, example)
+    ours = phenotype([example]).table.iloc[0]
+    run = phenotype([example], gate_file=wsp, day=21)
+    theirs = run.table.iloc[0]
+    assert run.gate["strategy"] == "FlowJo workspace"
+    assert theirs["lymphocytes"] == ours["lymphocytes"]
+    for col in ("cd3cd56_pct", "cd3_cd56neg_pct", "nk_pct"):
+        assert theirs[col] == pytest.approx(ours[col], abs=0.1)
+    quadrants = _workspace(tmp_path / "q.wsp", fk, example,
+                           names=("Q2: CD3+ , CD56+", "Q3: CD3+ , CD56-", "Q1: CD3- , CD56+"))
+    assert phenotype([example], gate_file=quadrants).table.iloc[0]["nk_pct"] == \
+        pytest.approx(ours["nk_pct"], abs=0.1)
+    other = _workspace(tmp_path / "other.wsp", fk, example, names=("A", "B", "C"))
+    with pytest.raises(CikError, match=r"other\.wsp \(sample cik-day21-example\.fcs\) does "
+                                       r"not match: it has no gate named CD3\+CD56\+.*"
+                                       r"gates found: Lymphocytes, A, B, C"):
+        phenotype([example], gate_file=other)
+    renamed = tmp_path / "renamed.fcs"
+    renamed.write_bytes(example.read_bytes())
+    with pytest.raises(CikError, match=r"renamed\.fcs: no sample of that file name in the "
+                                       r"workspace .*cik-day21-example\.fcs"):
+        phenotype([renamed], gate_file=wsp)
+
+
+def test_malformed_flowjo_workspace_is_a_cikerror_naming_the_file_and_the_fix(example,
+                                                                              tmp_path):
+    pytest.importorskip("flowkit", reason="FlowKit is in the interop extra")
+    import flowkit as fk
+
+    good = _workspace(tmp_path / "good.wsp", fk, example).read_text(encoding="utf-8")
+    truncated = tmp_path / "truncated.wsp"
+    truncated.write_text(good[: len(good) // 2], encoding="utf-8")
+    foreign = tmp_path / "gates.wsp"  # a Gating-ML file named .wsp: XML, but no workspace
+    foreign.write_bytes(_gatingml(tmp_path / "g.xml", fk).read_bytes())
+    for bad in (truncated, foreign):
+        with pytest.raises(CikError, match=rf"gate_file: .*{bad.name} is not a readable FlowJo "
+                                           r"workspace .*save it again from FlowJo 10"):
+            phenotype([example], gate_file=bad)
+    with pytest.raises(CikError, match="not found"):
+        phenotype([example], gate_file=tmp_path / "missing.wsp")
+
+
 def test_cli_phenotype_and_describe(tmp_path):
     import json
 

@@ -55,9 +55,10 @@ def _thresholds(items: list[str] | None) -> dict[str, float]:
 @guarded
 def phenotype(
     files: Annotated[list[Path] | None, typer.Argument(help="FCS files.")] = None,
-    gates: Annotated[Path | None, typer.Option(help="A Gating-ML 2.0 file with gates "
-                                                    "CD3pos_CD56pos, CD3pos_CD56neg, "
-                                                    "CD3neg_CD56pos.")] = None,
+    gates: Annotated[Path | None, typer.Option(help="A Gating-ML 2.0 file or a FlowJo "
+                                                    "workspace (.wsp) with gates CD3+CD56+, "
+                                                    "CD3+CD56-, CD3-CD56+ (Gating-ML: "
+                                                    "CD3pos_CD56pos...).")] = None,
     threshold: Annotated[list[str] | None, typer.Option(
         help="Default gate: KEY=VALUE for fsc_min, fsc_max, ssc_max, cd3_min, cd56_min "
              "(repeatable).")] = None,

@@ -8,10 +8,14 @@ Gate strategy, by default (thresholds in the file's channel values, shown in the
 2. among lymphocytes, quadrants on CD3 and CD56 at ``cd3_min`` and ``cd56_min``: CD3+CD56+
    (CIK), CD3+CD56- (T), CD3-CD56+ (NK); shares are % of lymphocytes.
 
-Or a Gating-ML 2.0 file the user gives (read with FlowKit): it must define gates named
-``CD3pos_CD56pos``, ``CD3pos_CD56neg`` and ``CD3neg_CD56pos`` (Gating-ML ids cannot hold
-``+``; ``pos``/``neg``, ``+``/``-``, case, spaces and ``_`` are all read alike), e.g. the
-quadrants of a quadrant gate; each share is the gate's count as % of its parent gate.
+Or a gate file the user gives (read with FlowKit): a Gating-ML 2.0 file, or a FlowJo 10
+workspace (``.wsp``: its gates for each sample, with the workspace's compensation and
+transforms; each FCS file is matched to the workspace sample of the same file name). It
+must define gates named ``CD3pos_CD56pos``, ``CD3pos_CD56neg`` and ``CD3neg_CD56pos``
+(Gating-ML ids cannot hold ``+``; ``pos``/``neg``, ``+``/``-``, case, spaces, commas,
+``_`` and a FlowJo quadrant prefix ``Q2:`` are all read alike, so FlowJo's ``CD3+CD56+``
+matches), e.g. the quadrants of a quadrant gate; each share is the gate's count as % of its
+parent gate.
 The CD3 and CD56 channels are found by marker (``$PnS``) or channel name (``$PnN``), or
 named by the user.
 
@@ -145,7 +149,11 @@ def phenotype(files: Sequence[str | Path], *, gate_file: str | Path | None = Non
         if key not in DEFAULT_GATE:
             raise DataError(f"thresholds: unknown key {key!r}; use {', '.join(DEFAULT_GATE)}")
         gate[key] = float(value)
-    strategy = _load_gating_ml(Path(gate_file)) if gate_file is not None else None
+    strategy: _GatingMLGates | _WorkspaceGates | None = None
+    if gate_file is not None:
+        gpath = Path(gate_file)
+        strategy = (_WorkspaceGates(gpath, [Path(f) for f in files])
+                    if gpath.suffix.lower() == ".wsp" else _GatingMLGates(gpath))
     rows, used = [], {}
     for f in files:
         path = Path(f)
@@ -155,7 +163,7 @@ def phenotype(files: Sequence[str | Path], *, gate_file: str | Path | None = Non
         i56 = _find(channels, "CD56", cd56_channel, path)
         used[path.name] = {"CD3": channels[i3][0], "CD56": channels[i56][0]}
         if strategy is not None:
-            counts, parent = _gate_with_file(strategy, path)
+            counts, parent = strategy.counts(path, int(fd.event_count))
         else:
             data = np.asarray(fd.as_array(), dtype=float)
             fsc, ssc = _scatter(channels, "FSC", path), _scatter(channels, "SSC", path)
@@ -180,60 +188,134 @@ def phenotype(files: Sequence[str | Path], *, gate_file: str | Path | None = Non
     table.attrs["units"] = {"events": "1", "lymphocytes": "1", "file": "label",
                             **dict.fromkeys((*POPULATIONS, "cd3_pct"), "%")}
     table.attrs["descriptions"] = {"lymphocytes": "events in the lymphocyte (parent) gate"}
-    shown = ({"strategy": "Gating-ML", "file": str(gate_file), "populations":
+    shown = ({"strategy": strategy.kind, "file": str(gate_file), "populations":
               list(POPULATIONS.values())} if strategy is not None else
              {"strategy": "default: lymphocytes by FSC/SSC, then CD3/CD56 quadrants",
               "thresholds": gate})
     return PhenotypeRun(table, shown, None if day is None else float(day), donor, used)
 
 
-def _load_gating_ml(path: Path):
+def _flowkit(what: str):
     try:
         import flowkit as fk
     except ImportError as exc:
-        raise DataError("gate_file: reading Gating-ML needs FlowKit: pip install flowkit "
+        raise DataError(f"gate_file: reading {what} needs FlowKit: pip install flowkit "
                         "(or pip install 'ciksim[interop]')") from exc
-    if not path.is_file():
-        raise DataError(f"gate_file: {path} not found")
-    try:
-        strategy = fk.parse_gating_xml(str(path))
-    except Exception as exc:
-        raise DataError(f"gate_file: {path} is not a Gating-ML 2.0 file ({exc}); export the "
-                        "gates as Gating-ML 2.0 (FlowJo, FlowKit, Cytobank)") from exc
-    names = {_key(g[0]): g for g in strategy.get_gate_ids()}
-    missing = [p for p in POPULATIONS.values() if _key(p) not in names]
-    if missing:
-        found = ", ".join(g[0] for g in strategy.get_gate_ids()) or "none"
-        raise DataError(f"gate_file: {path} does not match: it has no gate named "
-                        f"{', '.join(missing)} (gates found: {found}); name the three "
-                        "population gates CD3pos_CD56pos, CD3pos_CD56neg and CD3neg_CD56pos "
-                        "(Gating-ML ids cannot hold '+')")
-    return strategy, names
+    return fk
 
 
 def _key(name: str) -> str:
-    """``CD3pos_CD56neg``, ``cd3+ cd56-`` and ``CD3+CD56−`` all read ``cd3+cd56-``."""
-    key = name.lower().replace("−", "-").replace("pos", "+").replace("neg", "-")
-    return "".join(c for c in key if c not in " _.")
+    """``CD3pos_CD56neg``, ``cd3+ cd56-``, ``CD3+CD56−`` and FlowJo's ``Q3: CD3+ , CD56-``
+    all read ``cd3+cd56-``."""
+    key = re.sub(r"^\s*q\d+\s*:", "", name.lower())
+    key = key.replace("−", "-").replace("pos", "+").replace("neg", "-")
+    return "".join(c for c in key if c not in " _.,")
 
 
-def _gate_with_file(loaded, path: Path) -> tuple[dict[str, int], dict[str, int]]:
-    import flowkit as fk
+def _match(gate_ids: Sequence[tuple[str, tuple[str, ...]]], path: Path, where: str,
+           fix: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The population gates among ``gate_ids`` ((name, path) pairs), by ``_key``."""
+    found: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for gid in gate_ids:
+        found.setdefault(_key(gid[0]), []).append(gid)
+    names = ", ".join(g[0] for g in gate_ids) or "none"
+    missing = [p for p in POPULATIONS.values() if _key(p) not in found]
+    if missing:
+        raise DataError(f"gate_file: {path}{where} does not match: it has no gate named "
+                        f"{', '.join(missing)} (gates found: {names}); {fix}")
+    twice = [p for p in POPULATIONS.values() if len(found[_key(p)]) > 1]
+    if twice:
+        paths = "; ".join(" > ".join((*g[1], g[0])) for p in twice for g in found[_key(p)])
+        raise DataError(f"gate_file: {path}{where}: more than one gate named "
+                        f"{', '.join(twice)} ({paths}); keep one of each or rename the others")
+    return {p: found[_key(p)][0] for p in POPULATIONS.values()}
 
-    strategy, names = loaded
-    try:
-        results = strategy.gate_sample(fk.Sample(str(path)))
-    except Exception as exc:
-        raise DataError(f"{path}: the gate file does not match this sample ({exc}); its "
-                        "gates must use the sample's channel names") from exc
-    counts, parent = {}, {}
-    for pop in POPULATIONS.values():
-        name, gate_path = names[_key(pop)]
-        counts[pop] = int(results.get_gate_count(name, gate_path))
-        up = strategy.get_parent_gate_id(name, gate_path)
-        parent[pop] = (int(results.get_gate_count(up[0], up[1])) if up and up[0] != "root"
-                       else int(fk.Sample(str(path)).event_count))
-    return counts, parent
+
+class _GatingMLGates:
+    """A Gating-ML 2.0 file: population and parent-gate event counts of each FCS file."""
+
+    kind = "Gating-ML"
+
+    def __init__(self, path: Path) -> None:
+        fk = _flowkit("Gating-ML")
+        if not path.is_file():
+            raise DataError(f"gate_file: {path} not found")
+        try:
+            self.strategy = fk.parse_gating_xml(str(path))
+        except Exception as exc:
+            raise DataError(f"gate_file: {path} is not a Gating-ML 2.0 file ({exc}); export "
+                            "the gates as Gating-ML 2.0 (FlowJo, FlowKit, Cytobank) or give "
+                            "a FlowJo workspace (.wsp)") from exc
+        self.names = _match(self.strategy.get_gate_ids(), path, "", _RENAME)
+
+    def counts(self, path: Path, events: int) -> tuple[dict[str, int], dict[str, int]]:
+        fk = _flowkit("Gating-ML")
+        try:
+            results = self.strategy.gate_sample(fk.Sample(str(path)))
+        except Exception as exc:
+            raise DataError(f"{path}: the gate file does not match this sample ({exc}); its "
+                            "gates must use the sample's channel names") from exc
+        counts, parent = {}, {}
+        for pop, (name, gate_path) in self.names.items():
+            counts[pop] = int(results.get_gate_count(name, gate_path))
+            up = self.strategy.get_parent_gate_id(name, gate_path)
+            parent[pop] = (int(results.get_gate_count(up[0], up[1])) if up and up[0] != "root"
+                           else events)
+        return counts, parent
+
+
+class _WorkspaceGates:
+    """A FlowJo 10 workspace: each FCS file's gates (custom gates included), compensation
+    and transforms, as FlowKit's ``Workspace`` applies them."""
+
+    kind = "FlowJo workspace"
+
+    def __init__(self, path: Path, files: Sequence[Path]) -> None:
+        import warnings
+
+        fk = _flowkit("a FlowJo workspace")
+        if not path.is_file():
+            raise DataError(f"gate_file: {path} not found")
+        self.path = path
+        readable = [str(f) for f in files if f.is_file()]
+        try:
+            with warnings.catch_warnings():  # samples of the workspace not given here
+                warnings.simplefilter("ignore")
+                self.ws = fk.Workspace(str(path), fcs_samples=readable, filename_as_id=True,
+                                       load_missing_file_data=True)
+        except Exception as exc:
+            raise DataError(f"gate_file: {path} is not a readable FlowJo workspace "
+                            f"({type(exc).__name__}: {exc}); save it again from FlowJo 10 "
+                            "(File > Save As, .wsp) or export the gates as Gating-ML 2.0"
+                            ) from exc
+
+    def counts(self, path: Path, events: int) -> tuple[dict[str, int], dict[str, int]]:
+        loaded = self.ws.get_sample_ids()
+        if path.name not in loaded:
+            known = ", ".join(self.ws.get_sample_ids(loaded_only=False)) or "none"
+            raise DataError(f"{path}: no sample of that file name in the workspace "
+                            f"{self.path} (its samples: {known}); give the FCS files the "
+                            "workspace was made from, under their original names")
+        where = f" (sample {path.name})"
+        names = _match(self.ws.get_gate_ids(path.name), self.path, where, _RENAME)
+        try:
+            self.ws.analyze_samples(sample_id=path.name, use_mp=False)
+            results = self.ws.get_gating_results(path.name)
+        except Exception as exc:
+            raise DataError(f"{path}: the workspace {self.path} does not gate this sample "
+                            f"({type(exc).__name__}: {exc}); its gates must use the "
+                            "sample's channel names") from exc
+        counts, parent = {}, {}
+        for pop, (name, gate_path) in names.items():
+            counts[pop] = int(results.get_gate_count(name, gate_path))
+            up = gate_path[-1]
+            parent[pop] = (events if up == "root" else
+                           int(results.get_gate_count(up, tuple(gate_path[:-1]))))
+        return counts, parent
+
+
+_RENAME = ("name the three population gates CD3+CD56+, CD3+CD56- and CD3-CD56+ (in Gating-ML "
+           "CD3pos_CD56pos, CD3pos_CD56neg and CD3neg_CD56pos, which cannot hold '+')")
 
 
 def example_fcs(folder: str | Path, *, events: int = 4000, seed: int = 21) -> Path:
