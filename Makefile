@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench docs clean calibrate serve screenshot
+.PHONY: demo test lint bench docs clean calibrate calibrate-allo serve screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 # Regenerate the shipped posterior of the in vivo CIK effect (about 7 min on 2 cores).
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibration.py --install
+
+# Regenerate the shipped posterior of the allo model's alloreactivity (A1-A4 studies).
+calibrate-allo: $(STAMP)
+	$(BIN)/python benchmarks/calibration_allo.py --install
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info

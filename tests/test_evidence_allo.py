@@ -163,3 +163,28 @@ def test_prepared_studies_carry_their_schedules_and_observed_summaries():
 def test_shipped_posteriors_by_model():
     with pytest.raises(CikError, match="no shipped posterior for 'nothing'"):
         Posterior.load(model="nothing")
+
+
+def test_shipped_allo_posterior_loads_and_names_allo_parameters():
+    from ciksim.evidence.calibration import evidence_hash
+    from ciksim.targets.allo_calibrated import allo_predictive
+
+    post = Posterior.load(model="allo")
+    m = post.manifest
+    assert m["model"] == "allo" and m["evidence_version"] == load_allo_evidence().version
+    for key in ("seed", "package_version", "pyabc_version", "evidence_hash", "model_hash",
+                "generations", "evaluations", "ppc"):
+        assert key in m, key
+    declared = allo_model().parameter_by_name
+    assert post.effects and all(name in declared for name in post.effects)
+    assert set(post.samples.columns) == {d.name for d in post.dimensions}
+    # the fingerprint check: stale exactly when the model or evidence moved on
+    p = allo_predictive(post, draws=2)
+    expect = []
+    if m["evidence_hash"] != evidence_hash(load_allo_evidence()):
+        expect.append("allo evidence changed")
+    if m["model_hash"] != allo_model_hash():
+        expect.append("allo model changed")
+    assert list(p.stale) == expect
+    assert p.draws == 2 and all(v.shape == (2,) for v in p.predictive.values())
+

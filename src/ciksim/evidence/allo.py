@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -103,9 +103,54 @@ class AlloEndpoint(BaseModel):
         return self
 
 
+class AlloTrigger(BaseModel):
+    """When an arm's first infusion is given: the first monitoring day on which ``watch``
+    (a derived quantity of the allo model, e.g. ``mrd`` or ``blast_fraction``) is at or
+    above ``above`` (or at or below ``below``); ``monitor`` as in a protocol's
+    ``[[triggers]]`` (``{first, every, last}`` or ``{days = [...]}``, days after the
+    stem-cell infusion). The arm's doses follow at the trigger day plus ``k ×
+    interval_days``."""
+
+    model_config = _STRICT
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    watch: str = Field(min_length=1)
+    above: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    below: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    monitor: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _one(self) -> AlloTrigger:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"give exactly one of above or below (the threshold of "
+                             f"{self.watch!r})")
+        if self.name in ("relapse", "remission", "death", "nrm", "gvhd_any", "agvhd",
+                         "cgvhd"):
+            raise ValueError(f"name {self.name!r} would clash with the cohort column "
+                             f"{self.name}_day; use e.g. 'at-relapse'")
+        return self
+
+    @property
+    def last_day(self) -> float:
+        """The last monitoring day (the latest a first infusion can be)."""
+        days = self.monitor.get("days")
+        if isinstance(days, list) and days:
+            return float(max(days))
+        last = self.monitor.get("last")
+        return float(last) if isinstance(last, (int, float)) else 0.0
+
+    def as_protocol(self, cells: str, doses: Sequence[float], interval: float
+                    ) -> dict[str, Any]:
+        """The ``[[triggers]]`` table giving ``doses`` of ``cells``."""
+        side = "above" if self.above is not None else "below"
+        return {"name": self.name, "watch": self.watch, side: getattr(self, side),
+                "monitor": dict(self.monitor),
+                "doses": [{"offset": k * interval, "dose": cells, "amount": float(d)}
+                          for k, d in enumerate(doses)]}
+
+
 class AlloArm(BaseModel):
-    """One arm: donor cells (``dli`` or ``cik``, CD3+ cells/kg) on a schedule, ``n``
-    patients, ``events`` observed."""
+    """One arm: donor cells (``dli`` or ``cik``, CD3+ cells/kg) on a schedule starting on
+    ``first_day`` or when ``trigger`` fires, ``n`` patients, ``events`` observed."""
 
     model_config = _STRICT
     name: str = Field(min_length=1)
@@ -117,6 +162,7 @@ class AlloArm(BaseModel):
     doses_per_kg: tuple[Positive, ...] | None = Field(default=None, min_length=1)
     interval_days: Positive | None = None
     first_day: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    trigger: AlloTrigger | None = None
     screen: int = Field(default=1, ge=1)
 
     @property
@@ -138,8 +184,9 @@ class AlloArm(BaseModel):
                              "infusion already")
         if len(self.doses) > 1 and self.interval_days is None:
             raise ValueError("more than one infusion needs interval_days (days between them)")
-        if self.first_day is None:
-            raise ValueError("give first_day (days after the stem-cell infusion)")
+        if (self.first_day is None) == (self.trigger is None):
+            raise ValueError("give exactly one of first_day (days after the stem-cell "
+                             "infusion) or trigger (monitoring that starts the infusions)")
         if self.events > self.n:
             raise ValueError(f"events = {self.events} is above n = {self.n}; give the "
                              "number of patients with the endpoint (0..n)")
@@ -152,11 +199,13 @@ class AlloArm(BaseModel):
 class AlloStudy(Study):
     """A study after allo-HSCT (setting ``donor-after-allo-hsct``): the study record of
     :class:`~ciksim.evidence.studies.Study` with an allo population, allo endpoints and
-    up to three arms of donor cells (e.g. dose groups)."""
+    up to three arms of donor cells (e.g. dose groups). ``prediction`` marks a record kept
+    out of the fit whose result the A-target checks compute as a prediction."""
 
     population: AlloPopulation = Field(default_factory=AlloPopulation)
     endpoint: AlloEndpoint
     arms: tuple[AlloArm, ...] = Field(min_length=1, max_length=3)
+    prediction: bool = False
 
     @model_validator(mode="after")
     def _shape(self) -> AlloStudy:
@@ -164,6 +213,9 @@ class AlloStudy(Study):
             raise ValueError("an allo study has setting = 'donor-after-allo-hsct'")
         if not self.use and not self.reason:
             raise ValueError("a study kept out of the fit (use = false) needs a reason")
+        if self.prediction and self.use:
+            raise ValueError("prediction = true marks a record kept out of the fit (use = "
+                             "false) whose result the model must predict")
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must differ, got {names}")
@@ -211,10 +263,14 @@ def load_allo_evidence(path: str | Path | None = None) -> AlloEvidence:
     return parse_allo_evidence(parse_toml(text, origin=origin), origin=origin)
 
 
-def _events(arm: AlloArm) -> list[dict[str, Any]]:
-    step = arm.interval_days or 0.0
-    return [{"day": float(arm.first_day) + k * step, "action": "dose", "dose": arm.cells,
-             "amount": float(d)} for k, d in enumerate(arm.doses)]
+def _schedule(arm: AlloArm) -> dict[str, list[dict[str, Any]]]:
+    """The arm's infusions as scenario ``events`` (fixed days) or ``triggers``."""
+    step = float(arm.interval_days or 0.0)
+    if arm.trigger is not None:
+        return {"events": [], "triggers": [arm.trigger.as_protocol(arm.cells, arm.doses, step)]}
+    return {"events": [{"day": float(arm.first_day) + k * step, "action": "dose",
+                        "dose": arm.cells, "amount": float(d)}
+                       for k, d in enumerate(arm.doses)]}
 
 
 def _scenario(study: AlloStudy, origin: str, arm: AlloArm | None = None) -> Any:
@@ -237,9 +293,10 @@ def _scenario(study: AlloStudy, origin: str, arm: AlloArm | None = None) -> Any:
     for i, a in enumerate(arms):
         try:
             scen = AlloScenario.load(pop.scenario, donor=pop.donor,
-                                     conditioning=pop.conditioning, events=_events(a))
+                                     conditioning=pop.conditioning, **_schedule(a))
         except CikError as exc:
-            field = "population" if "events" not in str(exc) else f"arms[{i}]"
+            text = str(exc)
+            field = f"arms[{i}]" if "events" in text or "trigger" in text else "population"
             raise DataError(f"{where}: field {field}: {exc}") from None
     if pop.parameters:
         scen = dataclasses.replace(scen, parameters={**scen.parameters, **pop.parameters})
@@ -255,7 +312,7 @@ class PreparedAlloArm:
     n: int
     screen: int
     scenario: Any  # models.allo.AlloScenario
-    start: float
+    start: float | str  # the first infusion day, or the cohort column of the trigger day
     horizon: float
 
 
@@ -275,15 +332,24 @@ def _proportion(k: int, n: int) -> tuple[float, float]:
 
 def prepare(evidence: AlloEvidence) -> tuple[PreparedAlloStudy, ...]:
     """Every used study ready to simulate, with its observed summaries."""
+    return prepare_studies(evidence.used)
+
+
+def prepare_studies(studies: Sequence[AlloStudy]) -> tuple[PreparedAlloStudy, ...]:
+    """``studies`` (used in the fit or not, e.g. a prediction check) ready to simulate."""
     out = []
-    for study in evidence.used:
+    for study in studies:
         window = study.endpoint.at_months * DAYS_PER_MONTH
         arms = []
         for arm in study.arms:
             scen = _scenario(study, "allo evidence", arm)
-            start = float(arm.first_day)
+            if arm.trigger is not None:
+                start: float | str = f"{arm.trigger.name}_day"
+                latest = arm.trigger.last_day
+            else:
+                start = latest = float(arm.first_day)
             arms.append(PreparedAlloArm(arm.name, arm.n, arm.screen, scen, start,
-                                        start + window + 1.0))
+                                        latest + window + 1.0))
         observed = []
         for arm in study.arms:
             v, se = _proportion(arm.events, arm.n)
@@ -377,7 +443,9 @@ def simulate_batch(prepared: Sequence[PreparedAlloStudy],
                                        parameters={**arm.scenario.parameters, **arrays})
             cohort = simulate_allo_cohort(scen, len(thetas) * m, int(seed),
                                           horizon_days=arm.horizon, indices=idx)
-            eligible, hit = arm_outcome(ps.study.endpoint.kind, cohort.table, arm.start,
+            start = _column(cohort.table, arm.start) if isinstance(arm.start, str) \
+                else arm.start
+            eligible, hit = arm_outcome(ps.study.endpoint.kind, cohort.table, start,
                                         ps.window)
             for i in range(len(thetas)):
                 rows = np.flatnonzero(eligible[i * m:(i + 1) * m])[:arm.n] + i * m

@@ -64,16 +64,17 @@ def allo_calibration_job(*, evidence: str | Path | None = None,
                          parameters: Sequence[str] | None = None, particles: int = 60,
                          generations: int = 4, min_epsilon: float | None = None,
                          workers: int = 1, scheduler: str | None = None, seed: int = 0,
-                         resume: bool = False, out: str | Path,
+                         resume: bool = False, out: str | Path, ppc_draws: int = 40,
                          progress: Callable[[str], None] | None = None
                          ) -> CalibrationJobResult:
     """Calibrate allo-model ``parameters`` (default
     :data:`ciksim.evidence.allo.DEFAULT_PARAMETERS`) to the allo ``evidence`` (default: the
-    shipped ``allo.toml``). The run lives in ``out`` (resumable)."""
+    shipped ``allo.toml``). The run lives in ``out`` (resumable); the posterior-predictive
+    check re-simulates the studies at ``ppc_draws`` posterior draws."""
     from ciksim.evidence import calibrate
 
     res = calibrate(evidence, out=out, particles=particles, generations=generations,
                     min_epsilon=min_epsilon, workers=workers, scheduler=scheduler, seed=seed,
-                    resume=resume, progress=progress, model="allo",
+                    resume=resume, progress=progress, model="allo", ppc_draws=ppc_draws,
                     effects=None if parameters is None else tuple(parameters))
     return CalibrationJobResult(res)
