@@ -11,8 +11,12 @@ marrow at the patient model's rate; their ratio at engraftment is the donor chim
 Donor cells carry alloreactive precursors: conventional T cells ``P_t`` (from the graft and
 DLI) and, at a much lower fraction, CIK cells ``P_cik`` (clinical_more M25). Precursors are
 primed at a rate set by the stimulus (host antigen presentation, which falls as chimerism
-becomes full donor, amplified by inflammation from conditioning or infection: M22, M23) into
-activated cells ``X_t``, ``X_cik`` that expand towards a ceiling and contract. The same
+becomes full donor, amplified by inflammation from conditioning or infection: M22, M23), or
+lost unprimed. A primed cell runs a programmed expansion (``C_t``, ``C_cik``): it makes
+``burst`` effector progeny over the programme's duration (proliferation blocked by
+immunosuppression), and its progeny, activated cells ``X_t``, ``X_cik``, contract. The
+response is thus proportional to the precursors primed (the dose) and ends once they are
+used up, unless a new infusion brings more. The same
 activated cells kill recipient haematopoietic cells (leukemic and normal: GvL and conversion
 to full donor chimerism) and damage host tissue (skin, gut, liver lumped: ``Dmg``, 0-1), which
 drives the GvHD hazard and grade; CIK damage tissue less per cell (IFN-gamma protection, M25).
@@ -79,6 +83,10 @@ def _species() -> tuple[Species, ...]:
                 initial="graft_cd3 * weight * f_allo_t", roles=("alloreactive", "precursors")),
         Species("P_cik", "cells", "unprimed alloreactive donor CIK cells",
                 roles=("alloreactive", "precursors")),
+        Species("C_t", "cells", "primed alloreactive conventional donor T cells in their "
+                "expansion programme", roles=("alloreactive", "primed")),
+        Species("C_cik", "cells", "primed alloreactive donor CIK cells in their expansion "
+                "programme", roles=("alloreactive", "primed")),
         Species("X_t", "cells", "activated alloreactive conventional donor T cells",
                 roles=("alloreactive", "activated")),
         Species("X_cik", "cells", "activated alloreactive donor CIK cells",
@@ -229,14 +237,19 @@ def _processes() -> list[Process]:
     ]
     for j in DONOR_CELLS:
         out += [
-            Process(f"prime_{j}", f"k_act * drive * P_{j}", {f"P_{j}": -1, f"X_{j}": 1},
-                    f"alloreactive {j} precursors primed by host antigen presentation"),
+            Process(f"prime_{j}", f"k_act * drive * P_{j}", {f"P_{j}": -1, f"C_{j}": 1},
+                    f"alloreactive {j} precursors primed by host antigen presentation start "
+                    "their expansion programme"),
             Process(f"precursor_loss_{j}", f"k_P * P_{j}", {f"P_{j}": -1},
                     f"unprimed alloreactive {j} precursors lost"),
-            Process(f"expand_{j}", f"r_exp * drive * X_{j} * (1 - X_allo / X_max)",
-                    {f"X_{j}": 1}, f"activated alloreactive {j} cells expand"),
+            Process(f"expand_{j}", f"burst * k_prog * is_on * C_{j}", {f"X_{j}": 1},
+                    f"primed alloreactive {j} cells in their programme make effector progeny "
+                    "(immunosuppression blocks proliferation)"),
+            Process(f"programme_end_{j}", f"k_prog * C_{j}", {f"C_{j}": -1, f"X_{j}": 1},
+                    f"the expansion programme of primed {j} cells ends (they join the "
+                    "effectors)"),
             Process(f"contract_{j}", f"k_con * X_{j}", {f"X_{j}": -1},
-                    f"activated alloreactive {j} cells contract"),
+                    f"activated alloreactive {j} effectors contract"),
         ]
     return out
 
