@@ -18,6 +18,12 @@ Actions:
 ``dose``     gives ``amount`` of a dose the model declares (an infusion, a chemotherapy
              course): the model says what it adds to or which fraction survives of each
              species
+
+Triggers (:class:`Trigger`) are doses given in response to monitoring, individual by
+individual: on each monitoring day, after that day's fixed events, a trigger that has not
+fired yet fires if its watched quantity (a species or derived quantity of the model) is at or
+above its ``above`` threshold (or at or below its ``below`` threshold); its doses are then
+given at the trigger day plus their offsets. Each trigger fires at most once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -97,6 +104,160 @@ class Event:
             _nonnegative(self.target_density, f"{where}: target_density")
 
 
+@dataclass(frozen=True)
+class TriggerDose:
+    """A dose a trigger gives ``offset`` days after the day it fires."""
+
+    offset: float
+    dose: str
+    amount: Value
+
+    def __post_init__(self) -> None:
+        if isinstance(self.offset, bool) or not isinstance(self.offset, (int, float)) \
+                or not math.isfinite(self.offset) or self.offset < 0:
+            raise ProtocolError(f"offset {self.offset!r}: give days >= 0 after the trigger day")
+        object.__setattr__(self, "offset", float(self.offset))
+        if not isinstance(self.dose, str) or not self.dose:
+            raise ProtocolError("dose: give the name of a dose the model declares")
+        _nonnegative(self.amount, "amount")
+        if _number(self.amount) <= 0:
+            raise ProtocolError("amount must be > 0 (a dose of nothing)")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """Doses given when monitoring finds ``watch`` at or above ``above`` (or at or below
+    ``below``), individual by individual; fires at most once.
+
+    ``watch``: a species or derived quantity (assignment) of the model the protocol is
+    simulated with; thresholds are numbers in its unit or quantity strings. ``monitor``: the
+    monitoring days, as days (``[30, 60, 90]``), ``{"days": [...]}`` or ``{"first": 30,
+    "every": 30, "last": 720}`` (stored expanded, days since the start of the protocol).
+    ``doses``: :class:`TriggerDose` or ``{"offset": 0, "dose": "cik", "amount": 1e7}``
+    (offset in days after the trigger day). The condition is evaluated on the state of the
+    monitoring day after that day's fixed events; doses with offset 0 follow at once.
+    """
+
+    name: str
+    watch: str
+    above: Value | None = None
+    below: Value | None = None
+    monitor: Any = ()
+    doses: Any = ()
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ProtocolError("trigger: give a name (it labels the trigger day in results)")
+        where = f"trigger {self.name!r}"
+        if not isinstance(self.watch, str) or not self.watch:
+            raise ProtocolError(f"{where}: watch: give a species or derived quantity of the "
+                                "model (e.g. 'mrd')")
+        if (self.above is None) == (self.below is None):
+            raise ProtocolError(f"{where}: give exactly one of above or below (the threshold "
+                                f"of {self.watch!r})")
+        side = "above" if self.above is not None else "below"
+        _nonnegative(self.threshold_value, f"{where}: {side}")
+        object.__setattr__(self, "monitor", monitoring_days(self.monitor, f"{where}: monitor"))
+        doses = self.doses
+        if isinstance(doses, Mapping) or not isinstance(doses, (list, tuple)) or not doses:
+            raise ProtocolError(f"{where}: doses: give a list of {{offset = days, dose = "
+                                "name, amount = quantity}}")
+        out = []
+        for j, d in enumerate(doses):
+            try:
+                if isinstance(d, TriggerDose):
+                    out.append(d)
+                elif isinstance(d, Mapping):
+                    unknown = sorted(set(d) - {"offset", "dose", "amount"})
+                    if unknown:
+                        raise ProtocolError(f"unknown field(s) {', '.join(map(str, unknown))}"
+                                            "; allowed: offset, dose, amount")
+                    out.append(TriggerDose(d.get("offset", 0.0), d.get("dose", ""),
+                                           d.get("amount")))  # type: ignore[arg-type]
+                else:
+                    raise ProtocolError("give a table {offset, dose, amount}")
+            except ProtocolError as exc:
+                raise ProtocolError(f"{where}: doses[{j}]: {exc}") from None
+        object.__setattr__(self, "doses", tuple(out))
+
+    @property
+    def threshold_value(self) -> Value:
+        """The threshold as given (``above`` or ``below``)."""
+        return self.above if self.above is not None else self.below  # type: ignore[return-value]
+
+    @property
+    def upward(self) -> bool:
+        """True for ``above`` (fires at or above), False for ``below``."""
+        return self.above is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The trigger as a ``[[triggers]]`` table (monitoring days listed)."""
+        side = "above" if self.upward else "below"
+        out: dict[str, Any] = {"name": self.name, "watch": self.watch,
+                               side: self.threshold_value, "monitor": {"days": list(self.monitor)},
+                               "doses": [{"offset": d.offset, "dose": d.dose, "amount": d.amount}
+                                         for d in self.doses]}
+        if self.note:
+            out["note"] = self.note
+        return out
+
+    def bind(self, model: Model, protocol: str) -> BoundTrigger:
+        """Names, units and doses checked against ``model``."""
+        return BoundTrigger.bind(self, model, protocol)
+
+
+def monitoring_days(spec: Any, where: str = "monitor") -> tuple[float, ...]:
+    """Monitoring days from a list of days, ``{"days": [...]}`` or ``{"first", "every",
+    "last"}`` (``last`` included when on the schedule); strictly increasing, >= 0, at most
+    the ``max_visits`` limit."""
+    lim = LIMITS["max_visits"]
+    if isinstance(spec, Mapping):
+        keys = set(spec)
+        if keys == {"days"}:
+            spec = spec["days"]
+        elif keys == {"first", "every", "last"}:
+            first, every, last = (spec[k] for k in ("first", "every", "last"))
+            for key, v in (("first", first), ("every", every), ("last", last)):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) \
+                        or not math.isfinite(v) or v < 0:
+                    raise ProtocolError(f"{where}.{key} = {v!r}: give days >= 0")
+            if every < LIMITS["min_event_spacing"].value:
+                raise ProtocolError(f"{where}.every = {every!r}: give at least "
+                                    f"{LIMITS['min_event_spacing'].value:g} days")
+            if last < first:
+                raise ProtocolError(f"{where}: last ({last:g}) is before first ({first:g})")
+            count = math.floor((last - first) / every + 1e-9) + 1
+            if count > lim.value:
+                raise ProtocolError(f"{where}: {count} visits exceed the limit {lim.name} = "
+                                    f"{lim.value:g} ({lim.reason}); use a larger 'every'")
+            spec = [first + k * every for k in range(count)]
+        else:
+            got = ", ".join(sorted(map(str, keys)))
+            raise ProtocolError(f"{where}: give {{first = day, every = days, last = day}} or "
+                                f"days = [day, ...]; got fields {got}")
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, (list, tuple, np.ndarray)):
+        raise ProtocolError(f"{where}: give monitoring days: a list of days or {{first, "
+                            "every, last}}")
+    days = []
+    for v in spec:
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(v) or v < 0:
+            raise ProtocolError(f"{where}: day {v!r} must be a number >= 0")
+        days.append(float(v))
+    if not days:
+        raise ProtocolError(f"{where}: empty monitoring schedule; give at least one day (a "
+                            "trigger needs monitoring to fire)")
+    if len(days) > lim.value:
+        raise ProtocolError(f"{where}: {len(days)} visits exceed the limit {lim.name} = "
+                            f"{lim.value:g} ({lim.reason}); monitor less often")
+    if any(b <= a for a, b in pairwise(days)):
+        raise ProtocolError(f"{where}: days must be strictly increasing")
+    if days[-1] > LIMITS["max_protocol_day"].value:
+        raise ProtocolError(f"{where}: day {days[-1]:g} exceeds the limit max_protocol_day")
+    return tuple(days)
+
+
 def _number(value: Value) -> float:
     return float(value) if isinstance(value, (int, float)) else float(str(value).split()[0])
 
@@ -129,10 +290,22 @@ class Protocol:
     source: str = ""
     harvest_day: float | None = None
     parameters: Mapping[str, Value] = field(default_factory=dict)
+    triggers: tuple[Trigger, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "events", tuple(sorted(self.events, key=lambda e: e.day)))
         object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+        triggers = tuple(self.triggers)
+        for i, trig in enumerate(triggers):
+            if not isinstance(trig, Trigger):
+                raise ProtocolError(f"protocol {self.name!r}: triggers[{i}]: give a "
+                                    "ciksim.protocol.Trigger")
+        names = [t.name for t in triggers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ProtocolError(f"protocol {self.name!r}: triggers: name(s) {', '.join(twice)} "
+                                "used twice; give each trigger its own name")
+        object.__setattr__(self, "triggers", triggers)
         harvests = [e.day for e in self.events if e.action == "harvest"]
         if self.harvest_day is None and harvests:
             object.__setattr__(self, "harvest_day", harvests[0])
@@ -153,7 +326,7 @@ class Protocol:
                     raise ProtocolError(f"{origin}: events[{i}]: {exc}") from exc
         return cls(name=spec.name, description=spec.description, source=spec.source,
                    harvest_day=spec.harvest_day, parameters=spec.parameters,
-                   events=tuple(events))
+                   events=tuple(events), triggers=triggers_from(spec.triggers, origin))
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> Protocol:
@@ -167,11 +340,18 @@ class Protocol:
         """A copy with the events of ``action`` strictly after day ``after`` removed."""
         kept = tuple(e for e in self.events if not (e.action == action and e.day > after))
         return Protocol(self.name + f"-no-{action}", kept, self.description, self.source,
-                        self.harvest_day, self.parameters)
+                        self.harvest_day, self.parameters, self.triggers)
 
     def bind(self, model: Model) -> list[BoundEvent]:
-        """Events as functions of the model's state, with names and units checked."""
-        return [BoundEvent.bind(e, model, self.name) for e in self.events]
+        """Events as functions of the model's state, with names and units checked (the
+        triggers are checked too; :meth:`bind_triggers` binds them)."""
+        bound = [BoundEvent.bind(e, model, self.name) for e in self.events]
+        self.bind_triggers(model)
+        return bound
+
+    def bind_triggers(self, model: Model) -> list[BoundTrigger]:
+        """Triggers bound to ``model``: watched quantity, threshold unit and doses checked."""
+        return [t.bind(model, self.name) for t in self.triggers]
 
     def parameter_values(self, model: Model) -> dict[str, float]:
         """Protocol parameter settings converted to the model's units."""
@@ -187,6 +367,22 @@ class Protocol:
                 raise ProtocolError(f"protocol {self.name!r}: parameters.{k} = {v!r}: "
                                     f"{exc}") from None
         return out
+
+
+def triggers_from(specs: Any, origin: str) -> tuple[Trigger, ...]:
+    """Triggers from validated ``[[triggers]]`` tables (:class:`ciksim.schemas.TriggerSchema`
+    or plain mappings), errors prefixed with ``origin: triggers[i]``."""
+    out = []
+    for i, raw in enumerate(specs or ()):
+        data = raw.fields() if hasattr(raw, "fields") else dict(raw)
+        try:
+            out.append(Trigger(**data))
+        except TypeError as exc:
+            raise ProtocolError(f"{origin}: triggers[{i}]: {exc}; allowed fields: name, "
+                                "watch, above, below, monitor, days, doses, note") from None
+        except ProtocolError as exc:
+            raise ProtocolError(f"{origin}: triggers[{i}]: {exc}") from None
+    return tuple(out)
 
 
 def builtin_protocols() -> list[str]:
@@ -214,8 +410,11 @@ class BoundEvent:
                                         list[tuple[int, np.ndarray]]]] | None = None
 
     @classmethod
-    def bind(cls, event: Event, model: Model, protocol: str) -> BoundEvent:
-        where = f"protocol {protocol!r}, {event.action} on day {event.day:g}"
+    def bind(cls, event: Event, model: Model, protocol: str, where: str | None = None
+             ) -> BoundEvent:
+        """``event`` bound to ``model``; errors start with ``where`` (default: the protocol,
+        action and day)."""
+        where = where or f"protocol {protocol!r}, {event.action} on day {event.day:g}"
         index = {s: i for i, s in enumerate(model.species_names)}
 
         def resolve(mapping: Mapping[str, Value], key: str) -> list[tuple[int, float]]:
@@ -322,6 +521,53 @@ class BoundEvent:
                 y[i] = y[i] + extra
 
         return cls(event.day, event.action, apply, parts)
+
+
+@dataclass(frozen=True)
+class BoundTrigger:
+    """A trigger bound to a model.
+
+    ``species``: index of the watched species, or -1 for a derived quantity ``watch``;
+    ``threshold`` in the watched quantity's unit; ``upward``: fires at or above it (else at
+    or below); ``days``: monitoring days; ``doses``: (offset in days, bound dose event).
+    """
+
+    name: str
+    watch: str
+    species: int
+    threshold: float
+    upward: bool
+    days: np.ndarray
+    doses: tuple[tuple[float, BoundEvent], ...]
+
+    @classmethod
+    def bind(cls, trigger: Trigger, model: Model, protocol: str) -> BoundTrigger:
+        where = f"protocol {protocol!r}, trigger {trigger.name!r}"
+        names = model.species_names
+        if trigger.watch in names:
+            unit, species = model.species_by_name[trigger.watch].unit, names.index(trigger.watch)
+        elif trigger.watch in model.assignment_by_name:
+            unit, species = model.assignment_by_name[trigger.watch].unit, -1
+        else:
+            known = ", ".join(list(model.assignment_by_name) + names)
+            raise ProtocolError(f"{where}: watch {trigger.watch!r} is not a species or derived "
+                                f"quantity of model {model.name!r}; use one of {known}")
+        side = "above" if trigger.upward else "below"
+        try:
+            threshold = convert(trigger.threshold_value, unit, field=f"{where}: {side}")
+        except UnitError as exc:
+            raise ProtocolError(str(exc)) from exc
+        doses = []
+        for j, d in enumerate(trigger.doses):
+            event = Event(day=d.offset, action="dose", dose=d.dose, amount=d.amount)
+            doses.append((d.offset, BoundEvent.bind(event, model, protocol,
+                                                    where=f"{where}: doses[{j}]")))
+        return cls(trigger.name, trigger.watch, species, float(threshold), trigger.upward,
+                   np.asarray(trigger.monitor, dtype=float), tuple(doses))
+
+    def holds(self, value: np.ndarray) -> np.ndarray:
+        """Where the condition holds for watched values ``value`` (NaN never fires)."""
+        return value >= self.threshold if self.upward else value <= self.threshold
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,8 @@ class PatientRun:
 
 def patient_protocol(scenario: Scenario, cik: CikSchedule | None) -> Protocol:
     events = list(scenario.protocol.events) + (cik.events() if cik else [])
-    return Protocol(scenario.name + ("+cik" if cik else ""), tuple(events))
+    return Protocol(scenario.name + ("+cik" if cik else ""), tuple(events),
+                    triggers=scenario.protocol.triggers)
 
 
 def stochastic_settings() -> StochasticSettings:

@@ -2,10 +2,11 @@
 """The per-individual step loop of the compiled stochastic engine (source text, not imported).
 
 ``ciksim.engines.fused`` copies this file's text after the functions it generates from a
-model (``_pre``, ``_rhs_det``, ``_rates``, ``_watch``; the names ruff cannot see here) and
-compiles the result with numba, so the loop and the model's code are compiled together and
-cached on disk. It repeats, for one individual, exactly the steps of the numpy reference
-engine (``ciksim.engines.stochastic``), drawing its random numbers in the same order.
+model (``_pre``, ``_rhs_det``, ``_rates``, ``_watch``, ``_trig``; the names ruff cannot see
+here) and compiles the result with numba, so the loop and the model's code are compiled
+together and cached on disk. It repeats, for one individual, exactly the steps of the numpy
+reference engine (``ciksim.engines.stochastic``), drawing its random numbers in the same
+order.
 """
 
 
@@ -44,6 +45,63 @@ def _events(k, e, y, i, ev_k, ev_sp, ev_kind, ev_val, is_stoch, s):
             y[sp] += v
         e += 1
     return e
+
+
+@njit(cache=True, error_model="numpy")
+def _give(op0, op1, y, i, o_sp, o_kind, o_val, is_stoch, s):
+    """Apply the triggered-dose operations ``op0:op1`` to individual ``i``."""
+    for o in range(op0, op1):
+        sp = o_sp[o]
+        v = o_val[i, o]
+        if o_kind[o] == 0:
+            if is_stoch[sp]:
+                y[sp] = binomial(y[sp], v, s)
+            else:
+                y[sp] *= v
+        else:
+            y[sp] += v
+
+
+@njit(cache=True, error_model="numpy")
+def _triggers(k, t, y, p, q, i, vals, fired, nxt, tday, up, thr, v_ptr, v_k, v_dose, o_ptr,
+              o_sp, o_kind, o_val, is_stoch, s):
+    """At grid point ``k``: evaluate the triggers monitored there (all on the same state),
+    then give the triggered doses due; returns True if one fired."""
+    nt = v_ptr.size - 1
+    nd = v_dose.shape[1]
+    due = False
+    for j in range(nt):
+        while nxt[j] < v_ptr[j + 1] and v_k[nxt[j]] < k:
+            nxt[j] += 1
+        if fired[j] < 0 and nxt[j] < v_ptr[j + 1] and v_k[nxt[j]] == k:
+            due = True
+    changed = False
+    if due:
+        _trig(t, y, p, q, vals)
+        for j in range(nt):
+            if fired[j] < 0 and nxt[j] < v_ptr[j + 1] and v_k[nxt[j]] == k:
+                v = vals[j]
+                if (v >= thr[j]) if up[j] else (v <= thr[j]):
+                    fired[j] = nxt[j]
+                    tday[j] = t
+                    changed = True
+    for j in range(nt):
+        if fired[j] >= 0:
+            for d in range(nd):
+                if v_dose[fired[j], d] == k:
+                    _give(o_ptr[j * nd + d], o_ptr[j * nd + d + 1], y, i, o_sp, o_kind,
+                          o_val, is_stoch, s)
+    return changed
+
+
+@njit(cache=True, error_model="numpy")
+def _settle(last_event, fired, v_ptr, v_end, last_visit):
+    """The time from which the individual's fate is settled (see ``TriggerPlan``)."""
+    out = last_event
+    for j in range(v_ptr.size - 1):
+        end = v_end[fired[j]] if fired[j] >= 0 else last_visit[j]
+        out = max(out, end)
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -90,10 +148,12 @@ def _per_cell(t, y, p, q, r, r1, y1, cells, safe, lam, mu, nu, sidx, owner, b_pt
 @njit(parallel=True, cache=True, error_model="numpy")
 def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owner, b_ptr,
                  d_ptr, t_src, t_dst, t_order, t_rorder, watch_on, threshold, track_on,
-                 stop_after_crossing, last_event, record, states, final, ext_t, cross_t,
-                 minimum, err_t, traj):
+                 stop_after_crossing, last_event, record, up, thr, v_ptr, v_k, v_end, v_dose,
+                 last_visit, o_ptr, o_sp, o_kind, o_val, states, final, ext_t, cross_t,
+                 minimum, err_t, traj, trig_day):
     """Every individual (rows of Y0, P, states) from grid[0] to grid[-1]; outputs in place."""
     n, ns = Y0.shape
+    nt = v_ptr.size - 1
     nk = sidx.size
     nr = owner.size
     n_bd = nr - t_src.size
@@ -121,6 +181,11 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
         low = np.inf
         armed = False  # been below the threshold: a crossing is upward
         prev = 0.0
+        vals = np.empty(max(nt, 1))
+        fired = np.full(max(nt, 1), -1, dtype=np.int64)
+        nxt = v_ptr[:-1].copy() if nt > 0 else np.zeros(1, dtype=np.int64)
+        tday = np.full(max(nt, 1), np.nan)
+        settle = _settle(last_event, fired, v_ptr, v_end, last_visit)
         e = _events(0, 0, y, i, ev_k, ev_sp, ev_kind, ev_val, is_stoch, s)
         for k in range(grid.size):
             t1 = grid[k]
@@ -140,6 +205,9 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
                     y[sidx[c]] = cells[c]
                 _rk4(t0 + h / 2, h / 2, y, p, q, k1, k2, k3, k4, yt)
                 e = _events(k, e, y, i, ev_k, ev_sp, ev_kind, ev_val, is_stoch, s)
+            if nt > 0 and _triggers(k, t1, y, p, q, i, vals, fired, nxt, tday, up, thr, v_ptr,
+                                    v_k, v_dose, o_ptr, o_sp, o_kind, o_val, is_stoch, s):
+                settle = _settle(last_event, fired, v_ptr, v_end, last_visit)
             cur, tracked = _watch(t1, y, p, q)
             if track_on and low == low and cross != cross:  # the nadir up to the crossing
                 low = tracked if (tracked < low or tracked != tracked) else low
@@ -149,7 +217,7 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
             if total == 0 and ext != ext:
                 ext = t1
             if watch_on:
-                if cur >= threshold and cross != cross and not armed and t1 >= last_event:
+                if cur >= threshold and cross != cross and not armed and t1 >= settle:
                     cross = grid[0]  # never below: a failure from the start
                 if cur >= threshold and cross != cross and armed:
                     if k > 0:
@@ -166,10 +234,12 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
                 for sp in range(ns):
                     traj[k, sp, i] = y[sp]
             if k > 0 and ((stop_after_crossing and cross == cross)
-                          or (not record and t1 >= last_event and ext == ext)):
+                          or (not record and t1 >= settle and ext == ext)):
                 break
         for sp in range(ns):
             final[i, sp] = y[sp]
+        for j in range(nt):
+            trig_day[i, j] = tday[j]
         ext_t[i] = ext
         cross_t[i] = cross
         minimum[i] = low

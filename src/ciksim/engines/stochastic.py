@@ -26,6 +26,7 @@ numbers for them.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ import numpy as np
 from ciksim._version import __version__
 from ciksim.engines import fused
 from ciksim.engines._random import binomial_batch, kendall_batch, seed_states, transfer_batch
+from ciksim.engines.triggers import TriggerPlan
 from ciksim.errors import CikError, ModelError
 from ciksim.model import Model
 from ciksim.model.model import parameter_matrix
@@ -58,18 +60,26 @@ class StochasticSettings:
         return StochasticSettings(self.dt_max * factor, self.dt_event * factor, self.window)
 
 
-def time_grid(t_end: float, event_days: Sequence[float], settings: StochasticSettings
-              ) -> np.ndarray:
-    """Grid from 0 to ``t_end`` hitting every event day; fine steps after events."""
+def time_grid(t_end: float, event_days: Sequence[float], settings: StochasticSettings,
+              points: Sequence[float] = ()) -> np.ndarray:
+    """Grid from 0 to ``t_end`` hitting every event day (fine steps within the window after
+    each) and every one of ``points`` (days without a window: monitoring visits)."""
     events = sorted({float(d) for d in event_days if 0 <= d <= t_end})
+    stops = sorted(set(events) | {float(d) for d in points if 0 <= d <= t_end})
     grid = [0.0]
     t = 0.0
     while t < t_end - 1e-9:
-        nxt = min([d for d in events if d > t + 1e-9] + [t_end])
-        in_window = any(d - 1e-9 <= t < d + settings.window - 1e-9 for d in events)
+        j = bisect_left(stops, t)
+        while j < len(stops) and not stops[j] > t + 1e-9:
+            j += 1
+        nxt = min(stops[j], t_end) if j < len(stops) else t_end
+        # events that may hold t in their window: those within [t - window, t] (and a margin)
+        near = events[bisect_left(events, t - settings.window - 1.0):
+                      bisect_right(events, t + 1.0)]
+        in_window = any(d - 1e-9 <= t < d + settings.window - 1e-9 for d in near)
         h = settings.dt_event if in_window else settings.dt_max
         if in_window:
-            ends = [d + settings.window for d in events if d - 1e-9 <= t < d + settings.window]
+            ends = [d + settings.window for d in near if d - 1e-9 <= t < d + settings.window]
             h = min(h, max(min(ends) - t, 1e-9))
         t_new = min(t + h, nxt)
         t = round(t_new, 9)
@@ -79,10 +89,12 @@ def time_grid(t_end: float, event_days: Sequence[float], settings: StochasticSet
 
 @dataclass(frozen=True)
 class StochasticResult:
-    """Per individual: extinction time, first threshold crossing, minimum of a variable.
+    """Per individual: extinction time, first threshold crossing, minimum of a variable,
+    and the day each trigger of the protocol fired (``trigger_day[name]``).
 
-    Times are NaN where the event did not happen within the simulated time. ``trajectory``
-    (n_grid, n_species, n) is filled only when recording was asked for.
+    Times are NaN where the event did not happen within the simulated time (or before the
+    individual stopped being simulated). ``trajectory`` (n_grid, n_species, n) is filled
+    only when recording was asked for.
     """
 
     model: Model
@@ -95,6 +107,7 @@ class StochasticResult:
     final: np.ndarray
     trajectory: np.ndarray | None
     meta: dict[str, object] = field(default_factory=dict)
+    trigger_day: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def series(self, name: str) -> np.ndarray:
         """A recorded species or derived quantity, shape (n_grid, n)."""
@@ -222,10 +235,11 @@ def _rates_for_empty(compiled, t: float, ya: np.ndarray, pa: np.ndarray, rates: 
 def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pmat: np.ndarray,
                    grid: np.ndarray, events: list[BoundEvent], states: np.ndarray, *,
                    watch: str | None, threshold: float | None, track_min: str | None,
-                   stop_after_crossing: bool, last_event: float, record: bool
-                   ) -> tuple[np.ndarray, ...]:
+                   stop_after_crossing: bool, last_event: float, record: bool,
+                   triggers: TriggerPlan | None = None) -> tuple[np.ndarray, ...]:
     """The numpy engine, vectorised over the individuals still active; returns final
-    states, extinction and crossing times, minima and the trajectory (or None)."""
+    states, extinction and crossing times, minima, the trajectory (or None) and the
+    trigger days (n_triggers, n)."""
     n = pmat.shape[1]
     sidx, births, deaths = list(struct.species), struct.births, struct.deaths
     tproc, tsrc, tdst, torder = struct.transfer_arrays
@@ -240,6 +254,11 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
     armed = np.zeros(n, dtype=bool)  # been below the threshold: a crossing is upward
     traj = np.full((grid.size, ns, n), np.nan) if record else None
     active = np.arange(n)
+    plan = triggers if triggers is not None else TriggerPlan.on((), grid, 0.0)
+    fired = np.full((len(plan), n), -1, dtype=np.int64)  # visit at which each fired
+    trig_day = np.full((len(plan), n), np.nan)
+    visit_at = [{int(k): m for m, k in enumerate(v)} for v in plan.visits]
+    settle = plan.settle_times(last_event, fired)  # fate settled (if extinct) from then on
 
     def watched(yy: np.ndarray, pp: np.ndarray, t: float) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -259,7 +278,7 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
         if watch is not None and threshold is not None:
             cur = np.asarray(values[watch], dtype=float)
             open_ = np.isnan(cross_t[active])
-            never = open_ & ~armed[active] & (cur >= threshold) & (t >= last_event)
+            never = open_ & ~armed[active] & (cur >= threshold) & (t >= settle[active])
             cross_t[active[never]] = grid[0]  # never below: a failure from the start
             hit = (cur >= threshold) & open_ & armed[active]
             armed[active] |= cur < threshold
@@ -289,26 +308,58 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
         k4 = f(t + h, ya + h * k3)
         y[:, active] = np.maximum(ya + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0)
 
+    def give(e: BoundEvent, who: np.ndarray) -> None:
+        """Dose ``e`` to the individuals ``who`` (thinning stochastic species exactly)."""
+        assert e.parts is not None
+        added, surviving = e.parts(pmat[:, who])
+        for i, frac in surviving:
+            if i in sidx:
+                rng = states[who]  # a copy: the advanced streams are written back
+                y[i, who] = binomial_batch(y[i, who][:, None],
+                                           np.broadcast_to(frac, who.shape)[:, None].copy(),
+                                           rng)[:, 0]
+                states[who] = rng
+            else:
+                y[i, who] *= frac
+        for i, extra in added:
+            y[i, who] += np.round(extra) if i in sidx else extra
+
     def apply_events(t: float) -> None:
         for e in events:
             if abs(e.day - t) > 1e-9:
                 continue
             if e.parts is None:
                 e.apply(y, np.ones(n), pmat)
+            else:
+                give(e, active)
+
+    def apply_triggers(k: int, t: float) -> None:
+        """Evaluate the triggers monitored at grid point k, then give the doses due."""
+        due = [(j, visit_at[j][k]) for j in range(len(plan)) if k in visit_at[j]]
+        if due and active.size:
+            ya, pa = y[:, active], pmat[:, active]
+            values = watched(ya, pa, t) if any(plan.triggers[j].species < 0 for j, _ in due) \
+                else {}
+            for j, m in due:
+                tr = plan.triggers[j]
+                v = ya[tr.species] if tr.species >= 0 else np.asarray(values[tr.watch], float)
+                fire = (fired[j, active] < 0) & tr.holds(np.broadcast_to(v, active.shape))
+                fired[j, active[fire]] = m
+                trig_day[j, active[fire]] = t
+                if fire.any():
+                    settle[:] = plan.settle_times(last_event, fired)
+        for j, tr in enumerate(plan.triggers):
+            fj = fired[j, active]
+            if not np.any(fj >= 0):
                 continue
-            added, surviving = e.parts(pmat[:, active])
-            for i, frac in surviving:
-                if i in sidx:
-                    rng = states[active]  # a copy: the advanced streams are written back
-                    y[i, active] = binomial_batch(y[i, active][:, None], frac[:, None],
-                                                  rng)[:, 0]
-                    states[active] = rng
-                else:
-                    y[i, active] *= frac
-            for i, extra in added:
-                y[i, active] += np.round(extra) if i in sidx else extra
+            table = plan.dose_k[j][np.maximum(fj, 0)]
+            for d, (_, e) in enumerate(tr.doses):
+                who = active[(fj >= 0) & (table[:, d] == k)]
+                if who.size:
+                    give(e, who)
 
     apply_events(0.0)
+    apply_triggers(0, 0.0)
     prev = monitor(0, 0.0, None)
     for k in range(1, grid.size):
         t0, t1 = grid[k - 1], grid[k]
@@ -342,19 +393,20 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
             y[np.ix_(sidx, active)] = new.T
             det_advance(t0 + h / 2, h / 2)
         apply_events(t1)
+        apply_triggers(k, t1)
         if active.size:
             prev = monitor(k, t1, prev)
         if active.size:
             settled = np.zeros(active.size, dtype=bool)
             if stop_after_crossing:
                 settled |= ~np.isnan(cross_t[active])
-            if t1 >= last_event and not record:
-                settled |= ~np.isnan(ext_t[active])
+            if not record:
+                settled |= ~np.isnan(ext_t[active]) & (t1 >= settle[active])
             if settled.any():
                 keep = ~settled
                 active = active[keep]
                 prev = prev[keep]
-    return y, ext_t, cross_t, minimum, traj
+    return y, ext_t, cross_t, minimum, traj, trig_day
 
 
 def simulate_stochastic(
@@ -405,14 +457,17 @@ def simulate_stochastic(
     y = model.compiled.initial(pmat).astype(float)
     y[sidx] = np.round(y[sidx])
     events = [e for e in protocol.bind(model) if e.day <= t_end]
-    grid = time_grid(t_end, [e.day for e in events], settings)
+    bound_triggers = protocol.bind_triggers(model)
+    visits, trigger_doses = TriggerPlan.days(bound_triggers, t_end)
+    grid = time_grid(t_end, [e.day for e in events] + trigger_doses, settings, visits)
+    plan = TriggerPlan.on(bound_triggers, grid, settings.window)
     last_event = max([e.day for e in events], default=0.0) + settings.window
     states = seed_states(seed, idx_arr)
     run = fused.run_fused if engine == "compiled" and fused.supports(events) else _run_reference
-    y, ext_t, cross_t, minimum, traj = run(
+    y, ext_t, cross_t, minimum, traj, trig_day = run(
         model, struct, y, pmat, grid, events, states, watch=watch, threshold=threshold,
         track_min=track_min, stop_after_crossing=stop_after_crossing, last_event=last_event,
-        record=record)
+        record=record, triggers=plan)
     meta = {"ciksim_version": __version__, "model": model.name, "protocol": protocol.name,
             "seed": seed, "t_end": float(t_end), "time_unit": model.time_unit,
             "grid_points": int(grid.size),
@@ -420,7 +475,7 @@ def simulate_stochastic(
                          "window": settings.window}}
     minimum[~np.isfinite(minimum)] = np.nan
     return StochasticResult(model, idx_arr, pmat, grid, ext_t, cross_t, minimum, y.copy(),
-                            traj, meta)
+                            traj, meta, dict(zip(plan.names, trig_day, strict=True)))
 
 
 __all__ = ["BoundEvent", "StochasticResult", "StochasticSettings", "simulate_stochastic",

@@ -292,7 +292,8 @@ class Scenario:
                 for k, v in (table_values(spec.parameters) if spec.parameters else {}).items()}
         var = table_values(spec.variability) if spec.variability else {}
         try:
-            protocol = Protocol.from_dict({"name": spec.name, "events": data.get("events", [])},
+            protocol = Protocol.from_dict({"name": spec.name, "events": data.get("events", []),
+                                           "triggers": data.get("triggers", [])},
                                           origin=origin)
             protocol.bind(model)
         except ProtocolError as exc:

@@ -41,7 +41,7 @@ from ciksim.schemas.base import (
     validate,
 )
 from ciksim.schemas.parameters import checked_parameter, parameter_table, table_values
-from ciksim.schemas.protocol import EventSchema, ProtocolSchema
+from ciksim.schemas.protocol import EventSchema, ProtocolSchema, TriggerSchema
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,27 @@ def _load_all() -> None:
     from ciksim.schemas import registry  # noqa: F401  (registers the built-in formats)
 
 
-__all__ = ["FORMATS", "LIMITS", "EventSchema", "Format", "Limit", "ProtocolSchema",
-           "Quantity", "Schema", "checked_parameter", "describe", "formats", "json_schema",
-           "json_schema_text", "limit", "parameter_table", "parse_toml", "read_text",
-           "read_toml", "register", "table_values", "validate"]
+__all__ = [
+    "FORMATS",
+    "LIMITS",
+    "EventSchema",
+    "Format",
+    "Limit",
+    "ProtocolSchema",
+    "Quantity",
+    "Schema",
+    "TriggerSchema",
+    "checked_parameter",
+    "describe",
+    "formats",
+    "json_schema",
+    "json_schema_text",
+    "limit",
+    "parameter_table",
+    "parse_toml",
+    "read_text",
+    "read_toml",
+    "register",
+    "table_values",
+    "validate",
+]

@@ -69,6 +69,9 @@ LIMITS: dict[str, Limit] = {lim.name: lim for lim in (
     Limit("min_event_spacing", 0.01, "days", "smallest `every` of repeated events "
           "(about 15 minutes)"),
     Limit("max_events", 10_000, "events", "events of one protocol after repeats are expanded"),
+    Limit("max_visits", 10_000, "visits", "monitoring visits of one trigger after `every` is "
+          "expanded"),
+    Limit("max_triggers", 20, "triggers", "triggers of one protocol"),
     Limit("max_density", 1e9, "cells/mL", "cell density in a culture (packed cells)"),
     Limit("max_donors", 100_000, "donors", "simulated donors in one culture or assay"),
     Limit("max_arms", 50, "arms", "arms of one trial"),

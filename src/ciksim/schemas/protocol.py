@@ -127,10 +127,108 @@ def check_event_order(events: list[EventSchema]) -> None:
                          f"{limit('max_events'):g} ({LIMITS['max_events'].reason})")
 
 
+class MonitorSchema(Schema):
+    """A monitoring schedule: ``{first = 30, every = 30, last = 720}`` (days; ``last``
+    included when on the schedule) or ``{days = [30, 60, 90]}``."""
+
+    first: Day | None = None
+    every: Every | None = None
+    last: Day | None = None
+    days: Annotated[list[Day], Field(min_length=1,
+                                     max_length=int(limit("max_visits")))] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorSchema:
+        regular = [self.first, self.every, self.last]
+        if self.days is not None:
+            if any(v is not None for v in regular):
+                raise ValueError("give either days = [...] or first, every and last")
+            if any(b <= a for a, b in pairwise(self.days)):
+                raise ValueError("days must be strictly increasing")
+            return self
+        if any(v is None for v in regular):
+            raise ValueError("give first, every and last (days), or days = [...]")
+        assert self.first is not None and self.every is not None and self.last is not None
+        if self.last < self.first:
+            raise ValueError(f"last ({self.last:g}) is before first ({self.first:g})")
+        count = math.floor((self.last - self.first) / self.every + 1e-9) + 1
+        if count > limit("max_visits"):
+            raise ValueError(f"{count} visits exceed the limit max_visits = "
+                             f"{limit('max_visits'):g} ({LIMITS['max_visits'].reason}); use a "
+                             "larger 'every'")
+        return self
+
+    def spec(self) -> dict[str, object]:
+        """The schedule as given (for :class:`ciksim.protocol.Trigger`)."""
+        if self.days is not None:
+            return {"days": list(self.days)}
+        return {"first": self.first, "every": self.every, "last": self.last}
+
+
+class TriggerDoseSchema(Schema):
+    """A dose a trigger gives ``offset`` days after it fires."""
+
+    offset: Annotated[limited("max_protocol_day", ge=0),
+                      Field(description="days after the trigger day")] = 0.0
+    dose: Name
+    amount: Quantity
+
+
+class TriggerSchema(Schema):
+    """One ``[[triggers]]`` table: on each monitoring day (after that day's fixed events), if
+    ``watch`` (a species or derived quantity of the model) is at or ``above`` (or at or
+    ``below``) the threshold, the trigger fires once: its ``doses`` follow at the trigger
+    day plus their offsets. Monitoring: ``monitor = {first, every, last}`` or ``{days}``, or
+    ``days = [...]``."""
+
+    name: Name
+    watch: Annotated[str, Field(min_length=1, max_length=100)]
+    above: Quantity | None = None
+    below: Quantity | None = None
+    monitor: MonitorSchema | None = None
+    days: Annotated[list[Day], Field(min_length=1,
+                                     max_length=int(limit("max_visits")))] | None = None
+    doses: Annotated[list[TriggerDoseSchema], Field(min_length=1, max_length=100)]
+    note: Text = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TriggerSchema:
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"give exactly one of above or below (the threshold of "
+                             f"{self.watch!r})")
+        if (self.monitor is None) == (self.days is None):
+            raise ValueError("give the monitoring schedule: monitor = {first = day, every = "
+                             "days, last = day} or days = [day, ...] (exactly one)")
+        if self.days is not None and any(b <= a for a, b in pairwise(self.days)):
+            raise ValueError("days must be strictly increasing")
+        return self
+
+    def fields(self) -> dict[str, object]:
+        """Keyword arguments of :class:`ciksim.protocol.Trigger`."""
+        monitor = self.monitor.spec() if self.monitor is not None else list(self.days or [])
+        return {"name": self.name, "watch": self.watch, "above": self.above,
+                "below": self.below, "monitor": monitor, "note": self.note,
+                "doses": [{"offset": d.offset, "dose": d.dose, "amount": d.amount}
+                          for d in self.doses]}
+
+
+def check_trigger_names(triggers: list[TriggerSchema]) -> None:
+    """Each trigger has its own name (it labels the trigger day in results)."""
+    names = [t.name for t in triggers]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"triggers: name(s) {', '.join(twice)} used twice; give each "
+                         "trigger its own name")
+
+
+#: The ``[[triggers]]`` of a protocol, scenario or arm.
+Triggers = Annotated[list[TriggerSchema], Field(max_length=int(limit("max_triggers")))]
+
+
 class ProtocolSchema(Schema):
     """A protocol file: ``name``, optional ``harvest_day`` and ``[parameters]`` (model
     parameters such as ``seed_density``, ranges checked against the model's declarations),
-    and ``[[events]]`` in time order."""
+    ``[[events]]`` in time order and ``[[triggers]]`` (doses given on monitoring)."""
 
     name: Name
     description: Text = ""
@@ -140,8 +238,10 @@ class ProtocolSchema(Schema):
                           Field(max_length=1000)] = Field(default_factory=dict)
     events: Annotated[list[EventSchema], Field(max_length=int(limit("max_events")))] = Field(
         default_factory=list)
+    triggers: Triggers = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _in_order(self) -> ProtocolSchema:
         check_event_order(self.events)
+        check_trigger_names(self.triggers)
         return self

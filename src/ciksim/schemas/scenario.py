@@ -16,7 +16,12 @@ from pydantic import Field, PlainValidator, WithJsonSchema, create_model, model_
 
 from ciksim.schemas.base import Name, Schema, Text, limit, limited
 from ciksim.schemas.parameters import parameter_table
-from ciksim.schemas.protocol import EventSchema, check_event_order
+from ciksim.schemas.protocol import (
+    EventSchema,
+    Triggers,
+    check_event_order,
+    check_trigger_names,
+)
 
 RELAPSE_DEFINITIONS = {"haematologic": 0.05, "molecular": 1e-4}
 
@@ -77,6 +82,7 @@ def scenario_schema() -> type[Schema]:
 
     def after(self: Any) -> Any:
         check_event_order(self.events)
+        check_trigger_names(self.triggers)
         if self.subtype is not None and self.subtype.lower() not in _subtype_names():
             raise ValueError(f"subtype: unknown subtype {self.subtype!r}; use one of "
                              f"{', '.join(_subtype_names())}")
@@ -84,12 +90,14 @@ def scenario_schema() -> type[Schema]:
 
     return create_model(
         "ScenarioSchema", __base__=Schema,
-        __doc__="A patient population: chemotherapy events, parameter medians (patient-model "
-                "parameters, ranges from their declarations), log-normal spreads, endpoint.",
+        __doc__="A patient population: chemotherapy events and triggers, parameter medians "
+                "(patient-model parameters, ranges from their declarations), log-normal "
+                "spreads, endpoint.",
         __validators__={"_after": model_validator(mode="after")(after)},
         name=(Name, "scenario"), description=(Text, ""), source=(Text, ""),
         relapse_threshold=(Fraction, 0.05), subtype=(Name | None, None),
         parameters=(values, None), variability=(sigma, None), events=(Events, []),
+        triggers=(Triggers, []),
     )
 
 

@@ -86,7 +86,8 @@ class TrialSpec:
                      "parameters": {**base.parameters, **given},
                      "variability": {**base.variability, **spreads},
                      "relapse_threshold": base.relapse_threshold,
-                     "events": [_event_dict(e) for e in base.protocol.events]}
+                     "events": [_event_dict(e) for e in base.protocol.events],
+                     "triggers": [t.as_dict() for t in base.protocol.triggers]}
         scenario = Scenario.from_dict(scen_dict, origin=f"{origin}: population")
         mix = {k.lower(): v for k, v in (pop.subtypes or {}).items()}
         arms = tuple(
