@@ -128,7 +128,8 @@ def test_allo_export_keeps_scenario_donor_conditioning_and_events(tmp_path):
 
     default = export_model("allo")
     scen = AlloScenario.load("allo-aml-cr")
-    assert default.parameters == dict(scen.parameters) and default.end_time == 365.25
+    assert default.parameters == dict(scen.parameters) and default.end_time == 2 * 365.25
+    assert default.protocol.events == scen.protocol.events
     haplo = export_model("allo", donor="haploidentical", conditioning="ric", chimerism=0.9)
     other = AlloScenario.load("allo-aml-cr", donor="haploidentical", conditioning="ric",
                               chimerism=0.9)
@@ -157,6 +158,16 @@ def test_allo_export_keeps_scenario_donor_conditioning_and_events(tmp_path):
         export_model("allo", protocol=triggered).sbml()
     with pytest.raises(CikError, match=r"no option 'donor'.*allo"):
         export_model("patient", donor="sibling")
+    from ciksim.jobs.export import export_job
+
+    added = export_job("allo", dli=["1e6@60,120"], cik_doses=["1e7@90"])
+    assert [(e.dose, e.day) for e in added.protocol.events if e.dose in ("dli", "cik")] == \
+        [("dli", 60.0), ("cik", 90.0), ("dli", 120.0)]
+    with pytest.raises(CikError, match="--dli and --cik AMOUNT@DAY are infusions after an "
+                                       "allogeneic transplant; export allo"):
+        export_job("patient", dli=["1e6@60"])
+    with pytest.raises(CikError, match="before engraftment"):
+        export_job("allo", dli=["1e6@5"])
 
 
 def test_combine_archive_runs_in_tellurium(tmp_path):

@@ -107,6 +107,20 @@ def test_gillespie_variant_has_no_assignment_rules_and_the_same_trajectories():
     assert_close(model, ours, theirs)
 
 
+def test_a_protocol_with_triggers_is_refused_naming_them():
+    from ciksim.errors import CikError
+    from ciksim.protocol import Trigger
+
+    base = patient_protocol(Scenario.load("aml-cr1"), CikSchedule())
+    proto = Protocol(base.name, base.events, triggers=(Trigger(
+        "pre-emptive", "flow_mrd", above=1e-3, monitor={"first": 60, "every": 30, "last": 360},
+        doses=({"offset": 0, "dose": "cik", "amount": "5e7 cells/kg"},)),))
+    with pytest.raises(CikError, match=r"triggers 'pre-emptive': SBML export cannot express "
+                                       r"triggered doses.*without its triggers"):
+        to_sbml(patient_model(), proto)
+    assert to_sbml(patient_model(), base).startswith("<?xml")  # the fixed events alone
+
+
 def test_discarding_split_and_feed_round_trip():
     model = culture_model()
     proto = Protocol.from_dict({
@@ -137,10 +151,15 @@ def test_cli_export(tmp_path):
     assert r.exit_code == 0 and r.output.startswith("<?xml")
     allo = tmp_path / "allo.xml"
     r = CliRunner().invoke(app, ["export", "sbml", "allo", "--donor", "unrelated",
-                                 "--conditioning", "ric", "--chimerism", "0.95", "-o", str(allo)])
+                                 "--conditioning", "ric", "--chimerism", "0.95", "--dli",
+                                 "1e6@60,120", "--cik", "1e7@90", "-o", str(allo)])
     assert r.exit_code == 0 and "conditioning ric" in " ".join(r.output.split()), r.output
     doc = libsbml.readSBMLFromFile(str(allo))
-    assert validate(doc) == [] and doc.getModel().getParameter("f_allo_t").getValue() == 2e-3
+    assert validate(doc) == [] and doc.getModel().getNumEvents() == 3
+    from ciksim.models.allo import AlloScenario
+
+    assert doc.getModel().getParameter("f_allo_t").getValue() == AlloScenario.load(
+        "allo-aml-cr", donor="unrelated").parameters["f_allo_t"]
     r = CliRunner().invoke(app, ["export", "sbml", "allo", "--donor", "cousin"])
     assert r.exit_code == 2 and "donor 'cousin' is not known" in r.output, r.output
     r = CliRunner().invoke(app, ["export", "sbml", "patient", "--gillespie", "-o",

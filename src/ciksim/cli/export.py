@@ -42,6 +42,12 @@ def export_command(
     conditioning: Annotated[str | None, Opt(help="allo: conditioning (mac, ric).")] = None,
     chimerism: Annotated[float | None, Opt(help="allo: donor chimerism at engraftment "
                                                 "(0-1).")] = None,
+    dli: Annotated[list[str] | None, Opt(help="allo: DLI as CD3+/kg@day[,day...], e.g. "
+                                              "1e7@60 (repeatable).")] = None,
+    allo_cik: Annotated[list[str] | None, Opt("--cik", help="allo: donor CIK as "
+                                                             "CD3+/kg@day[,day...], e.g. "
+                                                             "5e7@60,90 (repeatable).")]
+    = None,
     subtype: Annotated[str | None, Opt(help="patient: molecular subtype.")] = None,
     no_cik: Annotated[bool, Opt("--no-cik", help="patient: chemotherapy alone.")] = False,
     cik_dose: Annotated[float | None, Opt(help="patient: CD3+ cells/kg per infusion "
@@ -56,7 +62,7 @@ def export_command(
                                                    "a fraction of marrow cells.")] = None,
     years: Annotated[float | None, Opt(help="patient: follow-up years (default 3); allo: "
                                             "years after the stem-cell infusion (default "
-                                            "1).")] = None,
+                                            "2).")] = None,
     il2_support: Annotated[bool, Opt("--il2-support", help="patient: IL-2 with the "
                                                             "infusions.")] = False,
     gillespie: Annotated[bool, Opt("--gillespie", help="sbml: the variant for Gillespie "
@@ -79,7 +85,7 @@ def export_command(
                "interval": interval, "first_infusion_day": first_infusion_day,
                "product": product, "start_burden": start_burden, "years": years,
                "il2_support": True if il2_support else None}
-    exp = export_job(model, **options)
+    exp = export_job(model, dli=dli or (), cik_doses=allo_cik or (), **options)
     settings = ", ".join(f"{k} {v}" for k, v in exp.settings.items() if v is not None)
     if ctx.info_name == "combine":
         if gillespie:

@@ -384,9 +384,8 @@ def to_sbml(model: Model, protocol: Protocol | None = None,
 
 
 def _refuse_triggers(protocol: Protocol | None) -> None:
-    triggers = getattr(protocol, "triggers", ()) if protocol is not None else ()
-    if triggers:
-        names = ", ".join(repr(getattr(t, "name", str(t))) for t in triggers)
+    if protocol is not None and protocol.triggers:
+        names = ", ".join(repr(t.name) for t in protocol.triggers)
         raise CikError(f"protocol {protocol.name!r}: triggers {names}: SBML export cannot "
                        "express triggered doses (a condition checked on monitoring days, "
                        "firing once, doses at offsets); export the protocol without its "

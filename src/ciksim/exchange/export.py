@@ -7,8 +7,8 @@ at the model's E:T for 4 hours (``ciksim killing``, one E:T per export); ``patie
 the ``aml-cr1`` scenario (its parameters and chemotherapy) and three CIK infusions of 5e7
 CD3+ cells/kg whose composition is the typical donor's day-21 ``cik-gmp`` harvest, followed
 for 3 years (``ciksim patient``); ``allo`` with the ``allo-aml-cr`` scenario (its donor
-and conditioning parameters and its fixed events), followed for 1 year after the stem-cell
-infusion (the allo cohort's default horizon). An option the model lacks raises a CikError
+and conditioning parameters and its fixed events), followed for 2 years after the stem-cell
+infusion (as ``ciksim patient --scenario allo-aml-cr``). An option the model lacks raises a CikError
 naming the model that has it. A protocol with triggers (doses given when a monitored
 quantity crosses a threshold) is refused by the SBML writer.
 """
@@ -36,7 +36,7 @@ _OPTIONS = {  # option -> models that have it
     "first_infusion_day": ("patient",), "product": ("patient",),
     "start_burden": ("patient", "allo"), "years": ("patient", "allo"),
     "il2_support": ("patient",), "donor": ("allo",), "conditioning": ("allo",),
-    "chimerism": ("allo",),
+    "chimerism": ("allo",), "events": ("allo",),
 }
 
 
@@ -100,8 +100,10 @@ def export_model(model: str, **options: Any) -> ModelExport:
       of the scenario's);
     - allo: ``scenario`` (default ``allo-aml-cr``), ``donor`` (sibling, unrelated,
       haploidentical), ``conditioning`` (mac, ric), ``chimerism`` (donor chimerism at
-      engraftment, 0-1), ``start_burden``, ``years``, ``protocol`` (a protocol TOML whose
-      events replace the scenario's; donor-cell infusions after engraftment);
+      engraftment, 0-1), ``start_burden``, ``years`` (default 2), ``protocol`` (a protocol
+      TOML whose events and triggers replace the scenario's), ``events`` (protocol event
+      tables added to the scenario's, e.g. DLI or CIK infusions; donor-cell infusions come
+      after engraftment);
     - every model: ``parameters``, values set last.
     """
     if model not in MODELS:
@@ -225,22 +227,23 @@ def _patient(scenario: str | Path = "aml-cr1", subtype: str | None = None, cik: 
 
 def _allo(scenario: str | Path = "allo-aml-cr", donor: str | None = None,
           conditioning: str | None = None, chimerism: float | None = None,
-          start_burden: float | None = None, years: float = 1.0,
-          protocol: str | Path | None = None) -> ModelExport:
+          start_burden: float | None = None, years: float = 2.0,
+          protocol: str | Path | None = None,
+          events: list[dict[str, Any]] | None = None) -> ModelExport:
     from ciksim.data import load_toml
     from ciksim.models.allo import AlloScenario, allo_model
 
     model = allo_model()
-    events = None
-    if protocol is not None:  # its events replace the scenario's (checked by the scenario)
-        data, origin = load_toml(protocol, "protocols", "protocol", DataError)
-        if data.get("triggers"):
-            raise DataError(f"{origin}: triggers: SBML cannot express ciksim's triggered "
-                            "doses (monitoring days, fire once); remove [[triggers]] to "
-                            "export the fixed events, or run the triggers in ciksim")
-        events = list(data.get("events", []))
+    protocol_events = triggers = None
+    if protocol is not None:  # its events and triggers replace the scenario's (checked by
+        # the scenario; the SBML writer refuses triggers)
+        data, _ = load_toml(protocol, "protocols", "protocol", DataError)
+        protocol_events = list(data.get("events", []))
+        triggers = list(data.get("triggers", []))
     scen = AlloScenario.load(scenario, donor=donor, conditioning=conditioning,
-                             chimerism=chimerism, events=events)
+                             chimerism=chimerism, events=protocol_events, triggers=triggers)
+    if events:
+        scen = scen.with_events(list(events))
     pars = dict(scen.parameters)
     if start_burden is not None:
         if not 0 < start_burden <= 1:
