@@ -286,3 +286,10 @@ def test_patient_scenario_with_a_molecular_trigger_same_in_both_engines():
     assert not np.array_equal(plain.crossing_time, runs[0].crossing_time, equal_nan=True)
     with pytest.raises(DataError, match="npm1"):
         Scenario.from_dict({**data, "triggers": [{**data["triggers"][0], "watch": "npm2"}]})
+
+
+def test_the_ode_engine_refuses_triggers():
+    from ciksim.engines import simulate
+
+    with pytest.raises(ProtocolError, match=r"has triggers.*simulate_stochastic"):
+        simulate(toy(), PROTOCOL, 10.0)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ciksim._version import __version__
 from ciksim.engines.result import Result
-from ciksim.errors import CikError, ModelError, SimulationWarning
+from ciksim.errors import CikError, ModelError, ProtocolError, SimulationWarning
 from ciksim.model import Model
 from ciksim.model.model import parameter_matrix
 from ciksim.protocol import Protocol
@@ -61,6 +61,9 @@ def simulate(
     is deterministic) so results of stochastic wrappers carry it.
     """
     protocol = protocol or Protocol(name="none")
+    if protocol.triggers:  # monitoring acts per individual: the stochastic engines do it
+        raise ProtocolError(f"protocol {protocol.name!r} has triggers, which the ODE engine "
+                            "does not simulate; use simulate_stochastic, or drop the triggers")
     settings = settings or SolverSettings()
     if t_end is None:
         t_end = protocol.harvest_day

@@ -118,8 +118,9 @@ action = "harvest"
 
 register(Format(
     "scenario", "toml",
-    "A patient population: chemotherapy events, patient-model parameter medians and spreads, "
-    "relapse threshold (`ciksim patient --scenario FILE.toml`, `[population] scenario`).",
+    "A patient population: chemotherapy events, doses triggered by monitoring "
+    "(`docs/triggers.md`), patient-model parameter medians and spreads, relapse threshold "
+    "(`ciksim patient --scenario FILE.toml`, `[population] scenario`).",
     scenario_schema,
     '''name = "my-scenario"
 relapse_threshold = 0.05
@@ -136,6 +137,13 @@ days = [14, 49, 84]
 action = "dose"
 dose = "chemo"
 amount = 1
+
+[[triggers]]
+name = "molecular-relapse"
+watch = "npm1_ratio"
+above = 0.01
+monitor = { first = 120, every = 90, last = 720 }
+doses = [ { offset = 0, dose = "chemo", amount = 1 } ]
 ''', _scenario))
 
 register(Format(
