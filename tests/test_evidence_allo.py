@@ -124,9 +124,11 @@ def test_coordinates_are_allo_parameters_with_declared_range_priors():
 def test_endpoints_from_the_cohort_columns():
     nan = np.nan
     table = pd.DataFrame({
-        # GvHD before the infusion (ineligible), after it within the window, after the
-        # window, never; the last one died before the infusion
-        "gvhd_any_day": [100.0, 200.0, 600.0, nan, nan],
+        # 0: grade II-IV before the infusion (ineligible); 1: grade I after it (counted);
+        # 2: grade I before it (still eligible), grade II-IV after the 12-month window;
+        # 3: never acute, chronic after it; 4: died before the infusion
+        "gvhd_any_day": [100.0, 200.0, 120.0, nan, nan],
+        "agvhd_day": [110.0, nan, 600.0, nan, nan],
         "cgvhd_day": [nan, nan, nan, 300.0, nan],
         "death_day": [nan, nan, nan, nan, 150.0],
         "relapse_day": [nan, 170.0, 190.0, 120.0, 100.0],
@@ -137,6 +139,8 @@ def test_endpoints_from_the_cohort_columns():
     assert hit.tolist() == [False, True, False, True, False]
     _, acute = arm_outcome("agvhd", table, 180.0, 365.0)
     assert acute.tolist() == [False, True, False, False, False]
+    _, later = arm_outcome("agvhd", table, 180.0, 450.0)  # grade II-IV on day 600 counts
+    assert later.tolist() == [False, True, True, False, False]
     eligible, cr = arm_outcome("cr", table, 180.0, 90.0)
     assert eligible.tolist() == [False, True, False, True, False]
     assert cr.tolist() == [False, True, False, False, False]

@@ -9,9 +9,10 @@ cells/kg on a schedule (a bulk dose, equal repeated doses or an explicit escalat
 starting on a fixed day after the stem-cell infusion or when a trigger fires (pre-emptive,
 at overt relapse), and the endpoint is counted from the first infusion:
 
-* ``gvhd``: GvHD (acute of any grade, or chronic) within ``at_months``; ``agvhd``: acute
-  GvHD of any grade. Patients alive and free of GvHD at the first infusion are eligible
-  (DLI and donor cells are not given during active GvHD);
+* ``gvhd``: GvHD (acute of any grade, or chronic) beginning or worsening to grade II-IV
+  within ``at_months``; ``agvhd``: acute GvHD of any grade (the same, without chronic).
+  Patients alive and without grade II-IV or chronic GvHD before the first infusion are
+  eligible (donor cells are withheld in significant GvHD; a resolved grade I is no bar);
 * ``cr``: back below the relapse threshold (``remission_day``) within ``at_months``, among
   patients in overt relapse at the first infusion;
 * ``os``: alive ``at_months`` after the first infusion.
@@ -60,10 +61,12 @@ from ciksim.evidence.studies import (
 
 #: Endpoints the allo model computes, counted from each patient's first infusion.
 ALLO_ENDPOINTS = {
-    "gvhd": "patients with GvHD (acute of any grade, or chronic) within `at_months` of the "
-            "first infusion, among those alive and free of GvHD when it is given",
-    "agvhd": "patients with acute GvHD of any grade within `at_months` of the first "
-             "infusion, among those alive and free of GvHD when it is given",
+    "gvhd": "patients with GvHD (acute of any grade, or chronic) beginning or reaching grade "
+            "II-IV within `at_months` of the first infusion, among those alive and without "
+            "grade II-IV or chronic GvHD when it is given",
+    "agvhd": "patients with acute GvHD of any grade beginning or reaching grade II-IV within "
+             "`at_months` of the first infusion, among those alive and without grade II-IV "
+             "or chronic GvHD when it is given",
     "cr": "patients back below the relapse threshold within `at_months` of the first "
           "infusion, among those in overt relapse when it is given",
     "os": "patients alive `at_months` after the first infusion",
@@ -375,11 +378,14 @@ def arm_outcome(kind: str, table: Any, start: np.ndarray | float, window: float
         alive = ~(death <= start)
         given = np.isfinite(start) & alive
         if kind in ("gvhd", "agvhd"):
-            onset = _column(table, "gvhd_any_day")
+            severe = np.fmin(_column(table, "agvhd_day"), _column(table, "cgvhd_day"))
+            eligible = given & ~(severe <= start)
+            onsets = [_column(table, "gvhd_any_day"), _column(table, "agvhd_day")]
             if kind == "gvhd":
-                onset = np.fmin(onset, _column(table, "cgvhd_day"))
-            eligible = given & ~(onset <= start)
-            hit = (onset > start) & (onset <= start + window)
+                onsets.append(_column(table, "cgvhd_day"))
+            hit = np.zeros(len(table), bool)
+            for day in onsets:
+                hit |= (day > start) & (day <= start + window)
         elif kind == "cr":
             eligible = given & (_column(table, "relapse_day") <= start)
             back = _column(table, "remission_day")
@@ -471,7 +477,9 @@ def summaries(prepared: Sequence[PreparedAlloStudy], raw: Mapping[str, Any],
         off = float(theta.get(f"offset:{sid}", 0.0)) if bias else 0.0
         for j, arm in enumerate(ps.arms):
             k, m = raw[sid][arm.name]
-            out[f"{sid}/{arm.name}"] = _shift(k, m, off + (b if j == 0 else 0.0))
+            # no eligible patient: no study to compare (NaN; the distance is then infinite)
+            out[f"{sid}/{arm.name}"] = _shift(k, m, off + (b if j == 0 else 0.0)) if m \
+                else math.nan
     return out
 
 

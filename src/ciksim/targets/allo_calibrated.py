@@ -50,7 +50,10 @@ class AlloPredictive:
     missing: dict[str, str]
 
     def median(self, name: str, *, own: bool = False) -> float:
-        return float(np.median((self.model if own else self.predictive)[name]))
+        """Median over the draws (draws without an eligible patient left out)."""
+        v = (self.model if own else self.predictive)[name]
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if v.size else float("nan")
 
 
 def allo_predictive(posterior: object = None, draws: int = DRAWS, seed: int = SEED
@@ -209,7 +212,8 @@ def a5_preemptive_vs_relapse() -> TargetCheck:
             return TargetCheck("A5", desc, f"not computable: {why}", "computable", False,
                                source)
         diff = p.model[key] - p.model[f"{sid}/at-relapse"]
-        d = float(np.median(diff))
+        diff = diff[np.isfinite(diff)]
+        d = float(np.median(diff)) if diff.size else float("nan")
         own = {a: round(p.median(f"{sid}/{a}", own=True), 3)
                for a in ("pre-emptive", "at-relapse")}
         return TargetCheck("A5", desc, {"model": own, "difference": round(d, 3),
