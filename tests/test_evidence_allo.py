@@ -4,6 +4,7 @@ simulation, coordinates and priors, endpoints computed from the cohort table's c
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import tomllib
 from importlib import resources
@@ -192,3 +193,22 @@ def test_shipped_allo_posterior_loads_and_names_allo_parameters():
     assert list(p.stale) == expect
     assert p.draws == 2 and all(v.shape == (2,) for v in p.predictive.values())
 
+
+
+def test_trigger_days_are_cohort_columns():
+    from ciksim.analysis.allo import simulate_allo_cohort
+    from ciksim.models.allo import AlloScenario
+
+    trig = {"name": "at-relapse", "watch": "blast_fraction", "above": 0.05,
+            "monitor": {"first": 30, "every": 7, "last": 365},
+            "doses": [{"offset": 0, "dose": "cik", "amount": 1e7}]}
+    scen = AlloScenario.load("allo-aml-cr", triggers=[trig])
+    scen = dataclasses.replace(scen, parameters={**scen.parameters, "start_burden": 1e-3})
+    t = simulate_allo_cohort(scen, 12, 3, horizon_days=400).table
+    day, relapse = t["at-relapse_day"].to_numpy(), t["relapse_day"].to_numpy()
+    fired = np.isfinite(day)
+    assert fired.any()
+    # fired on a weekly monitoring day, at or after the relapse, never after death
+    assert np.allclose((day[fired] - 30) % 7, 0)
+    assert np.all(relapse[fired] <= day[fired] + 1e-9)
+    assert not np.any(day > np.nan_to_num(t["death_day"].to_numpy(), nan=np.inf))

@@ -21,6 +21,8 @@ stochastic engine (exact leukemia-initiating cells). From the recorded course:
   it (non-relapse mortality). A death from leukemia is by construction preceded by a relapse
   (its hazard grows with the blast fraction); should it come first, the relapse is dated to
   the death;
+- ``<trigger>_day``: the day each trigger of the scenario's protocol fired (NaN: never, or
+  after death);
 - after death nothing happens: later events are NaN, ``peak_grade`` and ``donor_chimerism``
   are taken up to death, ``cured`` means no leukemia-initiating cell left at death or at the
   horizon (and no relapse before).
@@ -199,7 +201,10 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
             watch="blast_fraction", threshold=scenario.relapse_threshold,
             stop_after_crossing=False, record=True, engine=engine)
         out = _outcomes(res, scenario.relapse_threshold, float(horizon_days))
-        parts.append(pd.DataFrame({"patient": res.indices, **out}))
+        alive_until = np.nan_to_num(out["death_day"], nan=np.inf)
+        fired = {f"{name}_day": np.where(day <= alive_until, day, np.nan)
+                 for name, day in res.trigger_day.items()}
+        parts.append(pd.DataFrame({"patient": res.indices, **out, **fired}))
         if courses:  # up to death or the horizon
             m = res.indices.size
             course = recorded(res, COURSE)

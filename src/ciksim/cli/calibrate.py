@@ -87,7 +87,7 @@ def calibrate_allo(
                                                        "shipped allo.toml).")] = None,
     parameters: Annotated[str | None, typer.Option(
         help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
-             "cik_allo_rel,k_gvl).")] = None,
+             "cik_allo_rel,cik_tox_rel,k_gvl).")] = None,
     particles: Annotated[int, typer.Option(help="Particles per generation.")] = 60,
     generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 4,
     min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "

@@ -73,8 +73,10 @@ ALLO_ENDPOINTS = {
 }
 #: Calibrated by default: the alloreactive precursor share of T cells (the DLI dose-GvHD
 #: level, A1), the host-tissue damage rate (GvHD per activated cell, A1-A2), the CIK
-#: precursor share relative to T cells (A3) and the GvL killing rate (A4).
-DEFAULT_PARAMETERS = ("f_allo_t", "k_dmg", "cik_allo_rel", "k_gvl")
+#: precursor share relative to T cells (GvHD and GvL of CIK, A3-A4), the tissue damage per
+#: activated CIK cell (A3 only: confounded with the precursor share there, told apart by
+#: A4's GvL) and the GvL killing rate (A4).
+DEFAULT_PARAMETERS = ("f_allo_t", "k_dmg", "cik_allo_rel", "cik_tox_rel", "k_gvl")
 REFERENCE_SCENARIO = "allo-aml-cr"
 SHIPPED_EVIDENCE = ("evidence", "allo.toml")
 _KEY_SHIFT = 20
