@@ -120,8 +120,9 @@ def simulate(
 
     # compiled: every individual has its own error control and tolerance scale, so a batch
     # gives exactly the numbers of its single runs
-    atol_each = np.stack([_atol_scale(model, y[:, [i]]) for i in range(n)], axis=1) \
-        * settings.atol if settings.method == "compiled" else None
+    atol_each = _atol_scale(model, y, each=True) * settings.atol \
+        if settings.method == "compiled" else None
+    h_each = np.zeros(n)  # compiled: each individual's step size, carried across segments
 
     def record(mask: np.ndarray, values: np.ndarray) -> None:
         states[mask] = values
@@ -135,7 +136,7 @@ def simulate(
 
             sel = (out_t >= t) & (out_t < stop)
             traj = integrate_segment(model, y, pmat, t, stop, out_t[sel], settings.rtol,
-                                     atol_each)
+                                     atol_each, h_each)
             if sel.any():
                 record(sel, traj)
             t = stop
@@ -194,17 +195,19 @@ def _jacobian_structure(method: str, ns: int, n: int) -> dict[str, object]:
     return {"jac_sparsity": block_diag([np.ones((ns, ns))] * n, format="csc")}
 
 
-def _atol_scale(model: Model, y0: np.ndarray) -> np.ndarray:
+def _atol_scale(model: Model, y0: np.ndarray, each: bool = False) -> np.ndarray:
     """Absolute tolerance scale per species: its largest initial value over the batch, or,
-    for species starting at zero, the largest initial value among species of its unit."""
-    own = np.max(np.abs(y0), axis=1) if y0.size else np.zeros(len(model.species))
+    for species starting at zero, the largest initial value among species of its unit.
+    ``each``: per individual instead (n_species, n), from its own initial values."""
+    if each:
+        own = np.abs(y0).astype(float)
+    else:
+        own = np.max(np.abs(y0), axis=1) if y0.size else np.zeros(len(model.species))
     scale = own.copy()
     by_unit: dict[str, list[int]] = {}
     for i, s in enumerate(model.species):
         by_unit.setdefault(s.unit, []).append(i)
     for idx in by_unit.values():
-        group = float(np.max(own[idx])) if idx else 0.0
-        for i in idx:
-            if scale[i] <= 0:
-                scale[i] = group if group > 0 else 1.0
+        group = np.max(own[idx], axis=0)
+        scale[idx] = np.where(scale[idx] > 0, scale[idx], np.where(group > 0, group, 1.0))
     return scale

@@ -140,8 +140,20 @@ class Model:
     def dose_by_name(self) -> Mapping[str, Dose]:
         return MappingProxyType({d.name: d for d in self.doses})
 
+    @cached_property
+    def _dose_functions(self) -> dict[tuple[str, str, str], Callable[..., np.ndarray]]:
+        return {}
+
     def dose_function(self, dose: str, kind: str, species: str) -> Callable[..., np.ndarray]:
-        """Vectorised ``f(p, amount)`` for a dose's ``adds`` or ``scales`` entry."""
+        """Vectorised ``f(p, amount)`` for a dose's ``adds`` or ``scales`` entry (built once
+        per model: every simulation binds its protocol's doses)."""
+        key = (dose, kind, species)
+        if key not in self._dose_functions:
+            self._dose_functions[key] = self._build_dose_function(dose, kind, species)
+        return self._dose_functions[key]
+
+    def _build_dose_function(self, dose: str, kind: str, species: str
+                             ) -> Callable[..., np.ndarray]:
         expr = self._exprs[f"dose:{dose}:{kind}:{species}"]
         lines = ["def _f(p, amount):"]
         lines += [f"    {q.name} = p[{i}]" for i, q in enumerate(self.parameters)]
