@@ -303,3 +303,34 @@ def test_ciksim_patient_draws_one_allo_patient_and_refuses_bad_doses(tmp_path):
         assert r.exit_code == 2 and fragment in r.output, (args, r.output)
     r = runner.invoke(app, ["patient", "--donor", "sibling"])
     assert r.exit_code == 2 and "allo scenarios" in r.output
+
+
+_PRE_EMPTIVE = {"name": "pre-emptive", "watch": "mrd", "above": 1e-4,
+                "monitor": {"first": 30, "every": 30, "last": 720},
+                "doses": [{"offset": 0, "dose": "cik", "amount": 1e7},
+                          {"offset": 28, "dose": "cik", "amount": 5e7}]}
+
+
+def test_triggers_fire_per_patient_and_bad_triggers_name_the_field():
+    from ciksim.analysis.allo import COLUMNS, simulate_allo_cohort
+
+    at_relapse = {"name": "at-relapse", "watch": "blast_fraction", "above": 0.05,
+                  "monitor": {"first": 30, "every": 7, "last": 720},
+                  "doses": [{"offset": 0, "dose": "dli", "amount": 1e8}]}
+    scen = AlloScenario.load("allo-aml-cr", triggers=[_PRE_EMPTIVE, at_relapse])
+    ref = simulate_allo_cohort(scen, 200, 3, horizon_days=540.0, engine="reference").table
+    comp = simulate_allo_cohort(scen, 200, 3, horizon_days=540.0, chunk=64).table
+    assert list(comp.columns) == ["patient", *COLUMNS, "pre-emptive_day", "at-relapse_day"]
+    assert_frame_equal(ref, comp, check_exact=False, rtol=1e-9)
+    fired = comp["pre-emptive_day"].dropna()
+    assert len(fired) > 0 and fired.isin(np.arange(30.0, 721.0, 30.0)).all()
+    relapsed = comp["at-relapse_day"].dropna()
+    assert len(relapsed) > 0 and (relapsed >= comp.loc[relapsed.index, "relapse_day"]).all()
+    assert not (comp["pre-emptive_day"] > comp["death_day"]).any()
+    for bad, fragment in (({"watch": "npm1_ratio"}, "watch 'npm1_ratio'"),
+                          ({"monitor": {"first": 7, "every": 7, "last": 70}},
+                           "before engraftment"),
+                          ({"doses": [{"offset": 0, "dose": "chemo", "amount": 1}]},
+                           "chemo")):
+        with pytest.raises(CikError, match=fragment):
+            AlloScenario.load("allo-aml-cr", triggers=[{**_PRE_EMPTIVE, **bad}])

@@ -438,9 +438,19 @@ def _host_fraction(model: Model, chimerism: Any, pars: Mapping[str, float],
 
 
 def _check_infusions(protocol: Protocol, engraft: float, origin: str) -> None:
-    """Donor-cell infusions start only after engraftment."""
+    """Donor-cell infusions start only after engraftment, fixed or triggered (a trigger's
+    first monitoring day plus the dose's offset)."""
     for ev in protocol.events:
         if ev.action == "dose" and ev.dose in _INFUSIONS and ev.day < engraft:
             raise DataError(f"{origin}: events: {ev.dose} on day {ev.day:g} comes before "
                             f"engraftment (engraftment_day = {engraft:g}); give days >= "
                             f"{engraft:g} or an earlier engraftment_day")
+    for trig in protocol.triggers:
+        first = min(trig.monitor)
+        for dose in trig.doses:
+            if dose.dose in _INFUSIONS and first + dose.offset < engraft:
+                raise DataError(
+                    f"{origin}: triggers: {trig.name!r} may give {dose.dose} on day "
+                    f"{first + dose.offset:g} (first monitoring day {first:g} + offset "
+                    f"{dose.offset:g}), before engraftment (engraftment_day = {engraft:g}); "
+                    f"start monitoring on day >= {engraft - dose.offset:g}")
