@@ -200,16 +200,40 @@ def print_decision(d: dict[str, Any]) -> None:
                               for r in d["assurance_curve"]]))
 
 
+def print_allo_arms(res: TrialResult) -> None:
+    """Per arm and milestone: GRFS, OS, relapse, NRM, acute and chronic GvHD; then the
+    comparisons on the primary endpoint."""
+    from ciksim.report.allotrial import endpoint_table
+    from ciksim.report.trial import comparison_text
+
+    spec, summary = res.spec, res.analysis
+    table = endpoint_table(summary, summary["milestones_months"])
+    rows = [["–" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v)
+             for v in r] for r in table.itertuples(index=False)]
+    console.print(rich_table(f"{spec.name} (after allogeneic transplantation): "
+                             f"{spec.patients_per_arm} patients per arm, "
+                             f"{spec.follow_up_years:g} years, seed {spec.seed}",
+                             list(table.columns), rows))
+    if summary["not_modelled"]:
+        console.print("  not modelled by this allo model version: "
+                      + ", ".join(summary["not_modelled"]))
+    for c in summary["comparisons"]:
+        console.print(f"  {summary['endpoint']}: {comparison_text(c)}")
+
+
 def print_trial(res: TrialResult) -> None:
     """The per-arm table, the comparisons and how the patients were run."""
     from ciksim.report.trial import ARM_COLUMNS, arm_rows, comparison_text
 
     spec, summary, m = res.spec, res.analysis, res.run.manifest
-    console.print(rich_table(f"{spec.name}: {spec.patients_per_arm} patients per arm, "
-                             f"{spec.follow_up_years:g} years, seed {spec.seed}",
-                             ARM_COLUMNS, arm_rows(summary)))
-    for c in summary["comparisons"]:
-        console.print(f"  {comparison_text(c)}")
+    if summary.get("setting") == "allo":
+        print_allo_arms(res)
+    else:
+        console.print(rich_table(f"{spec.name}: {spec.patients_per_arm} patients per arm, "
+                                 f"{spec.follow_up_years:g} years, seed {spec.seed}",
+                                 ARM_COLUMNS, arm_rows(summary)))
+        for c in summary["comparisons"]:
+            console.print(f"  {comparison_text(c)}")
     if summary["failed_patients"]:
         console.print(f"[yellow]warning:[/] {summary['failed_patients']} patient(s) failed; "
                       "see the status column")

@@ -74,23 +74,28 @@ class DecisionResult(JobResult):
         pyplot().close(fig)
 
 
-def _source(posterior: Any, prior: bool, configured: str) -> DrawSource:
-    """The draw source; when the shipped posterior is asked for by default and this
-    installation has none, the prior, saying so (warning and label)."""
+def _source(posterior: Any, prior: bool, configured: str, allo: bool = False) -> DrawSource:
+    """The draw source (``allo``: of allo-model parameters); when the shipped posterior is
+    asked for by default and this installation has none, the prior, saying so (warning and
+    label)."""
     import warnings
 
     from ciksim.errors import SimulationWarning
+    from ciksim.trial.allosim import allo_source
     from ciksim.trial.sources import DrawSource, resolve_source
 
+    resolve = allo_source if allo else resolve_source
     if posterior is not None or prior or configured != "shipped":
-        return resolve_source(posterior, prior)
+        return resolve(posterior, prior)
     try:
-        return resolve_source()
+        return resolve()
     except DataError as exc:
         warnings.warn(f"{exc}; the decision outputs use the prior instead", SimulationWarning,
                       stacklevel=3)
-        src = resolve_source(prior=True)
-        return DrawSource(src.sampler, "prior", "prior (no shipped posterior in this "
+        src = resolve(prior=True)
+        what = "allo posterior" if allo else "posterior"
+        return DrawSource(src.sampler, "prior", f"{src.label} (no shipped {what} in this "
+                          "installation)" if allo else "prior (no shipped posterior in this "
                           "installation)", src.provenance)
 
 
@@ -139,7 +144,7 @@ def decision_job(spec: str | Path | TrialSpec, *, posterior: str | Path | Any = 
             prior = True
         elif cfg["source"] != "shipped":
             posterior = cfg["source"]
-    source = _source(posterior, prior, cfg["source"])
+    source = _source(posterior, prior, cfg["source"], getattr(s, "setting", None) == "allo")
     n_draws = cfg["draws"] if draws is None else draws
     control, treated = parse_arms(arms)
     design = DrawDesign(draws=n_draws, cohort=cfg["cohort"] if cohort is None else cohort,

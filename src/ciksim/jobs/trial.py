@@ -30,7 +30,20 @@ ASSAY_ET = (40, 20, 10, 5, 2.5)
 
 
 def compact_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """The headline of a trial summary: per-arm RFS and the first comparison."""
+    """The headline of a trial summary: per-arm RFS (allo: GRFS, OS, RFS and the cumulative
+    incidences at each milestone) and the first comparison."""
+    if summary.get("setting") == "allo":
+        from ciksim.trial.alloanalysis import INCIDENCE, SURVIVAL
+
+        keys = [f"{k}_{m}m" for m in summary["milestones_months"]
+                for k in (*SURVIVAL, *INCIDENCE)]
+        return {"setting": "allo", "endpoint": summary["endpoint"],
+                "arms": [{"name": a["name"], "n": a["n"], **{k: a[k] for k in keys},
+                          "given_donor_cells": a["given_donor_cells"]}
+                         for a in summary["arms"]],
+                "hazard_ratio": summary["hazard_ratio"],
+                "hazard_ratio_ci": summary["hazard_ratio_ci"],
+                "logrank_p": summary["logrank_p"], "not_modelled": summary["not_modelled"]}
     keys = ("name", "n", "relapse_fraction", "rfs_1y", "rfs_2y", "rfs_3y", "rfs_4y",
             "median_rfs_months", "cure_fraction")
     return {"arms": [{k: a[k] for k in keys} for a in summary["arms"]],
@@ -65,9 +78,19 @@ class TrialResult(JobResult):
                                           "mc_error", "source")})
         return jsonable(out)
 
+    @property
+    def allo(self) -> bool:
+        """Whether this is a trial after allogeneic transplantation."""
+        return getattr(self.spec, "setting", None) == "allo"
+
     def report_html(self) -> str:
         from ciksim.report.decision import decision_sections
         from ciksim.report.trial import trial_report
+
+        if self.allo:
+            from ciksim.report.allotrial import allo_trial_report
+
+            return allo_trial_report(self.spec, self.run, self.analysis, self.decision)
 
         def sections(rep: Any) -> None:
             decision_sections(rep, self.decision, self.spec, self.patients)
@@ -82,8 +105,17 @@ class TrialResult(JobResult):
         if self.folder is None:
             stage.json(self.run.manifest, "manifest")
         stage.json({**self.summary(), "details": jsonable(self.analysis)}, "summary")
-        stage.figure(plot_trial(self.patients, [a.name for a in self.spec.arms])[0].figure,
-                     "km")
+        names = [a.name for a in self.spec.arms]
+        if self.allo:
+            from ciksim.report.allotrial import plot_allo_incidence, plot_allo_survival
+            from ciksim.report.plots import pyplot
+
+            for fig, name in ((plot_allo_survival(self.patients, names, "grfs"), "km"),
+                              (plot_allo_incidence(self.patients, names), "incidence")):
+                stage.figure(fig, name)
+                pyplot().close(fig)
+        else:
+            stage.figure(plot_trial(self.patients, names)[0].figure, "km")
         if self.decision is not None:
             self.decision.stage(stage)
 
@@ -116,7 +148,14 @@ def trial_job(spec: str | Path | TrialSpec, *, n_per_arm: int | None = None,
     run = run_trial(s, out=out, workers=workers, scheduler=scheduler, resume=resume,
                     chunk_size=chunk_size, progress=progress, composition=composition,
                     product=product)
-    analysis = summarize(run.patients, [a.name for a in s.arms], 12 * s.follow_up_years)
+    names = [a.name for a in s.arms]
+    if getattr(s, "setting", None) == "allo":
+        from ciksim.trial.alloanalysis import summarize_allo
+
+        analysis = summarize_allo(run.patients, names, 12 * s.follow_up_years,
+                                  s.analysis.endpoint, s.analysis.horizon_months)
+    else:
+        analysis = summarize(run.patients, names, 12 * s.follow_up_years)
     decision = None
     n_draws = s.posterior["draws"] if draws is None else draws
     if n_draws and len(s.arms) >= 2:
@@ -219,15 +258,52 @@ class ChainResult(JobResult):
         return super().write(out, fmt, figures)
 
 
+#: What ``ciksim run`` does not do for an allo trial, and why (said and reported).
+ALLO_SKIPPED = ("1. product: not cultured. The allo model doses donor cells (DLI, donor CIK) "
+                "in CD3+ cells/kg and uses no composition of a cultured product, so a "
+                "culture would not change the trial",
+                "2. killing check: not run (a 4-h assay of a product the trial does not use)")
+
+
+@dataclass(frozen=True)
+class AlloChainResult(JobResult):
+    """``ciksim run`` of an allo trial: the trial (with its decision outputs) and the steps
+    of the autologous chain that do not apply, with the reason."""
+
+    trial: TrialResult
+    skipped: tuple[str, ...] = ALLO_SKIPPED
+
+    def summary(self) -> dict[str, Any]:
+        return jsonable({"setting": "allo", "skipped": list(self.skipped),
+                         "trial": self.trial.summary()})
+
+    def report_html(self) -> str:
+        from ciksim.report.allotrial import allo_trial_report
+
+        t = self.trial
+        return allo_trial_report(t.spec, t.run, t.analysis, t.decision,
+                                 preface=[f"{x}." for x in self.skipped])
+
+    def stage(self, stage: Staging) -> None:
+        stage.json(self.summary(), "summary")
+
+    def write(self, out: str | Path, fmt: str = "csv", figures: tuple[str, ...] = ("png",)
+              ) -> list[str]:
+        """The report and summary in ``out`` and the trial's own folder in ``out/trial``."""
+        self.trial.write(Path(out) / "trial", fmt, figures)
+        return super().write(out, fmt, figures)
+
+
 def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | None = None,
               scheduler: str | None = None, progress: Progress | None = None,
               on_step: Callable[[str], None] | None = None, n_per_arm: int | None = None,
               seed: int | None = None, resume: bool = False, posterior: Any = None,
               prior: bool = False, draws: int | None = None, cohort: int | None = None
-              ) -> ChainResult:
+              ) -> ChainResult | AlloChainResult:
     """Culture the spec's product (or read its folder), check it kills AML blasts but not
     normal PBMC, then run the trial in ``out/trial`` with its decision outputs (``resume``
-    continues an interrupted one). ``on_step(text)`` hears each step's headline;
+    continues an interrupted one). An allo trial skips the culture and the killing check,
+    saying why (``ALLO_SKIPPED``), and runs the trial. ``on_step(text)`` hears each step's headline;
     ``n_per_arm``, ``seed``, ``posterior``, ``prior``, ``draws`` and ``cohort`` as for
     ``trial_job``."""
     from ciksim.analysis.culture import run_culture
@@ -239,6 +315,15 @@ def chain_job(spec: str | Path | TrialSpec, *, out: str | Path, workers: int | N
     if seed is not None:
         s = s.with_seed(seed)
     say = on_step or (lambda text: None)
+    if getattr(s, "setting", None) == "allo":
+        for text in ALLO_SKIPPED:
+            say(text)
+        say(f"3. trial {s.name} (after allogeneic transplantation)")
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return AlloChainResult(trial_job(s, out=Path(out) / "trial", workers=workers,
+                                         scheduler=scheduler, resume=resume,
+                                         progress=progress, posterior=posterior,
+                                         prior=prior, draws=draws, cohort=cohort))
     culture = None
     if s.product_folder or s.product_release:
         lots = product_lots(s)

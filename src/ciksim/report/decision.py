@@ -44,9 +44,9 @@ def plot_survival_at_risk(patients: pd.DataFrame, arm_names: Sequence[str],
     from lifelines.plotting import add_at_risk_counts
 
     from ciksim.report.plots import pyplot
-    from ciksim.trial.estimands import kaplan_meier
+    from ciksim.trial.estimands import ENDPOINTS, kaplan_meier
 
-    label = {"rfs": "relapse-free survival", "os": "overall survival"}[endpoint]
+    label = ENDPOINTS[endpoint]
     fig, ax = pyplot().subplots(figsize=(7, 4.8), constrained_layout=True)
     ok = patients[patients["status"] == "ok"]
     fitters = []
@@ -125,6 +125,10 @@ def default_sources(spec: Any) -> pd.DataFrame:
     """Every default a trial relies on, with its value and source."""
     from ciksim.trial.delivery import SOURCES
 
+    if getattr(spec, "setting", None) == "allo":
+        from ciksim.report.allotrial import allo_defaults
+
+        return allo_defaults(spec)
     d, rows = spec.delivery, []
     if d.enabled:
         for key in ("manufactured", "target_dose_reached", "not_infused",

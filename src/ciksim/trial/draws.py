@@ -174,11 +174,18 @@ def analyse_draw(spec: TrialSpec, df: pd.DataFrame, design: DrawDesign) -> dict[
 
 
 def draw_chunk(raw: dict[str, Any], design: dict[str, Any], draws: pd.DataFrame,
-               first: int, composition: ProductLots | dict[str, float]) -> pd.DataFrame:
-    """Top-level (picklable) task: simulate and analyse draws ``first …``; one row each."""
+               first: int, composition: ProductLots | dict[str, float] | None
+               ) -> pd.DataFrame:
+    """Top-level (picklable) task: simulate and analyse draws ``first …``; one row each
+    (an allo spec's draws by :func:`ciksim.trial.allosim.simulate_allo_draws`)."""
     spec = TrialSpec.from_dict(raw)
     des = DrawDesign(**{**design, "sizes": tuple(design["sizes"])})
-    pat = simulate_draws(spec, draws, first, des, composition)
+    if getattr(spec, "setting", None) == "allo":
+        from ciksim.trial.allosim import simulate_allo_draws
+
+        pat = simulate_allo_draws(spec, draws, first, des.control, des.treated, des.cohort)
+    else:
+        pat = simulate_draws(spec, draws, first, des, composition)
     rows = []
     for d, g in pat.groupby("draw", sort=True):
         rows.append({"draw": int(d), **draws.iloc[int(d) - first].to_dict(),
@@ -246,7 +253,8 @@ def run_over_draws(
     t0 = time.perf_counter()
     des = (design or DrawDesign()).resolved(spec)
     draws = source.draws(des.draws, spec.seed)
-    comp = (composition if isinstance(composition, ProductLots) else
+    allo = getattr(spec, "setting", None) == "allo"
+    comp = (None if allo else composition if isinstance(composition, ProductLots) else
             fixed_composition(composition) if composition is not None else product_lots(spec))
     digest = hashlib.sha256(json.dumps(
         {"trial": spec.digest(), "design": des.as_dict(), "source": source.kind,
@@ -305,8 +313,10 @@ def run_over_draws(
         "status": "complete" if complete else "incomplete", "digest": digest,
         "seed": spec.seed, "spec": spec.raw, "design": des.as_dict(),
         "source": {"kind": source.kind, "label": source.label, **source.provenance},
-        "analysis": spec.analysis.as_dict(), "delivery": spec.delivery.as_dict(),
-        "product_composition": comp.summary()["composition"], "product": comp.summary(),
+        "analysis": spec.analysis.as_dict(),
+        "delivery": None if allo else spec.delivery.as_dict(),
+        "product_composition": None if comp is None else comp.summary()["composition"],
+        "product": None if comp is None else comp.summary(),
         "ciksim_version": __version__,
         "backend": "dask" if scheduler else ("process" if (workers or os.cpu_count() or 1) > 1
                                              else "in-process"),
@@ -339,7 +349,9 @@ def summarize_draws(table: pd.DataFrame, spec: TrialSpec, design: DrawDesign,
     if table.empty:
         raise DataError("no finished draws to summarise; run (or resume) the trial first")
     a = spec.analysis
-    words = {"rfs": "relapse-free survival", "os": "overall survival"}[a.endpoint]
+    from ciksim.trial.estimands import ENDPOINTS
+
+    words = ENDPOINTS[a.endpoint]
     effect: dict[str, Any] = {}
     mc: dict[str, Any] = {}
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(b"mc")]))

@@ -10,7 +10,11 @@ Endpoints (DESIGN "Competing events"):
 * relapse-free survival (RFS): relapse or death in remission, whichever comes first;
 * overall survival (OS): death from any cause;
 * cumulative incidence of relapse (CIR) and of non-relapse mortality (NRM): lifelines'
-  Aalen-Johansen estimator, the other event competing.
+  Aalen-Johansen estimator, the other event competing;
+* in the allogeneic setting (tables of :mod:`ciksim.trial.allosim`) also GvHD-free,
+  relapse-free survival (GRFS: ``grfs_duration``/``grfs_event``) and the cumulative
+  incidences of acute GvHD grade II-IV and of chronic GvHD, relapse and death competing
+  (``agvhd_*``/``cgvhd_*`` columns coded 1 GvHD, 2 competing event, 0 censored).
 
 Measures: Kaplan-Meier milestone survival, restricted mean survival time (RMST, lifelines'
 ``restricted_mean_survival_time`` on the Kaplan-Meier curve), the Cox hazard ratio always
@@ -36,7 +40,13 @@ EVENTS = ("relapse", "death", "censored")
 #: Integer codes of the labels for lifelines' Aalen-Johansen estimator.
 EVENT_CODES = {"censored": 0, "relapse": 1, "death": 2}
 #: Endpoints a trial's primary analysis may use (time-to-event, one event indicator).
-ENDPOINTS = {"rfs": "relapse-free survival", "os": "overall survival"}
+ENDPOINTS = {"rfs": "relapse-free survival", "os": "overall survival",
+             "grfs": "GvHD-free, relapse-free survival"}
+#: Cumulative incidences (Aalen-Johansen) and what competes with each.
+INCIDENCES = {"relapse": "relapse (non-relapse mortality competing)",
+              "death": "non-relapse mortality (relapse competing)",
+              "agvhd": "acute GvHD grade II-IV (relapse and death competing)",
+              "cgvhd": "chronic GvHD (relapse and death competing)"}
 #: Primary analyses and what they test.
 ANALYSES = {"logrank": "log-rank test", "cox": "Cox proportional hazards (Wald test)",
             "rmst": "difference in restricted mean survival time",
@@ -71,6 +81,11 @@ def endpoint_data(df: pd.DataFrame, endpoint: str = "rfs") -> tuple[np.ndarray, 
             raise DataError("endpoint os: the table has no os_duration/os_event columns "
                             "(simulate the trial with this version of ciksim)")
         return df["os_duration"].to_numpy(float), df["os_event"].to_numpy(int)
+    if endpoint == "grfs":
+        if "grfs_duration" not in df or "grfs_event" not in df:
+            raise DataError("endpoint grfs: the table has no grfs_duration/grfs_event columns; "
+                            "GRFS needs an allo trial (population scenario allo-aml-cr)")
+        return df["grfs_duration"].to_numpy(float), df["grfs_event"].to_numpy(int)
     raise DataError(f"endpoint: {endpoint!r} is not a time-to-event endpoint a trial can be "
                     f"analysed on; use {' or '.join(ENDPOINTS)}")
 
@@ -106,18 +121,28 @@ def rmst(km: Any, months: float, variance: bool = False) -> tuple[float, float |
 
 
 def cumulative_incidence(df: pd.DataFrame, of: str = "relapse", seed: int = 0) -> pd.Series:
-    """Aalen-Johansen cumulative incidence of ``of`` (``relapse`` or ``death``), the other
-    event competing, indexed by months. Tied times are broken by lifelines' seeded jitter."""
+    """Aalen-Johansen cumulative incidence of ``of`` indexed by months: ``relapse`` or
+    ``death`` (the other competing), or in allo tables ``agvhd``/``cgvhd`` (relapse and
+    death competing). Tied times are broken by lifelines' seeded jitter."""
     from lifelines import AalenJohansenFitter
 
-    if of not in ("relapse", "death"):
-        raise DataError(f"cumulative incidence: of must be relapse or death, not {of!r}")
-    labels = event_labels(df["event"])
-    codes = np.array([EVENT_CODES[x] for x in labels], dtype=int)
-    if not (codes == EVENT_CODES[of]).any():
+    if of not in INCIDENCES:
+        raise DataError(f"cumulative incidence: of must be one of {', '.join(INCIDENCES)}, "
+                        f"not {of!r}")
+    if of in ("relapse", "death"):
+        labels = event_labels(df["event"])
+        codes = np.array([EVENT_CODES[x] for x in labels], dtype=int)
+        times, target = df["duration"].to_numpy(float), EVENT_CODES[of]
+    else:
+        if f"{of}_duration" not in df or f"{of}_event" not in df:
+            raise DataError(f"cumulative incidence of {of}: the table has no {of}_duration/"
+                            f"{of}_event columns (an allo trial has them)")
+        times, codes, target = (df[f"{of}_duration"].to_numpy(float),
+                                df[f"{of}_event"].to_numpy(int), 1)
+    if not (codes == target).any():
         return pd.Series([0.0], index=[0.0], name=f"CIF_{of}")
     aj = AalenJohansenFitter(seed=seed, calculate_variance=False)
-    aj.fit(df["duration"].to_numpy(float), codes, event_of_interest=EVENT_CODES[of])
+    aj.fit(times, codes, event_of_interest=target)
     return aj.cumulative_density_.iloc[:, 0].rename(f"CIF_{of}")
 
 
@@ -156,8 +181,15 @@ def cox(df: pd.DataFrame, control: str, treated: str, endpoint: str = "rfs",
     data = pd.DataFrame({"duration": np.concatenate([ta, tb]),
                          "event": np.concatenate([ea, eb]),
                          "treated": np.r_[np.zeros(len(ta)), np.ones(len(tb))]})
-    cph = CoxPHFitter().fit(data, "duration", "event")
-    ci = np.exp(cph.confidence_intervals_.loc["treated"].to_numpy())
+    import warnings
+
+    from lifelines.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():  # separation (an arm without events) in small trials:
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the CI then says so
+        cph = CoxPHFitter().fit(data, "duration", "event")
+    with np.errstate(over="ignore"):  # no events in one arm: the CI's end is infinite
+        ci = np.exp(cph.confidence_intervals_.loc["treated"].to_numpy())
     out.update({
         "hazard_ratio": float(cph.hazard_ratios_["treated"]),
         "hazard_ratio_ci": [float(ci[0]), float(ci[1])],

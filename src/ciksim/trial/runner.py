@@ -211,9 +211,15 @@ def _subset(scen: Scenario, t_double: np.ndarray | None, pos: np.ndarray) -> Sce
 
 
 def _chunk_task(raw: dict[str, Any], arm: int, start: int, stop: int,
-                lots: ProductLots, engine: str = "compiled") -> pd.DataFrame:
-    """Top-level (picklable) entry point for worker processes and Dask."""
-    return simulate_chunk(TrialSpec.from_dict(raw), arm, start, stop, lots, engine=engine)
+                lots: ProductLots | None, engine: str = "compiled") -> pd.DataFrame:
+    """Top-level (picklable) entry point for worker processes and Dask; an allo spec's
+    patients are simulated by :func:`ciksim.trial.allosim.simulate_allo_chunk`."""
+    spec = TrialSpec.from_dict(raw)
+    if getattr(spec, "setting", None) == "allo":
+        from ciksim.trial.allosim import simulate_allo_chunk
+
+        return simulate_allo_chunk(spec, arm, start, stop)
+    return simulate_chunk(spec, arm, start, stop, lots, engine=engine)
 
 
 @dataclass(frozen=True)
@@ -319,7 +325,8 @@ def run_trial(
             chunk_size = kept
     chunk_size = chunk_size_for(spec, chunk_size, n_workers)
     todo = chunks(spec, chunk_size)
-    lots = (product if product is not None else
+    allo = getattr(spec, "setting", None) == "allo"
+    lots = (None if allo else product if product is not None else
             fixed_composition(composition) if composition is not None else product_lots(spec))
     done_frames: dict[Chunk, pd.DataFrame] = {}
     if folder is not None:
@@ -357,15 +364,18 @@ def run_trial(
             progress(n_done, total)
     complete = all(c in done_frames for c in todo)
     frames = [done_frames[c] for c in todo if c in done_frames]
+    from ciksim.trial.allosim import ALLO_COLUMNS
+
     patients = (pd.concat(frames, ignore_index=True) if frames
-                else pd.DataFrame(columns=list(COLUMNS)))
+                else pd.DataFrame(columns=list(ALLO_COLUMNS if allo else COLUMNS)))
     manifest = {
         "status": "complete" if complete else "incomplete",
         "digest": spec.digest(), "spec": spec.raw, "seed": spec.seed,
         "ciksim_version": __version__, "backend": backend, "engine": engine,
         "workers": workers if not scheduler else None, "scheduler": scheduler,
         "chunk_size": chunk_size, "chunks": len(todo),
-        "product_composition": lots.summary()["composition"], "product": lots.summary(),
+        "product_composition": None if lots is None else lots.summary()["composition"],
+        "product": None if lots is None else lots.summary(),
         "patients": len(patients),
         "failed_patients": int((patients["status"] != "ok").sum()) if len(patients) else 0,
         "wall_seconds": time.perf_counter() - t0, "chunk_seconds": timings,
@@ -416,7 +426,7 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="ciksim-parent-watch", daemon=True).start()
 
 
-def _execute(spec: TrialSpec, pending: list[Chunk], comp: ProductLots,
+def _execute(spec: TrialSpec, pending: list[Chunk], comp: ProductLots | None,
              workers: int | None, scheduler: str | None, engine: str
              ) -> Iterator[tuple[Chunk, pd.DataFrame, float]]:
     raw = dict(spec.raw)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from ciksim.errors import DataError
 from ciksim.models.patient import Scenario
 from ciksim.trial.delivery import AfterRelapse, Delivery
 from ciksim.trial.estimands import Analysis
+
+if TYPE_CHECKING:
+    from ciksim.trial.allo import AlloTrialSpec
 
 #: Defaults of the ``[posterior]`` table.
 POSTERIOR_DEFAULTS: dict[str, Any] = {"source": "shipped", "draws": 200, "cohort": 2000}
@@ -60,9 +63,10 @@ class TrialSpec:
     base_dir: str | None = field(default=None, compare=False)
 
     @classmethod
-    def load(cls, path: str | Path) -> TrialSpec:
+    def load(cls, path: str | Path) -> Spec:
         """Read a trial spec file (UTF-8 TOML), validated by its schema; relative product
-        paths are resolved from the spec's folder."""
+        paths are resolved from the spec's folder. An allo population gives an
+        :class:`~ciksim.trial.allo.AlloTrialSpec`."""
         from ciksim.schemas import read_toml
 
         return cls.from_dict(read_toml(path, what="trial spec"), origin=str(path),
@@ -70,13 +74,18 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "trial",
-                  base_dir: str | None = None) -> TrialSpec:
+                  base_dir: str | None = None) -> Spec:
         """Build from parsed TOML, validated by :func:`ciksim.schemas.trial_schema`; errors
         name the path (``arms[1].cik.dose_per_kg``), the value and the fix. ``base_dir``
-        resolves relative product paths (the spec's folder when read from a file)."""
+        resolves relative product paths (the spec's folder when read from a file). A
+        population whose scenario is an allo scenario (``allo-aml-cr``) routes to
+        :class:`~ciksim.trial.allo.AlloTrialSpec` (its own schema)."""
         from ciksim.schemas import table_values, validate
         from ciksim.schemas.scenario import trial_schema
+        from ciksim.trial.allo import AlloTrialSpec, is_allo
 
+        if is_allo(data):
+            return AlloTrialSpec.from_dict(data, origin=origin, base_dir=base_dir)
         spec: Any = validate(trial_schema(), data, origin=origin)
         pop = spec.population
         base = Scenario.load(pop.scenario)
@@ -97,6 +106,10 @@ class TrialSpec:
         prod = spec.product
         ana = spec.analysis
         analysis = Analysis(ana.endpoint, ana.test, ana.horizon_months, ana.alpha)
+        if analysis.endpoint == "grfs":
+            raise DataError(f"{origin}: analysis.endpoint: grfs (GvHD-free, relapse-free "
+                            "survival) needs an allo population (population.scenario = "
+                            "\"allo-aml-cr\"); use rfs or os here")
         analysis.check(12.0 * spec.follow_up_years, f"{origin}: analysis")
         post = {**POSTERIOR_DEFAULTS, "n_per_arm": spec.patients_per_arm,
                 **spec.posterior.model_dump(exclude_none=True)}
@@ -121,12 +134,12 @@ class TrialSpec:
             base_dir=base_dir,
         )
 
-    def with_patients(self, n: int) -> TrialSpec:
+    def with_patients(self, n: int) -> Spec:
         """The same trial with ``n`` patients per arm."""
         raw = {**self.raw, "patients_per_arm": int(n)}
         return TrialSpec.from_dict(raw, origin=f"trial {self.name!r}", base_dir=self.base_dir)
 
-    def with_seed(self, seed: int) -> TrialSpec:
+    def with_seed(self, seed: int) -> Spec:
         """The same trial with another seed (``--seed``; checked by the trial schema)."""
         return TrialSpec.from_dict({**self.raw, "seed": seed}, origin=f"trial {self.name!r}",
                                    base_dir=self.base_dir)
@@ -144,10 +157,16 @@ class TrialSpec:
         return int(np.random.SeedSequence([self.seed, arm]).generate_state(1)[0])
 
 
-def load_spec(spec: str | Path | TrialSpec, n_per_arm: int | None = None) -> TrialSpec:
+#: A trial specification: autologous (:class:`TrialSpec`) or allogeneic.
+Spec: TypeAlias = "TrialSpec | AlloTrialSpec"
+
+
+def load_spec(spec: str | Path | Spec, n_per_arm: int | None = None) -> Spec:
     """A trial specification from a TOML file (or as given), with ``n_per_arm`` patients per
     arm when given."""
-    s = spec if isinstance(spec, TrialSpec) else TrialSpec.load(spec)
+    from ciksim.trial.allo import AlloTrialSpec
+
+    s = spec if isinstance(spec, (TrialSpec, AlloTrialSpec)) else TrialSpec.load(spec)
     if n_per_arm is not None:
         if isinstance(n_per_arm, bool) or n_per_arm < 1:
             raise DataError("n_per_arm: patients per arm must be >= 1")

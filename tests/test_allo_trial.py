@@ -1,0 +1,271 @@
+"""Trials after allogeneic transplantation (issue 13, trial side): routing of an allo spec,
+GRFS and competing-risk estimands equal to lifelines on the table, bad input, worker-count
+invariance, trials over draws of allo parameters, and the CLI report."""
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ciksim.cli import app
+from ciksim.errors import CikError
+from ciksim.trial.allo import AlloArmSchema, AlloTrialSpec, _arm
+from ciksim.trial.alloanalysis import summarize_allo
+from ciksim.trial.allosim import (
+    DAYS_PER_MONTH,
+    allo_prior_source,
+    draw_scenario,
+    outcome_table,
+    reference_parameters,
+)
+from ciksim.trial.runner import run_trial
+from ciksim.trial.spec import TrialSpec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def allo_dict(**extra):
+    data = {
+        "name": "allo", "seed": 11, "patients_per_arm": 8, "follow_up_years": 0.5,
+        "population": {"scenario": "allo-aml-cr", "donor": "sibling", "conditioning": "mac"},
+        "arms": [{"name": "DLI", "donor_cells": {"cells": "dli", "dose_per_kg": 1e7,
+                                                 "first_day": 60}},
+                 {"name": "CIK", "donor_cells": {"cells": "cik", "dose_per_kg": 1e7,
+                                                 "infusions": 3, "interval_days": 28,
+                                                 "escalation": 5, "first_day": 60}}],
+        "posterior": {"source": "prior", "draws": 2, "cohort": 20},
+    }
+    data.update(extra)
+    return data
+
+
+def test_allo_population_routes_to_the_allo_trial():
+    spec = TrialSpec.from_dict(allo_dict())
+    assert isinstance(spec, AlloTrialSpec) and spec.setting == "allo"
+    assert spec.analysis.endpoint == "grfs" and spec.grfs_agvhd == "III-IV"
+    cik = spec.arms[1]
+    assert [(e["day"], e["dose"], e["amount"]) for e in cik.events] == [
+        (60, "cik", 1e7), (88, "cik", 5e7), (116, "cik", 2.5e8)]
+    scen = spec.arm_scenario(1)
+    assert [(ev.day, ev.dose) for ev in scen.protocol.events] == [
+        (60, "cik"), (88, "cik"), (116, "cik")]
+    assert spec.with_patients(3).patients_per_arm == 3 and spec.with_seed(4).seed == 4
+    # the autologous spec still routes to TrialSpec
+    assert type(TrialSpec.from_dict({"name": "a", "population": {"scenario": "aml-cr1"},
+                                     "arms": [{"name": "x"}]})) is TrialSpec
+
+
+def test_triggered_shorthand_is_the_protocol_trigger_format():
+    raw = {"name": "pre-emptive", "donor_cells": {
+        "cells": "cik", "dose_per_kg": 1e7, "infusions": 2, "interval_days": 30,
+        "when": {"watch": "mrd", "above": 1e-4,
+                 "monitor": {"first": 30, "every": 30, "last": 360}}}}
+    a = _arm(AlloArmSchema.model_validate(raw), raw, 0, "t")
+    assert a.events == ()
+    assert a.triggers == ({"name": "pre-emptive: mrd", "watch": "mrd", "above": 1e-4,
+                           "monitor": {"first": 30, "every": 30, "last": 360},
+                           "doses": [{"offset": 0, "dose": "cik", "amount": 1e7},
+                                     {"offset": 30, "dose": "cik", "amount": 1e7}]},)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"population": {"scenario": "allo-aml-cr", "donor": "cousin"}},
+     r"population\.donor 'cousin'.*sibling"),
+    ({"population": {"scenario": "allo-aml-cr", "conditioning": "none"}},
+     r"population\.conditioning.*mac"),
+    ({"population": {"scenario": "allo-aml-cr", "chimerism": 1.5}}, r"population\.chimerism"),
+    ({"population": {"scenario": "allo-aml-cr", "parameters": {"nope": 1}}},
+     r"nope is not a allo-model parameter"),
+    ({"arms": [{"name": "x", "donor_cells": {"cells": "dli", "dose_per_kg": 1e7,
+                                             "first_day": 10}}]},
+     r"before engraftment.*engraftment_day = 21"),
+    ({"arms": [{"name": "x", "donor_cells": {"cells": "dli", "dose_per_kg": 1e7,
+                                             "when": {"watch": "mrd", "above": 1e-4}}}]},
+     r"arms\[0\]\.donor_cells\.when: monitor: a trigger needs a monitoring schedule"),
+    ({"arms": [{"name": "x", "donor_cells": {
+        "cells": "dli", "dose_per_kg": 1e7,
+        "when": {"watch": "mrd", "above": 1e-4, "monitor": {"first": 30}}}}]},
+     r"monitoring schedule"),
+    ({"arms": [{"name": "x", "triggers": [{"name": "t", "watch": "mrd", "above": 1e-4,
+                                           "doses": [{"offset": 0, "dose": "dli",
+                                                      "amount": 1e7}]}]}]},
+     r"arms\[0\]\.triggers\[0\]\.monitor: a trigger needs a monitoring schedule"),
+    ({"arms": [{"name": "x", "donor_cells": {
+        "cells": "cik", "dose_per_kg": 1e7,
+        "when": {"watch": "mrd", "above": 1e-4,
+                 "monitor": {"first": 7, "every": 7, "last": 70}}}}]},
+     r"day 7, before engraftment"),
+    ({"arms": [{"name": "x", "donor_cells": {"cells": "t-cells", "dose_per_kg": 1e7,
+                                             "first_day": 60}}]},
+     r"arms\[0\]\.donor_cells\.cells"),
+    ({"arms": [{"name": "x", "donor_cells": {"cells": "dli", "dose_per_kg": 1e7}}]},
+     r"first_day.*or when"),
+    ({"analysis": {"endpoint": "cir"}}, r"analysis\.endpoint"),
+    ({"product": {"culture_protocol": "cik-gmp"}}, r"product"),
+])
+def test_bad_allo_input_names_the_field_and_the_fix(change, message):
+    with pytest.raises(CikError, match=message):
+        TrialSpec.from_dict(allo_dict(**change))
+
+
+def test_grfs_needs_an_allo_population():
+    with pytest.raises(CikError, match=r"grfs.*allo population"):
+        TrialSpec.from_dict({"name": "a", "population": {"scenario": "aml-cr1"},
+                             "arms": [{"name": "x"}, {"name": "y"}],
+                             "analysis": {"endpoint": "grfs"}})
+
+
+def _cohort(n=400, seed=0):
+    """A synthetic allo cohort table with every contract column (days; NaN = not by the
+    horizon of 730 days)."""
+    rng = np.random.default_rng(seed)
+
+    def maybe(p, scale):
+        t = rng.exponential(scale, n).round(1)
+        return np.where((rng.random(n) < p) & (t < 730), t, np.nan)
+
+    rel, ag, cg, nrm = maybe(0.3, 200), maybe(0.5, 60), maybe(0.3, 250), maybe(0.15, 300)
+    nrm = np.where(np.isfinite(rel) & (nrm > rel), np.nan, nrm)
+    ag34 = np.where(rng.random(n) < 0.4, ag + 5, np.nan)
+    death = np.fmin(nrm, np.where(np.isfinite(rel) & (rng.random(n) < 0.5), rel + 90, np.nan))
+    death = np.where(death < 730, death, np.nan)
+    return pd.DataFrame({"patient": np.arange(n), "relapse_day": rel, "agvhd_day": ag,
+                         "agvhd34_day": ag34, "cgvhd_day": cg, "nrm_day": nrm,
+                         "death_day": death, "peak_grade": rng.random(n) * 4,
+                         "donor_chimerism": np.ones(n), "cured": np.isnan(rel)})
+
+
+@cache
+def _table():
+    spec = TrialSpec.from_dict(allo_dict(follow_up_years=2))
+    return spec, pd.concat([outcome_table(_cohort(seed=0), spec, 0),
+                            outcome_table(_cohort(seed=1), spec, 1)], ignore_index=True)
+
+
+def test_outcome_table_events_and_competing_codes():
+    _, df = _table()
+    c = _cohort(seed=0)
+    a = df[df["arm"] == "DLI"].reset_index(drop=True)
+    first = np.fmin(c["relapse_day"], c["nrm_day"])
+    assert ((a["event"] == "relapse") == (np.isfinite(c["relapse_day"])
+                                          & (c["relapse_day"] == first))).all()
+    assert ((a["event"] == "death") == (np.isfinite(c["nrm_day"]) & (c["nrm_day"] == first)
+                                        & ~(c["relapse_day"] == first))).all()
+    ends = np.fmin(np.fmin(np.fmin(c["agvhd34_day"], c["cgvhd_day"]), c["relapse_day"]),
+                   c["death_day"])
+    np.testing.assert_allclose(a["grfs_duration"], np.where(np.isnan(ends), 730.5, ends)
+                               / DAYS_PER_MONTH)
+    assert (a["grfs_event"] == np.isfinite(ends)).all()
+    competing = np.fmin(c["relapse_day"], c["death_day"])
+    expect = np.where(np.isfinite(c["agvhd_day"]) & ~(c["agvhd_day"] > competing), 1,
+                      np.where(np.isfinite(competing), 2, 0))
+    assert (a["agvhd_event"].to_numpy() == expect).all()
+    assert set(a.loc[a["grfs_event"] == 1, "grfs_first"]) <= {
+        "acute GvHD grade III-IV", "chronic GvHD", "relapse", "death"}
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+def test_allo_estimands_equal_lifelines_on_the_table():
+    from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
+    from lifelines.statistics import logrank_test
+
+    _, df = _table()
+    s = summarize_allo(df, ["DLI", "CIK"], 24, "grfs", 24)
+    c = _cohort(seed=1)
+    h = 730.5
+    # GRFS: first of acute GvHD III-IV, chronic GvHD, relapse, death (from the raw days)
+    ends = np.fmin(np.fmin(np.fmin(c["agvhd34_day"], c["cgvhd_day"]), c["relapse_day"]),
+                   c["death_day"])
+    km = KaplanMeierFitter().fit(np.where(np.isnan(ends), h, ends) / DAYS_PER_MONTH,
+                                 np.isfinite(ends))
+    arm = s["arms"][1]
+    assert arm["grfs_12m"] == pytest.approx(
+        float(km.survival_function_at_times(12).iloc[0]), rel=1e-9)
+    death = c["death_day"]
+    km_os = KaplanMeierFitter().fit(np.where(np.isnan(death), h, death) / DAYS_PER_MONTH,
+                                    np.isfinite(death))
+    assert arm["os_24m"] == pytest.approx(float(km_os.survival_function_at_times(24).iloc[0]),
+                                          rel=1e-9)
+    # Aalen-Johansen: relapse (NRM competing) and acute GvHD II-IV (relapse, death competing)
+    rfs_first = np.fmin(c["relapse_day"], c["nrm_day"])
+    code = np.where(np.isnan(rfs_first), 0, np.where(c["relapse_day"] == rfs_first, 1, 2))
+    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+        np.where(np.isnan(rfs_first), h, rfs_first) / DAYS_PER_MONTH, code,
+        event_of_interest=1)
+    cif = aj.cumulative_density_.iloc[:, 0]
+    assert arm["cir_12m"] == pytest.approx(float(cif[cif.index <= 12].iloc[-1]), rel=1e-9)
+    comp = np.fmin(c["relapse_day"], c["death_day"])
+    first = np.fmin(c["agvhd_day"], comp)
+    code = np.where(np.isnan(first), 0, np.where(c["agvhd_day"] == first, 1, 2))
+    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+        np.where(np.isnan(first), h, first) / DAYS_PER_MONTH, code, event_of_interest=1)
+    cif = aj.cumulative_density_.iloc[:, 0]
+    assert arm["agvhd_6m"] == pytest.approx(float(cif[cif.index <= 6].iloc[-1]), rel=1e-9)
+    assert 0 < arm["agvhd_6m"] < 1 and 0 < arm["cgvhd_24m"] < 1 and 0 < arm["nrm_24m"] < 1
+    # comparison on the primary endpoint: Cox and log-rank as lifelines computes them
+    a, b = df[df["arm"] == "DLI"], df[df["arm"] == "CIK"]
+    data = pd.DataFrame({"t": np.r_[a["grfs_duration"], b["grfs_duration"]],
+                         "e": np.r_[a["grfs_event"], b["grfs_event"]],
+                         "treated": np.r_[np.zeros(len(a)), np.ones(len(b))]})
+    cph = CoxPHFitter().fit(data, "t", "e")
+    comp = s["comparisons"][0]
+    assert comp["hazard_ratio"] == pytest.approx(float(cph.hazard_ratios_["treated"]),
+                                                 rel=1e-9)
+    assert comp["logrank_p"] == pytest.approx(logrank_test(
+        a["grfs_duration"], b["grfs_duration"], a["grfs_event"], b["grfs_event"]).p_value,
+        rel=1e-9)
+    assert comp["ph_test_p"] is not None
+
+
+def test_same_patients_for_any_worker_count_and_chunk_size():
+    spec = TrialSpec.from_dict(allo_dict(patients_per_arm=6, follow_up_years=0.4))
+    one = run_trial(spec, workers=1).patients
+    two = run_trial(spec, workers=2, chunk_size=4).patients
+    pd.testing.assert_frame_equal(one, two)
+    assert (one["status"] == "ok").all() and len(one) == 12
+    assert one.loc[one["arm"] == "CIK", "first_infusion_day"].eq(60).all()
+
+
+def test_draws_keep_the_donor_factor_and_come_from_the_declared_ranges():
+    src = allo_prior_source()
+    draws = src.draws(50, 3)
+    from ciksim.models.allo import allo_model
+
+    pars = allo_model().parameter_by_name
+    for col in draws:
+        assert draws[col].between(pars[col].low, pars[col].high).all(), col
+    spec = TrialSpec.from_dict(allo_dict(population={"scenario": "allo-aml-cr",
+                                                     "donor": "unrelated"}))
+    scen = draw_scenario(spec.arm_scenario(0), reference_parameters(spec),
+                         {"f_allo_t": 3e-3, "k_dmg": 0.2})
+    assert scen.parameters["f_allo_t"] == pytest.approx(6e-3)  # unrelated: 2x sibling
+    assert scen.parameters["k_dmg"] == 0.2
+
+
+def test_cli_trial_of_an_allo_spec_reports_grfs_gvhd_and_assurance(tmp_path):
+    spec_file = tmp_path / "s.toml"
+    import tomli_w
+
+    spec_file.write_bytes(tomli_w.dumps(allo_dict(follow_up_years=1)).encode())
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["trial", str(spec_file), "--n-per-arm", "10", "--workers",
+                                 "1", "--out", str(out), "--json", "--prior", "--draws", "2",
+                                 "--cohort", "20"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["setting"] == "allo" and [a["name"] for a in data["arms"]] == ["DLI", "CIK"]
+    for key in ("grfs_12m", "os_12m", "cir_12m", "nrm_12m", "agvhd_6m", "cgvhd_12m"):
+        assert 0 <= data["arms"][0][key] <= 1, key
+    assert 0 <= data["assurance"] <= 1 and data["source"]["kind"] == "prior"
+    html = (out / "report.html").read_text()
+    for text in ("Kaplan-Meier GRFS", "Acute GvHD grade II-IV (relapse and death competing)",
+                 "Chronic GvHD (relapse and death competing)",
+                 "Non-relapse mortality (relapse competing)", "Assurance", "Holtan",
+                 "donor CIK 1e+07 CD3+/kg on day 60"):
+        assert text in html, text
+    for name in ("km.png", "incidence.png", "assurance.png", "patients.parquet"):
+        assert (out / name).is_file()
