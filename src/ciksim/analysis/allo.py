@@ -7,9 +7,9 @@ stochastic engine (exact leukemia-initiating cells). From the recorded course:
 - ``relapse_day``: the blast fraction reaches the scenario's threshold (the engine's
   interpolated crossing); ``remission_day``: after a relapse, the first day it is back below
   the threshold (complete remission, A4);
-- ``gvhd_any_day`` / ``agvhd_day``: the overall GvHD grade (from host-tissue damage)
-  reaches I / II (linear interpolation on the step grid); ``peak_grade`` by the end of
-  follow-up;
+- ``gvhd_any_day`` / ``agvhd_day`` / ``agvhd34_day``: the overall GvHD grade (from
+  host-tissue damage) reaches I / II / III (linear interpolation on the step grid);
+  ``peak_grade`` by the end of follow-up;
 - ``cgvhd_day``, and deaths: each is an event with a hazard declared in the model
   (``cgvhd_hazard``, ``nrm_hazard``, ``leuk_death_hazard``) whose cumulative hazard the
   engine integrates (``Lam_cgvhd``, ``Lam_nrm``, ``Lam_leuk``); the event happens when it
@@ -49,9 +49,11 @@ from ciksim.models.allo import HAZARDS, STOCHASTIC, AlloScenario, allo_model
 AGVHD_GRADE = 2.0
 #: Overall grade of any acute GvHD (grade I-IV).
 ANY_GRADE = 1.0
+#: Overall grade of severe acute GvHD (grade III-IV; GRFS counts it).
+SEVERE_GRADE = 3.0
 #: Columns of the cohort table (days after the stem-cell infusion; NaN: not by the horizon).
-COLUMNS = ("relapse_day", "remission_day", "gvhd_any_day", "agvhd_day", "cgvhd_day",
-           "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured")
+COLUMNS = ("relapse_day", "remission_day", "gvhd_any_day", "agvhd_day", "agvhd34_day",
+           "cgvhd_day", "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured")
 #: Patients simulated at once (recorded courses are kept for one chunk at a time only).
 CHUNK = 500
 #: Quantities kept per patient and day when courses are asked for (``courses=True``).
@@ -154,6 +156,7 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float
         "remission_day": remission,
         "gvhd_any_day": before_death(first_reach(grid, grade, ANY_GRADE)),
         "agvhd_day": before_death(first_reach(grid, grade, AGVHD_GRADE)),
+        "agvhd34_day": before_death(first_reach(grid, grade, SEVERE_GRADE)),
         "cgvhd_day": before_death(t["cgvhd"]),
         "nrm_day": nrm,
         "death_day": death,

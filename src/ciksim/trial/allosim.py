@@ -30,9 +30,8 @@ differing only in the arm's donor cells (common random numbers).
 from __future__ import annotations
 
 import dataclasses
-import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -70,10 +69,6 @@ ALLO_DESCRIPTIONS = {
     "cured": "true if no recipient leukemia-initiating cell was left at the end of "
              "follow-up",
 }
-#: Allo parameters drawn from their declared ranges when no allo posterior is shipped: the
-#: alloreactivity parameters the calibration fits (docs/models/allo.md, plan step 5).
-PRIOR_PARAMETERS = ("f_allo_t", "cik_allo_rel", "cik_tox_rel", "k_act", "r_exp", "X_half",
-                    "k_gvl", "k_dmg", "h_gvhd")
 #: Bits of a patient's index that hold the patient; the draw sits above them.
 DRAW_SHIFT = 20
 
@@ -211,22 +206,13 @@ def simulate_allo_chunk(spec: AlloTrialSpec, arm: int, start: int, stop: int, *,
 
 
 # ---- parameter draws ------------------------------------------------------------------------
-def prior_dimensions(names: Sequence[str] = PRIOR_PARAMETERS) -> tuple[Any, ...]:
-    """Calibration-style priors of allo parameters over their declared plausible ranges:
-    log-uniform where the range spans a factor of 10 or more, else uniform."""
-    from ciksim.evidence.effect import Dimension
-    from ciksim.models.allo import allo_model
+def prior_dimensions() -> tuple[Any, ...]:
+    """The allo calibration's priors of its parameters (``ciksim.evidence.allo``: declared
+    ranges, log-uniform where positive and wider than a factor 10), bias terms left out."""
+    from ciksim.evidence.allo import DEFAULT_PARAMETERS, allo_dimensions, load_allo_evidence
 
-    pars = allo_model().parameter_by_name
-    dims = []
-    for name in names:
-        p = pars[name]
-        log = p.low > 0 and p.high / p.low >= 10
-        dims.append(Dimension(
-            name, "effect", "loguniform" if log else "uniform",
-            math.log10(p.low) if log else p.low, math.log10(p.high) if log else p.high,
-            p.unit, p.description, f"declared plausible range ({p.source})"))
-    return tuple(dims)
+    dims = allo_dimensions(load_allo_evidence(), DEFAULT_PARAMETERS)
+    return tuple(d for d in dims if d.kind == "effect")
 
 
 def allo_prior_source() -> Any:
@@ -235,7 +221,7 @@ def allo_prior_source() -> Any:
 
     dims = prior_dimensions()
     return DrawSource(PriorSampler(dims), "prior",
-                      "prior of the allo-model alloreactivity parameters (declared ranges)",
+                      "prior of the allo calibration's parameters (declared ranges)",
                       {"effects": [d.name for d in dims]})
 
 
@@ -261,13 +247,9 @@ def allo_source(posterior: Any = None, prior: bool = False) -> Any:
                           else "sampler", "allo posterior given in the call",
                           _provenance(dict(getattr(posterior, "manifest", {}) or {})))
     if posterior is None:
+        post = Posterior.load(model="allo")  # DataError when none is shipped
         res = resources.files("ciksim.data").joinpath(*SHIPPED_POSTERIOR)
-        if not res.is_file():
-            raise DataError("no shipped allo posterior (data/posterior/allo.parquet) in this "
-                            "installation; run the trial over the prior (--prior) or give a "
-                            "saved allo posterior (--posterior FILE)")
         with resources.as_file(res) as path:
-            post = Posterior.load(path)
             digest = _file_hash(Path(path))
         label = "shipped calibrated allo posterior"
     else:
@@ -282,10 +264,10 @@ def allo_source(posterior: Any = None, prior: bool = False) -> Any:
 
 def draw_scenario(scen: Any, reference: Mapping[str, float], row: Mapping[str, float]
                   ) -> Any:
-    """The arm's scenario with one draw's parameter medians. A drawn parameter that the
-    population's donor or conditioning option changes from the scenario's reference (e.g.
-    ``f_allo_t`` of an unrelated donor) keeps that option's factor: draws describe the
-    reference donor and conditioning."""
+    """The arm's scenario with one draw's parameter medians. Draws describe the reference
+    donor and conditioning (as the allo calibration's, ``ciksim.evidence.allo``): a drawn
+    parameter that the population's options change from the reference (e.g. ``f_allo_t``
+    of an unrelated donor) keeps that option's ratio, clipped to the declared range."""
     from ciksim.models.allo import allo_model
 
     declared = allo_model().parameter_by_name
@@ -293,9 +275,11 @@ def draw_scenario(scen: Any, reference: Mapping[str, float], row: Mapping[str, f
     for name, value in row.items():
         if name not in declared:
             continue
-        ref = reference.get(name, declared[name].value)
-        own = pars.get(name, ref)
-        pars[name] = float(value) * (own / ref if ref else 1.0)
+        p = declared[name]
+        ref = float(reference.get(name, p.value))
+        own = float(pars.get(name, ref))
+        v = float(value) * (own / ref if ref > 0 else 1.0)
+        pars[name] = min(max(v, p.low), p.high)
     return dataclasses.replace(scen, parameters=pars)
 
 
