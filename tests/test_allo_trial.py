@@ -66,7 +66,7 @@ def test_triggered_shorthand_is_the_protocol_trigger_format():
                  "monitor": {"first": 30, "every": 30, "last": 360}}}}
     a = _arm(AlloArmSchema.model_validate(raw), raw, 0, "t")
     assert a.events == ()
-    assert a.triggers == ({"name": "pre-emptive: mrd", "watch": "mrd", "above": 1e-4,
+    assert a.triggers == ({"name": "cik-mrd", "watch": "mrd", "above": 1e-4,
                            "monitor": {"first": 30, "every": 30, "last": 360},
                            "doses": [{"offset": 0, "dose": "cik", "amount": 1e7},
                                      {"offset": 30, "dose": "cik", "amount": 1e7}]},)
@@ -89,11 +89,11 @@ def test_triggered_shorthand_is_the_protocol_trigger_format():
     ({"arms": [{"name": "x", "donor_cells": {
         "cells": "dli", "dose_per_kg": 1e7,
         "when": {"watch": "mrd", "above": 1e-4, "monitor": {"first": 30}}}}]},
-     r"monitoring schedule"),
+     r"when\.monitor: give first, every and last"),
     ({"arms": [{"name": "x", "triggers": [{"name": "t", "watch": "mrd", "above": 1e-4,
                                            "doses": [{"offset": 0, "dose": "dli",
                                                       "amount": 1e7}]}]}]},
-     r"arms\[0\]\.triggers\[0\]\.monitor: a trigger needs a monitoring schedule"),
+     r"arms\[0\]\.triggers\[0\]: give the monitoring schedule"),
     ({"arms": [{"name": "x", "donor_cells": {
         "cells": "cik", "dose_per_kg": 1e7,
         "when": {"watch": "mrd", "above": 1e-4,
@@ -269,3 +269,20 @@ def test_cli_trial_of_an_allo_spec_reports_grfs_gvhd_and_assurance(tmp_path):
         assert text in html, text
     for name in ("km.png", "incidence.png", "assurance.png", "patients.parquet"):
         assert (out / name).is_file()
+
+
+def test_triggered_arm_doses_when_monitoring_finds_the_threshold():
+    spec = TrialSpec.from_dict(allo_dict(
+        population={"scenario": "allo-aml-cr", "conditioning": "ric"},
+        arms=[{"name": "pre-emptive DLI", "donor_cells": {
+            "cells": "dli", "dose_per_kg": 1e7,
+            "when": {"watch": "donor_chimerism", "below": 0.95,
+                     "monitor": {"first": 30, "every": 30, "last": 150}}}}]))
+    trig = spec.arms[0].triggers[0]
+    assert trig["name"] == "dli-donor_chimerism" and trig["below"] == 0.95
+    df = run_trial(spec, workers=1).patients
+    first = df["first_infusion_day"].to_numpy()
+    fired = first[np.isfinite(first)]
+    assert fired.size > 0 and set(fired) <= {30.0, 60.0, 90.0, 120.0, 150.0}
+    scen = spec.arm_scenario(0)
+    assert [t.name for t in scen.protocol.triggers] == ["dli-donor_chimerism"]

@@ -27,6 +27,9 @@ stochastic engine (exact leukemia-initiating cells). From the recorded course:
   are taken up to death, ``cured`` means no leukemia-initiating cell left at death or at the
   horizon (and no relapse before).
 
+- ``<trigger>_day``: the day each trigger of the scenario's protocol fired (NaN if it never
+  fired, or fired after death).
+
 Trial statistics (cumulative incidences, GRFS, OS) are computed from these columns by the
 trial layer, not here.
 """
@@ -163,6 +166,9 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float
         "peak_grade": np.where(alive, grade, 0.0).max(axis=0),
         "donor_chimerism": _at(grid, s["donor_chimerism"], end),
         "cured": cured,
+        # the day each trigger of the protocol fired (contract: ``<trigger>_day``)
+        **{f"{name}_day": before_death(np.asarray(day, dtype=float))
+           for name, day in res.trigger_day.items()},
     }
 
 
@@ -186,6 +192,10 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise DataError(f"chunk: give a whole number of patients >= 1, got {chunk!r}")
     model = allo_model()
+    clash = [t.name for t in scenario.protocol.triggers if f"{t.name}_day" in COLUMNS]
+    if clash:
+        raise DataError(f"triggers: the name {clash[0]!r} gives the column "
+                        f"{clash[0]}_day of the cohort table; rename the trigger")
     idx = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
     pars: dict[str, np.ndarray] = dict(sample_parameters(
         model, n, seed, medians=scenario.parameters, variability=scenario.variability,

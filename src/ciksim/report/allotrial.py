@@ -39,7 +39,7 @@ def arm_text(arm: Any) -> str:
             f"{_days(e)}" for e in doses))
     for t in arm.triggers:
         side = "above" if "above" in t else "below"
-        mon = t["monitor"]
+        mon = t.get("monitor") or {"days": t["days"]}
         when = (f"days {mon['days']}" if "days" in mon else
                 f"every {mon.get('every'):g} days from day {mon.get('first'):g} to "
                 f"{mon.get('last'):g}")

@@ -41,7 +41,7 @@ from pydantic import Field, model_validator
 
 from ciksim.errors import CikError, DataError
 from ciksim.schemas.base import Name, Schema, Text, limit, limited
-from ciksim.schemas.protocol import EventSchema
+from ciksim.schemas.protocol import EventSchema, MonitorSchema, TriggerSchema
 from ciksim.trial.estimands import Analysis
 
 #: Donor-cell doses an arm can give (doses of the allo model, CD3+ cells per kg).
@@ -77,37 +77,10 @@ Day = limited("max_protocol_day", ge=0)
 Positive = Annotated[float, Field(gt=0)]
 
 
-class MonitorSchema(Schema):
-    """A monitoring schedule (days after the stem-cell infusion): ``first``, ``every``,
-    ``last``, or a list of ``days``."""
-
-    first: Day | None = None
-    every: limited("max_protocol_day", ge=limit("min_event_spacing")) | None = None
-    last: Day | None = None
-    days: Annotated[list[Day], Field(min_length=1,
-                                     max_length=int(limit("max_events")))] | None = None
-
-    @model_validator(mode="after")
-    def _one_form(self) -> MonitorSchema:
-        grid = [self.first, self.every, self.last]
-        if self.days is not None:
-            if any(v is not None for v in grid):
-                raise ValueError("give either days = [...] or first/every/last, not both")
-            return self
-        if any(v is None for v in grid):
-            raise ValueError("give first, every and last (days), or days = [...]: a trigger "
-                             "needs a monitoring schedule")
-        if self.last < self.first:  # type: ignore[operator]
-            raise ValueError(f"last ({self.last:g}) is before first ({self.first:g})")
-        return self
-
-    def start(self) -> float:
-        return float(min(self.days)) if self.days is not None else float(self.first)
-
-
 class WhenSchema(Schema):
-    """When triggered donor cells start: the watched quantity crosses ``above`` or
-    ``below`` on a monitoring day (the protocol trigger's fields)."""
+    """When triggered donor cells start: the watched quantity is at or ``above`` (or at or
+    ``below``) the threshold on a monitoring day (the protocol trigger's fields; the
+    doses are the arm's ``donor_cells``)."""
 
     name: Name | None = None
     watch: Name
@@ -163,7 +136,7 @@ class AlloArmSchema(Schema):
     donor_cells: DonorCellsSchema | None = None
     events: Annotated[list[EventSchema], Field(max_length=int(limit("max_events")))] | None \
         = None
-    triggers: Annotated[list[dict[str, Any]], Field(max_length=50)] | None = None
+    triggers: Annotated[list[TriggerSchema], Field(max_length=50)] | None = None
 
 
 class AlloPosteriorSchema(Schema):
@@ -383,8 +356,6 @@ def _arm(a: Any, raw: Mapping[str, Any], i: int, origin: str) -> AlloArm:
     name = a.name or f"arm {i + 1}"
     events = [dict(e) for e in raw.get("events", [])]
     triggers = [dict(t) for t in raw.get("triggers", [])]
-    for k, t in enumerate(triggers):
-        t.setdefault("name", f"trigger {k + 1}")
     cells = a.donor_cells
     kinds = {str(e.get("dose")) for e in events if e.get("dose") in DONOR_CELLS}
     kinds |= {str(d.get("dose")) for t in triggers for d in t.get("doses", [])
@@ -397,7 +368,8 @@ def _arm(a: Any, raw: Mapping[str, Any], i: int, origin: str) -> AlloArm:
         else:
             w = cells.when
             assert w is not None and w.monitor is not None  # checked by the schema
-            t: dict[str, Any] = {"name": w.name or f"{name}: {w.watch}", "watch": w.watch,
+            t: dict[str, Any] = {"name": w.name or f"{cells.cells}-{w.watch}",
+                                 "watch": w.watch,
                                  "monitor": w.monitor.model_dump(exclude_none=True),
                                  "doses": [{"offset": off, "dose": cells.cells,
                                             "amount": dose} for off, dose in cells.doses()]}
@@ -407,11 +379,6 @@ def _arm(a: Any, raw: Mapping[str, Any], i: int, origin: str) -> AlloArm:
                 raise DataError(f"{origin}: arms[{i}].donor_cells.when.name: trigger "
                                 f"{t['name']!r} is used twice in the arm; rename one")
             triggers.append(t)
-    for k, t in enumerate(triggers):
-        if not isinstance(t.get("monitor"), Mapping) or not t["monitor"]:
-            raise DataError(f"{origin}: arms[{i}].triggers[{k}].monitor: a trigger needs a "
-                            "monitoring schedule; add monitor = { first = 30, every = 30, "
-                            "last = 720 } (days) or monitor = { days = [...] }")
     return AlloArm(name, tuple(events), tuple(triggers),
                    "+".join(sorted(kinds)) if kinds else None, a.description)
 
@@ -420,7 +387,7 @@ def _check_trigger_days(arm: AlloArm, engraft: float, where: str) -> None:
     """A triggered donor-cell dose cannot come before engraftment: the first monitoring
     day plus the dose's offset must be on or after ``engraft``."""
     for k, t in enumerate(arm.triggers):
-        mon = t["monitor"]
+        mon = t.get("monitor") or {"days": t.get("days")}
         days = mon.get("days") or [mon.get("first")]
         first = min(float(d) for d in days if d is not None) if any(
             d is not None for d in days) else math.nan
