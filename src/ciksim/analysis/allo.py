@@ -27,9 +27,6 @@ stochastic engine (exact leukemia-initiating cells). From the recorded course:
   are taken up to death, ``cured`` means no leukemia-initiating cell left at death or at the
   horizon (and no relapse before).
 
-- ``<trigger>_day``: the day each trigger of the scenario's protocol fired (NaN if it never
-  fired, or fired after death).
-
 Trial statistics (cumulative incidences, GRFS, OS) are computed from these columns by the
 trial layer, not here.
 """
@@ -166,9 +163,6 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float
         "peak_grade": np.where(alive, grade, 0.0).max(axis=0),
         "donor_chimerism": _at(grid, s["donor_chimerism"], end),
         "cured": cured,
-        # the day each trigger of the protocol fired (contract: ``<trigger>_day``)
-        **{f"{name}_day": before_death(np.asarray(day, dtype=float))
-           for name, day in res.trigger_day.items()},
     }
 
 
