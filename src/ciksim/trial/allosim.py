@@ -236,7 +236,7 @@ def allo_source(posterior: Any = None, prior: bool = False) -> Any:
     from importlib import resources
 
     from ciksim.evidence.posterior import Posterior
-    from ciksim.trial.sources import DrawSource, _file_hash, _provenance
+    from ciksim.trial.sources import DrawSource, file_hash, provenance_of
 
     if prior:
         if posterior is not None:
@@ -245,21 +245,21 @@ def allo_source(posterior: Any = None, prior: bool = False) -> Any:
     if posterior is not None and hasattr(posterior, "sample"):
         return DrawSource(posterior, "posterior" if isinstance(posterior, Posterior)
                           else "sampler", "allo posterior given in the call",
-                          _provenance(dict(getattr(posterior, "manifest", {}) or {})))
+                          provenance_of(dict(getattr(posterior, "manifest", {}) or {})))
     if posterior is None:
         post = Posterior.load(model="allo")  # DataError when none is shipped
         res = resources.files("ciksim.data").joinpath(*SHIPPED_POSTERIOR)
         with resources.as_file(res) as path:
-            digest = _file_hash(Path(path))
+            digest = file_hash(Path(path))
         label = "shipped calibrated allo posterior"
     else:
         path = Path(posterior)
         post = Posterior.load(path)
-        digest = _file_hash(path / "posterior.parquet" if path.is_dir() else path)
+        digest = file_hash(path / "posterior.parquet" if path.is_dir() else path)
         label = f"allo posterior {path.name}"
     check_draw_columns(post.samples)
     return DrawSource(post, "posterior", label,
-                      {**_provenance(post.manifest), "file_sha256": digest})
+                      {**provenance_of(post.manifest), "file_sha256": digest})
 
 
 def draw_scenario(scen: Any, reference: Mapping[str, float], row: Mapping[str, float]

@@ -86,7 +86,8 @@ class DrawSource:
         return df.reset_index(drop=True)
 
 
-def _file_hash(path: Path) -> str:
+def file_hash(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256 (provenance of a saved posterior)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
@@ -143,7 +144,7 @@ def resolve_source(posterior: str | Path | Sampler | None = None, prior: bool = 
         notes = check_versions(manifest, "the posterior") if manifest else []
         kind = "posterior" if isinstance(posterior, Posterior) else "sampler"
         return DrawSource(posterior, kind, f"{kind} given in the call",
-                          {**_provenance(manifest), "warnings": notes})
+                          {**provenance_of(manifest), "warnings": notes})
     if posterior is None:
         try:
             post = Posterior.load()
@@ -152,17 +153,18 @@ def resolve_source(posterior: str | Path | Sampler | None = None, prior: bool = 
                             "posterior (--posterior DIR)") from None
         notes = check_versions(post.manifest, "the shipped posterior")
         return DrawSource(post, "posterior", "shipped calibrated posterior",
-                          {**_provenance(post.manifest), "warnings": notes})
+                          {**provenance_of(post.manifest), "warnings": notes})
     path = Path(posterior)
     post = Posterior.load(path)
     file = path / "posterior.parquet" if path.is_dir() else path
     notes = check_versions(post.manifest, f"posterior {str(path)!r}")
     return DrawSource(post, "posterior", f"posterior {path.name}",
-                      {**_provenance(post.manifest), "file_sha256": _file_hash(file),
+                      {**provenance_of(post.manifest), "file_sha256": file_hash(file),
                        "warnings": notes})
 
 
-def _provenance(manifest: Mapping[str, Any]) -> dict[str, Any]:
+def provenance_of(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a posterior's manifest that say where it comes from."""
     keys = ("package_version", "evidence_version", "evidence_hash", "seed", "particles",
             "generations")
     return {k: manifest[k] for k in keys if k in manifest}
