@@ -42,6 +42,7 @@ import pandas as pd
 
 from ciksim.engines.stochastic import StochasticResult, simulate_stochastic
 from ciksim.errors import DataError
+from ciksim.model import Model
 from ciksim.model.variability import sample_parameters
 from ciksim.models.allo import HAZARDS, STOCHASTIC, AlloScenario, allo_model
 
@@ -223,7 +224,19 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
     table.attrs.update({"seed": seed, "horizon_days": float(horizon_days),
                         "scenario": scenario.name, "donor": scenario.donor,
                         "conditioning": scenario.conditioning})
-    kept_courses = (pd.concat(kept, ignore_index=True)
-                    .sort_values(["patient", "day"], kind="stable").reset_index(drop=True)
-                    if courses else None)
+    table.attrs["units"] = {c: ("day" if c.endswith("_day") else "1") for c in table.columns
+                            if c != "patient"}
+    kept_courses = None
+    if courses:
+        kept_courses = (pd.concat(kept, ignore_index=True)
+                        .sort_values(["patient", "day"], kind="stable").reset_index(drop=True))
+        kept_courses.attrs.update(_course_attrs(model))
     return AlloCohort(table, seed, float(horizon_days), kept_courses)
+
+
+def _course_attrs(model: Model) -> dict[str, dict[str, str]]:
+    """Units and descriptions of the course columns, from the model's declarations."""
+    described = {**model.species_by_name, **model.assignment_by_name}
+    return {"units": {"day": "day", **{q: model.unit_of(q) for q in COURSE}},
+            "descriptions": {"day": "days after the stem-cell infusion",
+                             **{q: described[q].description for q in COURSE}}}
