@@ -178,6 +178,12 @@ def test_cohort_table_contract_reproducible_for_any_chunking():
         simulate_allo_cohort(base, 2, 7, horizon_days=-1.0)
     with pytest.raises(CikError, match="unknown parameter"):
         simulate_allo_cohort(base, 2, 7, parameters={"nope": 1.0})
+    with pytest.raises(CikError, match="one number or 2 values"):
+        simulate_allo_cohort(base, 2, 7, parameters={"k_dmg": [0.1, 0.2, 0.3]})
+    with pytest.raises(CikError, match="chunk"):
+        simulate_allo_cohort(base, 2, 7, chunk=0)
+    with pytest.raises(CikError, match="number of patients"):
+        simulate_allo_cohort(base, 0, 7)
 
 
 def _assignment(name: str, **state: float) -> float:

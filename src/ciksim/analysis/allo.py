@@ -184,6 +184,8 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
     patients)."""
     if not np.isfinite(horizon_days) or horizon_days <= 0:
         raise DataError(f"horizon_days: give the follow-up in days (> 0), got {horizon_days!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise DataError(f"n: give the number of patients, a whole number >= 1, got {n!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise DataError(f"chunk: give a whole number of patients >= 1, got {chunk!r}")
     model = allo_model()
@@ -199,7 +201,11 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
         if name not in model.parameter_by_name:
             raise DataError(f"parameters: unknown parameter {name!r} of the allo model; see "
                             "docs/models/allo.md")
-        pars[name] = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+        arr = np.asarray(value, dtype=float)
+        if arr.ndim > 1 or arr.size not in (1, n):
+            raise DataError(f"parameters: {name} needs one number or {n} values (one per "
+                            f"patient), got shape {arr.shape}")
+        pars[name] = np.broadcast_to(arr.reshape(-1) if arr.ndim else arr, (n,)).copy()
     parts, kept = [], []
     for lo in range(0, n, chunk):
         sel = slice(lo, min(lo + chunk, n))
