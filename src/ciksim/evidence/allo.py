@@ -50,13 +50,13 @@ from ciksim.errors import CikError, DataError
 from ciksim.evidence.effect import BIAS_SD, OFFSET_SD, Dimension
 from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed
 from ciksim.evidence.studies import (
-    _STRICT,
+    STRICT,
     Design,
     Evidence,
     Positive,
     Setting,
     Study,
-    _raise_validation,
+    raise_validation,
 )
 
 #: Endpoints the allo model computes, counted from each patient's first infusion.
@@ -86,7 +86,7 @@ MAX_SIMULATED = 1 << 13  # simulated recipients per arm and draw (n × screen)
 class AlloPopulation(BaseModel):
     """An allo scenario with its donor and conditioning options and parameter medians."""
 
-    model_config = _STRICT
+    model_config = STRICT
     scenario: str = REFERENCE_SCENARIO
     donor: str | None = None
     conditioning: str | None = None
@@ -96,7 +96,7 @@ class AlloPopulation(BaseModel):
 class AlloEndpoint(BaseModel):
     """What was counted, within ``at_months`` of each patient's first infusion."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: str
     at_months: Positive
 
@@ -116,7 +116,7 @@ class AlloTrigger(BaseModel):
     stem-cell infusion). The arm's doses follow at the trigger day plus ``k ×
     interval_days``."""
 
-    model_config = _STRICT
+    model_config = STRICT
     name: str = Field(min_length=1, pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     watch: str = Field(min_length=1)
     above: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
@@ -157,7 +157,7 @@ class AlloArm(BaseModel):
     """One arm: donor cells (``dli`` or ``cik``, CD3+ cells/kg) on a schedule starting on
     ``first_day`` or when ``trigger`` fires, ``n`` patients, ``events`` observed."""
 
-    model_config = _STRICT
+    model_config = STRICT
     name: str = Field(min_length=1)
     n: int = Field(ge=1)
     events: int = Field(ge=0)
@@ -246,7 +246,7 @@ def parse_allo_evidence(data: Mapping[str, Any], *, origin: str = "allo evidence
     try:
         evidence = AlloEvidence.model_validate(dict(data))
     except ValidationError as exc:
-        _raise_validation(exc, data, origin)
+        raise_validation(exc, data, origin)
     for study in evidence.used:
         _scenario(study, origin)
     return evidence

@@ -58,7 +58,7 @@ class Design(StrEnum):
     single_arm = "single-arm"
 
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+STRICT = ConfigDict(extra="forbid", frozen=True)
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
@@ -66,7 +66,7 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 class Composition(BaseModel):
     """Shares of the infused cells (of all cells; the rest kill nothing)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     cik: Fraction
     t: Fraction
     nk: Fraction
@@ -83,7 +83,7 @@ class Composition(BaseModel):
 class Product(BaseModel):
     """The infused product: a culture protocol's day-``days`` harvest, or a composition."""
 
-    model_config = _STRICT
+    model_config = STRICT
     culture_protocol: str | None = None
     days: Positive = 21.0
     composition: Composition | None = None
@@ -100,7 +100,7 @@ class Product(BaseModel):
 class Arm(BaseModel):
     """One arm: ``n`` patients, ``events`` observed, CIK schedule (none for controls)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     name: str = Field(min_length=1)
     n: int = Field(ge=1)
     events: int | None = Field(default=None, ge=0)
@@ -134,7 +134,7 @@ class Arm(BaseModel):
 class Endpoint(BaseModel):
     """What was measured, when; ``estimate``/``ci90`` only for ``hazard_ratio``."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: str
     at_months: Positive
     estimate: Positive | None = None
@@ -161,7 +161,7 @@ class Endpoint(BaseModel):
 class Population(BaseModel):
     """A patient scenario (built-in name or TOML file) and parameter medians to override."""
 
-    model_config = _STRICT
+    model_config = STRICT
     scenario: str = "aml-cr1"
     parameters: dict[str, float] = Field(default_factory=dict)
     start_burden: Annotated[float, Field(gt=0, le=1)] | None = None
@@ -170,7 +170,7 @@ class Population(BaseModel):
 class Study(BaseModel):
     """One calibration study (or a record kept out of the fit with ``use = false``)."""
 
-    model_config = _STRICT
+    model_config = STRICT
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     source: str = Field(min_length=1)
     setting: Setting
@@ -220,7 +220,7 @@ class Study(BaseModel):
 class Evidence(BaseModel):
     """A versioned set of studies."""
 
-    model_config = _STRICT
+    model_config = STRICT
     version: str = Field(min_length=1)
     description: str = ""
     studies: tuple[Study, ...] = Field(min_length=1)
@@ -265,8 +265,9 @@ def _where(data: Mapping[str, Any], loc: Sequence[Any]) -> str:
     return prefix + (f"field {field}" if field else "record")
 
 
-def _raise_validation(exc: ValidationError, data: Mapping[str, Any], origin: str,
+def raise_validation(exc: ValidationError, data: Mapping[str, Any], origin: str,
                       prefix: tuple[Any, ...] = ()) -> None:
+    """Raise ``exc`` as one :class:`DataError` naming the record, the field and the fix."""
     errors = exc.errors(include_url=False)
     err = errors[0]  # one error line (the first problem), as every input format gives
     msg = str(err["msg"]).removeprefix("Value error, ")
@@ -281,7 +282,7 @@ def parse_evidence(data: Mapping[str, Any], *, origin: str = "evidence") -> Evid
     try:
         evidence = Evidence.model_validate(dict(data))
     except ValidationError as exc:
-        _raise_validation(exc, data, origin)
+        raise_validation(exc, data, origin)
     for study in evidence.used:
         check_against_model(study, origin)
     return evidence
@@ -423,8 +424,8 @@ def cohort_study(csv_path: str | Path, study_toml: str | Path) -> Study:
     try:
         study = Study.model_validate(record)
     except ValidationError as exc:
-        _raise_validation(exc, {"studies": [record]}, str(p), ("studies", 0))
-        raise  # unreachable: _raise_validation raises
+        raise_validation(exc, {"studies": [record]}, str(p), ("studies", 0))
+        raise  # unreachable: raise_validation raises
     if study.endpoint.kind != "survival":
         raise DataError(f"{p}: field endpoint.kind: a cohort is a survival study; remove kind "
                         "or set it to 'survival'")
