@@ -168,10 +168,10 @@ def test_pypesto_with_roadrunner_finds_ciksims_per_donor_fit(data, tmp_path):
         assert max(abs(offsets[i]), abs(offsets[j])) <= 0.01, (k, offsets[i], offsets[j])
 
 
-def test_pypesto_objective_is_ciksims_likelihood_plus_the_population_prior(data, tmp_path):
-    """The hierarchical export is the penalised (empirical-Bayes) problem it claims to be:
-    pyPESTO's objective (roadrunner, priors aggregated) changes between two parameter sets
-    exactly as ciksim's negative log-likelihood plus the normal population penalty."""
+def hierarchical_problem(data, tmp_path):
+    """pyPESTO's problem (roadrunner) of the hierarchical export, the parameter names, the
+    truth, ciksim's penalised objective of donor k (``f(k, rows of FREE values)``) and the
+    normal population penalty alone (``penalty(rows)``)."""
     pypesto_petab = pytest.importorskip("pypesto.petab", reason="pypesto: interop extra")
     pytest.importorskip("roadrunner")
     import petab.v1 as petab
@@ -185,19 +185,56 @@ def test_pypesto_objective_is_ciksims_likelihood_plus_the_population_prior(data,
     names = list(problem.x_names)
     priors = population_priors(fits)
     liks = [donor_log_likelihood(data, d, proto, FREE)[0] for d in data.donors]
+    mean = np.array([priors[f][0] for f in FREE])
+    sd = np.array([priors[f][1] for f in FREE])
 
-    def penalty(x):
-        return sum(0.5 * ((v - priors[n.split("__")[0]][0]) / priors[n.split("__")[0]][1])
-                   ** 2 for n, v in zip(names, x, strict=True))
+    def penalty(rows):
+        return 0.5 * np.sum(((np.atleast_2d(rows) - mean) / sd) ** 2, axis=1)
 
-    def ours(x):
-        p = dict(zip(names, x, strict=True))
-        return penalty(x) - sum(lik(np.array([[p[f"{f}__donor_{k}"] for f in FREE]]))[0]
-                                for k, lik in enumerate(liks))
+    def penalised(k, rows):
+        return penalty(rows) - liks[k](np.atleast_2d(rows))
 
     truth = np.array([DONORS["AB"[int(n[-1])]][n.split("__")[0]] for n in names])
+    return problem, names, truth, penalised, penalty
+
+
+def per_donor(names, x, k):
+    p = dict(zip(names, x, strict=True))
+    return np.array([p[f"{f}__donor_{k}"] for f in FREE])
+
+
+def test_pypesto_objective_is_ciksims_likelihood_plus_the_population_prior(data, tmp_path):
+    """The hierarchical export is the penalised (empirical-Bayes) problem it claims to be:
+    pyPESTO's objective (roadrunner, priors aggregated) changes between two parameter sets
+    exactly as ciksim's negative log-likelihood plus the normal population penalty."""
+    problem, names, truth, penalised, penalty = hierarchical_problem(data, tmp_path)
+
+    def ours(x):
+        return sum(penalised(k, per_donor(names, x, k))[0] for k in range(2))
+
     other = truth * np.array([1.1, 0.9, 0.95, 1.05])
     assert problem.objective(other) - problem.objective(truth) == pytest.approx(
         ours(other) - ours(truth), rel=1e-4)
     # the prior is a real part of that difference (not lost in the likelihood's)
-    assert abs(penalty(other) - penalty(truth)) > 0.05 * abs(ours(other) - ours(truth))
+    shift = sum(penalty(per_donor(names, other, k)) - penalty(per_donor(names, truth, k))
+                for k in range(2))
+    assert abs(shift) > 0.05 * abs(ours(other) - ours(truth))
+
+
+@pytest.mark.slow
+def test_pypesto_map_of_the_hierarchical_export_is_ciksims_penalised_optimum(data, tmp_path):
+    import pypesto.optimize
+
+    problem, names, truth, penalised, _ = hierarchical_problem(data, tmp_path)
+    problem.set_x_guesses([truth])
+    optimizer = pypesto.optimize.ScipyOptimizer(
+        method="Nelder-Mead", options={"maxiter": 3000, "xatol": 1e-7, "fatol": 1e-9})
+    best = pypesto.optimize.minimize(problem, optimizer=optimizer, n_starts=1,
+                                     progress_bar=False).optimize_result.list[0]
+    # ciksim's penalised optimum per donor lies within 1% of pyPESTO's MAP: +-2% grid
+    offsets = np.linspace(-0.02, 0.02, 17)
+    for k in range(2):
+        centre = per_donor(names, best.x, k)
+        grid = np.array([centre * (1 + np.array([a, b])) for a in offsets for b in offsets])
+        i, j = divmod(int(np.argmin(penalised(k, grid))), len(offsets))
+        assert max(abs(offsets[i]), abs(offsets[j])) <= 0.01, (k, offsets[i], offsets[j])
