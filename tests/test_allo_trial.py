@@ -286,3 +286,32 @@ def test_triggered_arm_doses_when_monitoring_finds_the_threshold():
     assert fired.size > 0 and set(fired) <= {30.0, 60.0, 90.0, 120.0, 150.0}
     scen = spec.arm_scenario(0)
     assert [t.name for t in scen.protocol.triggers] == ["dli-donor_chimerism"]
+
+
+@pytest.mark.parametrize("name", ["cik-vs-dli", "allo-dose-finding"])
+def test_allo_examples_are_allo_trials(name):
+    spec = TrialSpec.load(EXAMPLES / f"{name}.toml")
+    assert isinstance(spec, AlloTrialSpec) and spec.analysis.endpoint == "grfs"
+    cells = {a.cells for a in spec.arms}
+    assert {"dli", "cik"} <= cells
+    if name == "cik-vs-dli":  # pre-emptive, MRD-triggered, matched CD3+ doses
+        doses = [[(d["offset"], d["amount"]) for d in a.triggers[0]["doses"]]
+                 for a in spec.arms]
+        assert doses[0] == doses[1] and all(a.triggers[0]["watch"] == "mrd"
+                                            for a in spec.arms)
+
+
+def test_cli_run_of_cik_vs_dli_skips_the_culture_and_reports_the_trial(tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["run", str(EXAMPLES / "cik-vs-dli.toml"), "--out", str(out),
+                                 "--workers", "1", "--n-per-arm", "12", "--draws", "2",
+                                 "--cohort", "20", "--prior", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["setting"] == "allo" and "not cultured" in data["skipped"][0]
+    assert data["trial"]["arms"][0]["n"] == 12 and 0 <= data["trial"]["assurance"] <= 1
+    html = (out / "report.html").read_text()
+    for text in ("product: not cultured", "Kaplan-Meier GRFS", "GvL against GvHD",
+                 "Assurance", "who got donor cells", "when mrd is above 0.0001"):
+        assert text in html, text
+    assert (out / "trial" / "patients.parquet").is_file()

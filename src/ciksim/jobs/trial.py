@@ -212,7 +212,7 @@ def power_job(spec: str | Path | TrialSpec, *, sizes: list[int], repeats: int = 
     pool = s.with_patients(max(sizes) * repeats)
     run = run_trial(pool, workers=workers, scheduler=scheduler, progress=progress)
     table = power_from_pool(run.patients, s.arms[0].name, s.arms[1].name, sorted(sizes),
-                            repeats)
+                            repeats, endpoint=s.analysis.endpoint)
     return PowerResult(s, table, repeats)
 
 

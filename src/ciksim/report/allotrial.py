@@ -108,6 +108,30 @@ def plot_allo_incidence(patients: pd.DataFrame, arm_names: Sequence[str]) -> Any
     return fig
 
 
+def plot_tradeoff(summary: dict[str, Any], months: int) -> Any:
+    """Per arm at ``months``: cumulative incidence of relapse (x) against acute GvHD II-IV
+    and chronic GvHD (y): the GvL / GvHD trade-off of each dose and schedule."""
+    from ciksim.report.plots import pyplot
+
+    fig, ax = pyplot().subplots(figsize=(7, 5), constrained_layout=True)
+    for a in summary["arms"]:
+        x = a[f"cir_{months}m"]
+        for key, marker, label in (("agvhd", "o", "acute GvHD II-IV"),
+                                   ("cgvhd", "s", "chronic GvHD")):
+            ax.scatter(x, a[f"{key}_{months}m"], marker=marker, color="#4c72b0" if
+                       key == "agvhd" else "#c44e52", label=label)
+        ax.annotate(a["name"], (x, a[f"agvhd_{months}m"]), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    handles, labels = ax.get_legend_handles_labels()
+    keep = {lab: h for h, lab in zip(handles, labels, strict=True)}
+    ax.legend(keep.values(), keep.keys(), fontsize=8)
+    ax.set_xlabel(f"cumulative incidence of relapse at {months} months")
+    ax.set_ylabel(f"cumulative incidence of GvHD at {months} months")
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 1)
+    return fig
+
+
 def plot_allo_survival(patients: pd.DataFrame, arm_names: Sequence[str], endpoint: str
                        ) -> Any:
     """Kaplan-Meier ``endpoint`` (grfs, os, rfs) per arm with the numbers at risk."""
@@ -171,6 +195,11 @@ def allo_sections(rep: Report, spec: Any, patients: pd.DataFrame, summary: dict[
     rep.figure(fig, "Cumulative incidences per arm (Aalen-Johansen, competing events): "
                + "; ".join(t for _, t in INCIDENCE_PANELS))
     pyplot().close(fig)
+    if months:
+        fig = plot_tradeoff(summary, months[-1])
+        rep.figure(fig, f"GvL against GvHD per arm at {months[-1]} months: relapse against "
+                   "acute GvHD II-IV (circles) and chronic GvHD (squares)")
+        pyplot().close(fig)
     rep.heading("What ended GRFS first (share of patients)")
     rep.table(pd.DataFrame([{"arm": a["name"], **{k: round(100 * v, 1) for k, v in
                                                   a["grfs_ended_by"].items()}}
@@ -180,6 +209,23 @@ def allo_sections(rep: Report, spec: Any, patients: pd.DataFrame, summary: dict[
                            "median day of the first infusion": a["median_first_infusion_day"]}
                           for a in summary["arms"]])
     rep.table(given)
+    if decision is not None and "share_given_control" in decision.run.table:
+        t = decision.run.table
+        arms = decision.summary_data["arms"]
+        rep.heading("Over the parameter draws: who got donor cells, who relapsed")
+        rep.table(pd.DataFrame([
+            {"arm": arms[which],
+             "given donor cells (%, median over draws)":
+                 round(100 * float(t[f"share_given_{which}"].median()), 1),
+             "draws in which anyone got donor cells": int((t[f"share_given_{which}"] > 0)
+                                                          .sum()),
+             "relapsed (%, median over draws)":
+                 round(100 * float(t[f"share_relapsed_{which}"].median()), 1),
+             "draws": len(t)} for which in ("control", "treated")]))
+        if not (t[["share_given_control", "share_given_treated"]].to_numpy() > 0).any():
+            rep.paragraph("No virtual patient received donor cells in any draw (no trigger "
+                          "fired), so the arms cannot differ: the effect is 0 and the trial "
+                          "cannot succeed under these draws.", note=True)
     decision_sections(rep, decision, spec, None)
 
 

@@ -93,8 +93,10 @@ def summarize(df: pd.DataFrame, arm_names: Sequence[str], follow_up_months: floa
 
 
 def power_from_pool(pool: pd.DataFrame, control: str, other: str, ns: Sequence[int],
-                    repeats: int, alpha: float = 0.05) -> pd.DataFrame:
-    """Share of significant log-rank tests for trials of n patients per arm.
+                    repeats: int, alpha: float = 0.05, endpoint: str = "rfs"
+                    ) -> pd.DataFrame:
+    """Share of significant log-rank tests on ``endpoint`` (rfs, os or, in allo trials,
+    grfs) for trials of n patients per arm.
 
     Repeat r of size n uses patients r·n … (r+1)·n − 1 of each arm's pool, so the repeats
     of one size are independent trials.
@@ -112,7 +114,7 @@ def power_from_pool(pool: pd.DataFrame, control: str, other: str, ns: Sequence[i
         hits = 0
         for r in range(repeats):
             sa, sb = a.iloc[r * n:(r + 1) * n], b.iloc[r * n:(r + 1) * n]
-            (ta, ea), (tb, eb) = endpoint_data(sa), endpoint_data(sb)
+            (ta, ea), (tb, eb) = endpoint_data(sa, endpoint), endpoint_data(sb, endpoint)
             p = logrank_test(ta, tb, ea, eb).p_value
             hits += p < alpha
         ci = stats.binomtest(hits, repeats).proportion_ci(0.95)

@@ -34,7 +34,7 @@ def _parameters(run: DrawRun) -> list[str]:
     skip = {"draw", "failed_patients", *MEASURES}
     cols = []
     for c in run.table.columns:
-        if c in skip or c.startswith(("p_", "success_", "bias:", "offset:")) or \
+        if c in skip or c.startswith(("p_", "success_", "share_", "bias:", "offset:")) or \
                 c.endswith(("_a", "_b", "_se")):
             continue
         if np.ptp(run.table[c].to_numpy(float)) > 0:

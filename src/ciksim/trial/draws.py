@@ -159,6 +159,13 @@ def analyse_draw(spec: TrialSpec, df: pd.DataFrame, design: DrawDesign) -> dict[
     ok = df[df["status"] == "ok"]
     row: dict[str, Any] = {"failed_patients": int((df["status"] != "ok").sum())}
     row.update(effect(ok, c, t, a.horizon_months, a.endpoint, ph_test=False))
+    if "first_infusion_day" in df:  # allo: how many got donor cells, how many relapsed
+        for which, arm in (("control", c), ("treated", t)):
+            g = ok[ok["arm"] == arm]
+            row[f"share_given_{which}"] = float(np.isfinite(
+                g["first_infusion_day"].to_numpy(float)).mean())
+            row[f"share_relapsed_{which}"] = float(np.isfinite(
+                g["relapse_day"].to_numpy(float)).mean())
     for half, parity in (("a", 0), ("b", 1)):
         h = effect(ok[ok["patient"] % 2 == parity], c, t, a.horizon_months, a.endpoint,
                    ph_test=False)
