@@ -175,6 +175,9 @@ def allo_sections(rep: Report, spec: Any, patients: pd.DataFrame, summary: dict[
     rep.heading("Arms")
     rep.table(pd.DataFrame([{"arm": a.name, "donor cells": arm_text(a)} for a in spec.arms]))
     rep.heading("Endpoints per arm (intention to treat)")
+    rep.paragraph("These patients are drawn at the population's parameter medians (the "
+                  "scenario's, with its between-patient spreads), not from the parameter "
+                  "draws of the decision section below.", note=True)
     months = summary["milestones_months"]
     rep.table(endpoint_table(summary, months), digits=3)
     if summary["not_modelled"]:
