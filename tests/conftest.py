@@ -1,3 +1,5 @@
+import functools
+
 import matplotlib
 import pytest
 
@@ -49,12 +51,14 @@ def whole_initiating_cells(pars=None, n=20):
             "start_burden": 2 * n / (p["marrow_per_kg"] * p["weight"] * p["f_LIC"])}
 
 
+@functools.cache
 def small_mrd_case():
     """Patient-model parameters of a small MRD case that Gillespie tools simulate cell by cell:
     three leukemia-initiating cells, no normal marrow, no treatment. ``f_LIC = 0.5`` keeps the
     blast compartment (continuous in ciksim, discrete in an SSA) small, ``k_aq = 0`` starts
     every LIC active (whole initial counts). Returns the parameters and ciksim's extinction
-    (cure) count out of 2000 patients by day 60 (exact birth-death steps, seed 7)."""
+    (cure) count out of 2000 patients by day 60 (exact birth-death steps, seed 7); computed
+    once per session (callers must not change the parameters)."""
     import numpy as np
 
     from ciksim.engines.sbml import initial_values
