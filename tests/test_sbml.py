@@ -51,6 +51,18 @@ def test_every_model_exports_valid_sbml_with_consistent_units(name):
                                     "SBO:0000375"} for r in reactions.values())
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_models_gillespie_variant_is_valid_without_assignment_rules(name):
+    model = MODELS[name]()
+    doc = libsbml.readSBMLFromString(to_sbml(model, gillespie=True))
+    assert consistency(doc) == []
+    m = doc.getModel()
+    rules = [m.getRule(i) for i in range(m.getNumRules())]
+    assert not [r for r in rules if r.isAssignment()]
+    assert all(m.getSpecies(i).getInitialAmount().is_integer()
+               for i in range(m.getNumSpecies()))
+
+
 def roadrunner_trajectories(sbml, names, times):
     rr = roadrunner.RoadRunner(sbml)
     rr.integrator.relative_tolerance = 1e-12
