@@ -105,6 +105,29 @@ def _settle(last_event, fired, v_ptr, v_end, last_visit):
 
 
 @njit(cache=True, error_model="numpy")
+def _next_point(grid, k, fired, v_dose, next_must, fixed_window, dt_event, dt_max, window):
+    """The grid index the individual steps to from ``k`` (``TriggerPlan.next_point``)."""
+    t = grid[k]
+    own = fixed_window[k]
+    stop = next_must[k]
+    for j in range(fired.size):
+        if fired[j] >= 0:
+            for d in range(v_dose.shape[1]):
+                dk = v_dose[fired[j], d]
+                if dk >= 0:
+                    if dk > k and dk < stop:
+                        stop = dk
+                    dd = grid[dk]
+                    if dd - 1e-9 <= t and t < dd + window - 1e-9:
+                        own = True
+    h = dt_event if own else dt_max
+    kk = k + 1
+    while kk < stop and kk + 1 < grid.size and grid[kk + 1] - t <= h + 1e-9:
+        kk += 1
+    return kk
+
+
+@njit(cache=True, error_model="numpy")
 def _per_cell(t, y, p, q, r, r1, y1, cells, safe, lam, mu, nu, sidx, owner, b_ptr, d_ptr,
               t_src, n_birth_death):
     """Rates at the step midpoint turned into per-cell rates; False if one is negative."""
@@ -149,8 +172,9 @@ def _per_cell(t, y, p, q, r, r1, y1, cells, safe, lam, mu, nu, sidx, owner, b_pt
 def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owner, b_ptr,
                  d_ptr, t_src, t_dst, t_order, t_rorder, watch_on, threshold, track_on,
                  stop_after_crossing, last_event, record, up, thr, v_ptr, v_k, v_end, v_dose,
-                 last_visit, o_ptr, o_sp, o_kind, o_val, states, final, ext_t, cross_t,
-                 minimum, err_t, traj, trig_day):
+                 last_visit, o_ptr, o_sp, o_kind, o_val, next_must, fixed_window, dt_event,
+                 dt_max, window, states, final, ext_t, cross_t, minimum, err_t, traj,
+                 trig_day):
     """Every individual (rows of Y0, P, states) from grid[0] to grid[-1]; outputs in place."""
     n, ns = Y0.shape
     nt = v_ptr.size - 1
@@ -187,10 +211,17 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
         tday = np.full(max(nt, 1), np.nan)
         settle = _settle(last_event, fired, v_ptr, v_end, last_visit)
         e = _events(0, 0, y, i, ev_k, ev_sp, ev_kind, ev_val, is_stoch, s)
+        pos = 0  # the grid index last stepped to
+        target = 1  # the one stepped to next
         for k in range(grid.size):
             t1 = grid[k]
             if k > 0:
-                t0 = grid[k - 1]
+                if k < target:  # stepped over: a recorded trajectory holds the state
+                    if record:
+                        for sp in range(ns):
+                            traj[k, sp, i] = y[sp]
+                    continue
+                t0 = grid[pos]
                 h = t1 - t0
                 _rk4(t0, h / 2, y, p, q, k1, k2, k3, k4, yt)
                 if not _per_cell(t0 + h / 2, y, p, q, r, r1, y1, cells, safe, lam, mu, nu,
@@ -224,7 +255,7 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
                         frac = ((np.log(threshold) - np.log(prev))
                                 / (np.log(cur) - np.log(prev)))
                         frac = min(max(frac, 0.0), 1.0) if np.isfinite(frac) else 1.0
-                        cross = grid[k - 1] + frac * (t1 - grid[k - 1])
+                        cross = grid[pos] + frac * (t1 - grid[pos])
                     else:
                         cross = t1
                 if cur < threshold:
@@ -236,6 +267,9 @@ def simulate_all(Y0, P, grid, ev_k, ev_sp, ev_kind, ev_val, sidx, is_stoch, owne
             if k > 0 and ((stop_after_crossing and cross == cross)
                           or (not record and t1 >= settle and ext == ext)):
                 break
+            pos = k
+            target = _next_point(grid, k, fired, v_dose, next_must, fixed_window, dt_event,
+                                 dt_max, window)
         for sp in range(ns):
             final[i, sp] = y[sp]
         for j in range(nt):

@@ -185,7 +185,8 @@ def _trigger_tables(plan: TriggerPlan, pmat: np.ndarray, is_stoch: np.ndarray
     of any trigger); ``last[j]`` its last visit. Dose ``d`` of trigger ``j`` is the
     operations ``o_ptr[j * nd + d]:o_ptr[j * nd + d + 1]`` of ``o_sp``, ``o_kind`` (0
     scales, 1 adds) and ``o_val`` (per individual), surviving fractions before added
-    amounts, as in the reference engine.
+    amounts, as in the reference engine. Then the plan's step rule: ``next_must``,
+    ``fixed_window``, ``dt_event``, ``dt_max``, ``window`` (``TriggerPlan.next_point``).
     """
     n = pmat.shape[1]
     nt = len(plan)
@@ -224,7 +225,9 @@ def _trigger_tables(plan: TriggerPlan, pmat: np.ndarray, is_stoch: np.ndarray
     vals = np.vstack(o_val) if o_val else np.zeros((0, n))
     return (up, thr, v_ptr, v_k, v_end, v_dose, plan.last_visit.astype(float),
             np.array(o_ptr, dtype=np.int64), np.array(o_sp, dtype=np.int64),
-            np.array(o_kind, dtype=np.int64), np.ascontiguousarray(vals.T, dtype=float))
+            np.array(o_kind, dtype=np.int64), np.ascontiguousarray(vals.T, dtype=float),
+            plan.next_must.astype(np.int64), plan.fixed_window.astype(np.bool_),
+            plan.dt_event, plan.dt_max, plan.window)
 
 
 def _event_table(events: Sequence[BoundEvent], grid: np.ndarray, pmat: np.ndarray,

@@ -264,38 +264,39 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
         with np.errstate(divide="ignore", invalid="ignore"):
             return compiled.assignments(t, yy, pp)
 
-    def monitor(k: int, t: float, prev: np.ndarray | None) -> np.ndarray:
-        ya, pa = y[:, active], pmat[:, active]
+    pos = np.zeros(n, dtype=np.int64)  # grid index each individual last stepped to
+    prev = np.zeros(n)  # the watched value there
+
+    def monitor(k: int, t: float, who: np.ndarray) -> None:
+        ya, pa = y[:, who], pmat[:, who]
         values = watched(ya, pa, t) if (watch or track_min) else {}
         if track_min:
             v = ya[model.species_names.index(track_min)] if track_min in model.species_names \
                 else values[track_min]
-            before = np.isnan(cross_t[active])  # the nadir up to the crossing (relapse)
-            minimum[active] = np.where(before, np.minimum(minimum[active], v), minimum[active])
-        extinct = (ya[sidx].sum(axis=0) == 0) & np.isnan(ext_t[active])
-        ext_t[active[extinct]] = t
-        cur = None
+            before = np.isnan(cross_t[who])  # the nadir up to the crossing (relapse)
+            minimum[who] = np.where(before, np.minimum(minimum[who], v), minimum[who])
+        extinct = (ya[sidx].sum(axis=0) == 0) & np.isnan(ext_t[who])
+        ext_t[who[extinct]] = t
         if watch is not None and threshold is not None:
             cur = np.asarray(values[watch], dtype=float)
-            open_ = np.isnan(cross_t[active])
-            never = open_ & ~armed[active] & (cur >= threshold) & (t >= settle[active])
-            cross_t[active[never]] = grid[0]  # never below: a failure from the start
-            hit = (cur >= threshold) & open_ & armed[active]
-            armed[active] |= cur < threshold
-            if prev is not None and k > 0 and np.any(hit):
-                t0 = grid[k - 1]
+            open_ = np.isnan(cross_t[who])
+            never = open_ & ~armed[who] & (cur >= threshold) & (t >= settle[who])
+            cross_t[who[never]] = grid[0]  # never below: a failure from the start
+            hit = (cur >= threshold) & open_ & armed[who]
+            armed[who] |= cur < threshold
+            if k > 0 and np.any(hit):
+                t0 = grid[pos[who]]
+                p0 = prev[who]
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    frac = (np.log(threshold) - np.log(prev)) / (np.log(cur) - np.log(prev))
+                    frac = (np.log(threshold) - np.log(p0)) / (np.log(cur) - np.log(p0))
                 frac = np.where(np.isfinite(frac), np.clip(frac, 0.0, 1.0), 1.0)
-                cross_t[active[hit]] = (t0 + frac * (t - t0))[hit]
+                cross_t[who[hit]] = (t0 + frac * (t - t0))[hit]
             elif np.any(hit):
-                cross_t[active[hit]] = t
-        if traj is not None:
-            traj[k][:, active] = ya
-        return cur if cur is not None else np.zeros(active.size)
+                cross_t[who[hit]] = t
+            prev[who] = cur
 
-    def det_advance(t: float, h: float) -> None:
-        ya, pa = y[:, active], pmat[:, active]
+    def det_advance(who: np.ndarray, t: float, h: float) -> None:
+        ya, pa = y[:, who], pmat[:, who]
 
         def f(tt: float, yy: np.ndarray) -> np.ndarray:
             d = compiled.rhs(tt, yy, pa)
@@ -306,7 +307,38 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
         k2 = f(t + h / 2, ya + h / 2 * k1)
         k3 = f(t + h / 2, ya + h / 2 * k2)
         k4 = f(t + h, ya + h * k3)
-        y[:, active] = np.maximum(ya + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0)
+        y[:, who] = np.maximum(ya + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), 0.0)
+
+    def step(who: np.ndarray, t0: float, t1: float) -> None:
+        """Individuals ``who`` from ``t0`` to ``t1`` (one Strang step)."""
+        h = t1 - t0
+        det_advance(who, t0, h / 2)
+        ya, pa = y[:, who], pmat[:, who]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rates = compiled.rates(t0 + h / 2, ya, pa)
+        n_cells = ya[sidx].T.copy()  # (m, k)
+        if tproc.size:
+            rates = _rates_for_empty(compiled, t0 + h / 2, ya, pa, rates, sidx, owner,
+                                     n_cells)
+        safe = np.where(n_cells > 0, n_cells, 1.0)
+        lam = np.empty_like(n_cells)
+        mu = np.empty_like(n_cells)
+        for c, (b, d) in enumerate(zip(births, deaths, strict=True)):
+            lam[:, c] = rates[list(b)].sum(axis=0) / safe[:, c] if b else 0.0
+            mu[:, c] = rates[list(d)].sum(axis=0) / safe[:, c] if d else 0.0
+        nu = (rates[tproc] / safe[:, tsrc].T).T.copy() if tproc.size else None
+        if np.any(lam < 0) or np.any(mu < 0) or (nu is not None and np.any(nu < 0)):
+            raise ModelError(f"negative per-cell rate in {model.name!r} near t={t0:g}; "
+                             "rates of birth, death and transfer processes must be >= 0")
+        rng = states[who]  # a copy: the advanced streams are written back
+        if nu is not None:
+            transfer_batch(n_cells, nu, tsrc, tdst, torder, h / 2, rng)
+        new = kendall_batch(n_cells, lam, mu, h, rng)
+        if nu is not None:
+            transfer_batch(new, nu, tsrc, tdst, torder[::-1].copy(), h / 2, rng)
+        states[who] = rng
+        y[np.ix_(sidx, who)] = new.T
+        det_advance(who, t0 + h / 2, h / 2)
 
     def give(e: BoundEvent, who: np.ndarray) -> None:
         """Dose ``e`` to the individuals ``who`` (thinning stochastic species exactly)."""
@@ -360,52 +392,33 @@ def _run_reference(model: Model, struct: StochasticStructure, y: np.ndarray, pma
 
     apply_events(0.0)
     apply_triggers(0, 0.0)
-    prev = monitor(0, 0.0, None)
+    monitor(0, 0.0, active)
+    if traj is not None:
+        traj[0] = y
+    target = plan.next_point(grid, 0, fired)  # the grid index each steps to next
     for k in range(1, grid.size):
-        t0, t1 = grid[k - 1], grid[k]
-        h = t1 - t0
-        if active.size:
-            det_advance(t0, h / 2)
-            ya, pa = y[:, active], pmat[:, active]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rates = compiled.rates(t0 + h / 2, ya, pa)
-            n_cells = ya[sidx].T.copy()  # (m, k)
-            if tproc.size:
-                rates = _rates_for_empty(compiled, t0 + h / 2, ya, pa, rates, sidx, owner,
-                                         n_cells)
-            safe = np.where(n_cells > 0, n_cells, 1.0)
-            lam = np.empty_like(n_cells)
-            mu = np.empty_like(n_cells)
-            for c, (b, d) in enumerate(zip(births, deaths, strict=True)):
-                lam[:, c] = rates[list(b)].sum(axis=0) / safe[:, c] if b else 0.0
-                mu[:, c] = rates[list(d)].sum(axis=0) / safe[:, c] if d else 0.0
-            nu = (rates[tproc] / safe[:, tsrc].T).T.copy() if tproc.size else None
-            if np.any(lam < 0) or np.any(mu < 0) or (nu is not None and np.any(nu < 0)):
-                raise ModelError(f"negative per-cell rate in {model.name!r} near t={t0:g}; "
-                                 "rates of birth, death and transfer processes must be >= 0")
-            rng = states[active]  # a copy: the advanced streams are written back
-            if nu is not None:
-                transfer_batch(n_cells, nu, tsrc, tdst, torder, h / 2, rng)
-            new = kendall_batch(n_cells, lam, mu, h, rng)
-            if nu is not None:
-                transfer_batch(new, nu, tsrc, tdst, torder[::-1].copy(), h / 2, rng)
-            states[active] = rng
-            y[np.ix_(sidx, active)] = new.T
-            det_advance(t0 + h / 2, h / 2)
-        apply_events(t1)
+        t1 = grid[k]
+        reach = active[target[active] == k]
+        for start in np.unique(pos[reach]):  # grouped by where their step starts
+            who = reach[pos[reach] == start]
+            step(who, grid[start], t1)
+        apply_events(t1)  # every active individual is at an event, visit or own dose
         apply_triggers(k, t1)
-        if active.size:
-            prev = monitor(k, t1, prev)
-        if active.size:
-            settled = np.zeros(active.size, dtype=bool)
-            if stop_after_crossing:
-                settled |= ~np.isnan(cross_t[active])
-            if not record:
-                settled |= ~np.isnan(ext_t[active]) & (t1 >= settle[active])
-            if settled.any():
-                keep = ~settled
-                active = active[keep]
-                prev = prev[keep]
+        if traj is not None:  # those stepping over k hold their state
+            traj[k][:, active] = y[:, active]
+        if not reach.size:
+            continue
+        monitor(k, t1, reach)
+        settled = np.zeros(reach.size, dtype=bool)
+        if stop_after_crossing:
+            settled |= ~np.isnan(cross_t[reach])
+        if not record:
+            settled |= ~np.isnan(ext_t[reach]) & (t1 >= settle[reach])
+        if settled.any():
+            active = np.setdiff1d(active, reach[settled], assume_unique=True)
+            reach = reach[~settled]
+        pos[reach] = k
+        target[reach] = plan.next_point(grid, k, fired[:, reach])
     return y, ext_t, cross_t, minimum, traj, trig_day
 
 
@@ -460,7 +473,8 @@ def simulate_stochastic(
     bound_triggers = protocol.bind_triggers(model)
     visits, trigger_doses = TriggerPlan.days(bound_triggers, t_end)
     grid = time_grid(t_end, [e.day for e in events] + trigger_doses, settings, visits)
-    plan = TriggerPlan.on(bound_triggers, grid, settings.window)
+    plan = TriggerPlan.on(bound_triggers, grid, settings.window, [e.day for e in events],
+                          settings.dt_event, settings.dt_max)
     last_event = max([e.day for e in events], default=0.0) + settings.window
     states = seed_states(seed, idx_arr)
     run = fused.run_fused if engine == "compiled" and fused.supports(events) else _run_reference

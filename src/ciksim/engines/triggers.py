@@ -13,6 +13,14 @@ fractions before its added amounts), then the crossing and extinction checks.
 
 An individual's fate is settled (it stops being simulated when extinct) only once no
 trigger can still fire and every triggered dose and its window have passed: ``settle_times``.
+
+Steps. The shared grid is fine (``dt_event``) within the window after every *possible*
+triggered dose; an individual steps through a subset of it: every point where something may
+happen to it (fixed events, monitoring days, its own triggered doses, the end), every point
+within the window after a fixed event or one of its own triggered doses, and elsewhere the
+farthest point at most ``dt_max`` ahead (``next_point``). Individuals not dosed by a trigger
+thus take the steps they would take without it. A recorded trajectory holds an individual's
+last state at the points it steps over. Without triggers every grid point is visited.
 """
 
 from __future__ import annotations
@@ -42,6 +50,11 @@ class TriggerPlan:
     dose_k: tuple[np.ndarray, ...]
     dose_end: tuple[np.ndarray, ...]
     last_visit: np.ndarray
+    next_must: np.ndarray
+    fixed_window: np.ndarray
+    dt_event: float = 0.0
+    dt_max: float = 0.0
+    window: float = 0.0
 
     @property
     def names(self) -> list[str]:
@@ -64,9 +77,12 @@ class TriggerPlan:
         return visits, doses
 
     @classmethod
-    def on(cls, triggers: Sequence[BoundTrigger], grid: np.ndarray, window: float
+    def on(cls, triggers: Sequence[BoundTrigger], grid: np.ndarray, window: float,
+           fixed_days: Sequence[float] = (), dt_event: float = 0.0, dt_max: float = 0.0
            ) -> TriggerPlan:
-        """The plan of ``triggers`` on ``grid`` (which holds every day from :meth:`days`)."""
+        """The plan of ``triggers`` on ``grid`` (which holds every day from :meth:`days`
+        and ``fixed_days``, the days of the fixed events; steps ``dt_event`` within
+        ``window`` after an event, ``dt_max`` elsewhere)."""
         t_end = float(grid[-1])
         visits, dose_k, dose_end, last = [], [], [], []
         for tr in triggers:
@@ -82,8 +98,53 @@ class TriggerPlan:
             dose_k.append(table)
             dose_end.append(ends)
             last.append(float(days[-1]) if days.size else -np.inf)
+        must = np.zeros(grid.size, dtype=bool)
+        must[-1] = True
+        if not triggers:
+            must[:] = True
+        fixed = np.array(sorted({float(d) for d in fixed_days if 0 <= d <= t_end}))
+        if fixed.size:
+            must[_indices(grid, fixed)] = True
+        for vk in visits:
+            must[vk] = True
+        next_must = np.empty(grid.size, dtype=np.int64)
+        nxt = grid.size
+        for k in range(grid.size - 1, -1, -1):
+            next_must[k] = nxt
+            if must[k]:
+                nxt = k
+        fixed_window = np.zeros(grid.size, dtype=bool)
+        if fixed.size:  # the latest event started by t decides (see time_grid)
+            j = np.searchsorted(fixed - 1e-9, grid, side="right") - 1
+            d = fixed[np.maximum(j, 0)]
+            fixed_window = (j >= 0) & (grid < d + window - 1e-9)
         return cls(tuple(triggers), tuple(visits), tuple(dose_k), tuple(dose_end),
-                   np.array(last, dtype=float))
+                   np.array(last, dtype=float), next_must, fixed_window, float(dt_event),
+                   float(dt_max), float(window))
+
+    def next_point(self, grid: np.ndarray, k: int, fired: np.ndarray) -> np.ndarray:
+        """The grid index each individual (columns of ``fired``, (n_triggers, m)) at grid
+        index ``k`` steps to next (the compiled engine's ``_next_point``)."""
+        t = grid[k]
+        m = fired.shape[1]
+        own = np.full(m, bool(self.fixed_window[k]))
+        stop = np.full(m, self.next_must[k], dtype=np.int64)
+        for j in range(len(self.triggers)):
+            fj = fired[j]
+            if not np.any(fj >= 0):
+                continue
+            table = self.dose_k[j][np.maximum(fj, 0)]
+            for d in range(table.shape[1]):
+                dk = table[:, d]
+                ok = (fj >= 0) & (dk >= 0)
+                stop = np.where(ok & (dk > k) & (dk < stop), dk, stop)
+                dd = grid[np.maximum(dk, 0)]
+                own |= ok & (dd - 1e-9 <= t) & (t < dd + self.window - 1e-9)
+        rel = grid - t
+        far_event = np.searchsorted(rel, self.dt_event + 1e-9, side="right") - 1
+        far_max = np.searchsorted(rel, self.dt_max + 1e-9, side="right") - 1
+        far = np.where(own, far_event, far_max)
+        return np.maximum(np.minimum(far, stop), k + 1)
 
     def settle_times(self, last_event: float, fired: np.ndarray) -> np.ndarray:
         """Per individual (columns of ``fired``, (n_triggers, n): the visit at which each
