@@ -104,6 +104,27 @@ def test_an_individual_alone_equals_it_in_a_batch(engine):
             assert np.array_equal(alone.trigger_day[name], days[i:i + 1], equal_nan=True)
 
 
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_an_individual_whose_triggers_never_fire_runs_as_without_them(engine):
+    """Possible dose days refine the shared grid, but an individual steps finely only after
+    its own doses: where no trigger fired (visits on its own steps here), every number is
+    that of the protocol without triggers."""
+    kw = dict(stop_after_crossing=False, record=True)  # everyone to the end
+    res = run(engine, n=150, **kw)
+    plain = run(engine, n=150, protocol=Protocol("p", PROTOCOL.events), **kw)
+    assert res.grid.size > plain.grid.size
+    quiet = ~np.isfinite(res.trigger_day["pre-emptive"]) & ~np.isfinite(
+        res.trigger_day["chimerism"])
+    assert 0.05 < quiet.mean() < 0.95
+    np.testing.assert_array_equal(res.final[:, quiet], plain.final[:, quiet])
+    for name in ("crossing_time", "extinction_time", "minimum"):
+        np.testing.assert_array_equal(getattr(res, name)[quiet], getattr(plain, name)[quiet])
+    on_plain = np.searchsorted(res.grid, plain.grid)  # the plain grid is part of it
+    np.testing.assert_array_equal(res.trajectory[on_plain][:, :, quiet],
+                                  plain.trajectory[:, :, quiet])
+    assert not np.array_equal(res.final[:, ~quiet], plain.final[:, ~quiet])
+
+
 def test_fires_once_on_the_first_visit_meeting_the_condition_and_doses_follow():
     res = run("compiled", n=120, record=True, stop_after_crossing=False)
     day = res.trigger_day["pre-emptive"]
