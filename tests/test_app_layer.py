@@ -104,3 +104,51 @@ def test_the_web_page_trial_examples_are_the_shipped_examples():
     for name in builtin_names("trials"):
         shipped = (resources.files("ciksim.data") / "trials" / f"{name}.toml").read_text()
         assert shipped == (examples / f"{name}.toml").read_text(), name
+
+
+_EVIDENCE = """version = "test-1"
+
+[[studies]]
+id = "small-matched"
+source = "test"
+setting = "donor-after-chemotherapy"
+design = "matched-controls"
+endpoint = { kind = "relapse", at_months = 12.0 }
+
+[[studies.arms]]
+name = "cik"
+n = 6
+events = 2
+product = { culture_protocol = "cik-gmp" }
+dose_per_kg = 5e7
+infusions = 2
+interval_days = 21
+first_day = 30
+
+[[studies.arms]]
+name = "control"
+n = 6
+events = 4
+"""
+
+
+@pytest.mark.slow
+def test_saved_calibration_inputs_rerun_into_the_out_folder(tmp_path):
+    from ciksim.jobs.calibration import calibration_job
+    from ciksim.jobs.registry import inputs_toml
+
+    (tmp_path / "evidence.toml").write_text(_EVIDENCE)
+    f = tmp_path / "calibration.toml"
+    f.write_text(inputs_toml("calibration", {"evidence": "evidence.toml", "particles": 3,
+                                             "generations": 1, "ppc_draws": 10, "seed": 4}))
+    r = CliRunner().invoke(app, ["rerun", str(f)])
+    assert r.exit_code == 2 and "give --out" in r.output
+    r = CliRunner().invoke(app, ["rerun", str(f), "--out", str(tmp_path / "cal"), "--json"])
+    assert r.exit_code == 0, r.output
+    api = calibration_job(evidence=tmp_path / "evidence.toml", particles=3, generations=1,
+                          ppc_draws=10, seed=4, out=tmp_path / "api").summary()
+    got = json.loads(r.stdout)  # pyabc logs to stderr
+    assert got["parameters"] == api["parameters"] and got["checks"] == api["checks"]
+    assert (tmp_path / "cal" / "posterior.parquet").is_file()
+    with pytest.raises(DataError, match="not an input"):
+        inputs_toml("calibration", {"out": "somewhere"})

@@ -1,6 +1,6 @@
 """The web page driven in a real headless Chromium (the operating system's package), with
 the server started by the tests: every page, results against the API, a bad upload, a
-download, two sessions apart, a cancelled trial that leaves no worker."""
+download, two sessions apart, a cancelled trial or calibration that leaves no worker."""
 
 import os
 import shutil
@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("shiny")
@@ -144,17 +145,122 @@ def test_every_page_runs_its_job_and_matches_the_api(server, browser, tmp_path):
     page.wait_for_selector("#pa_done")
     api = patient_job().summary()
     assert _cell(page, "pa", 0, 1) == fmt(api["cure_fraction"])
-    # trial: a small example trial; hazard ratio as the API; the spec downloads as TOML
+    # trial: the example's arms as a form, run small; hazard ratio as the API's on the
+    # saved spec; the patients table downloads on its own, as the API's
     page.click("text=Trial")
-    _fill(page, {"tr_n_per_arm": 30})
+    _fill(page, {"tr_n_per_arm": 30, "tr_draws": 0})
+    page.wait_for_selector("#tr_check .ciksim-valid")
     page.click("#tr_run")
     page.wait_for_selector("#tr_done")
     with page.expect_download() as dl:
         page.click("#tr_dl_toml")
     spec = Path(dl.value.path())
-    api = trial_job(spec, workers=1).summary()  # the spec as run (no draws)
+    api = trial_job(spec, workers=1)  # the spec as run (no draws)
     assert page.locator("#tr_done table").nth(1).locator("td").first.inner_text() == \
-        fmt(api["hazard_ratio"])
+        fmt(api.summary()["hazard_ratio"])
+    with page.expect_download() as dl:
+        page.click("#tr_dl_csv")
+    assert dl.value.suggested_filename == "patients.csv"
+    shown = pd.read_csv(dl.value.path())
+    pd.testing.assert_series_equal(shown["relapse_day"], api.patients["relapse_day"],
+                                   check_names=False, check_index=False)
+    context.close()
+
+
+def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
+    from ciksim.schemas import parse_toml
+    from ciksim.trial.spec import TrialSpec
+
+    url, _, _ = server
+    context, page = _open(browser, url)
+    page.click("text=Trial")
+    page.select_option("#tr_example", "dose-finding")
+    page.wait_for_selector("#tr_arm3_name")
+    assert page.locator(".ciksim-arm").count() == 4
+    page.click("#tr_arm1_remove")  # CIK 1e7/kg goes
+    page.wait_for_function("document.querySelectorAll('.ciksim-arm').length == 3")
+    assert page.input_value("#tr_arm1_name") == "CIK 5e7/kg"
+    page.click("#tr_arm_add")
+    page.wait_for_selector("#tr_arm3_name")
+    _fill(page, {"tr_arm3_name": "CIK 2e8 x 4", "tr_arm3_dose": "2e8", "tr_arm3_infusions": 4,
+                 "tr_n_per_arm": 40, "tr_years": 2, "tr_seed": 5, "tr_draws": 0})
+    page.uncheck("#tr_arm1_cik")
+    _fill(page, {"tr_arm2_dose": -1})  # an impossible dose: the schema's message
+    error = page.locator("#tr_check .ciksim-error")
+    assert "arms[2].cik.dose_per_kg" in error.inner_text()
+    _fill(page, {"tr_arm2_dose": "1e8"})
+    page.wait_for_selector("#tr_check .ciksim-valid")
+    with page.expect_download() as dl:
+        page.click("#tr_save")
+    saved = Path(dl.value.path())
+    spec = TrialSpec.load(saved)  # what `ciksim trial FILE.toml` reads
+    assert [a.name for a in spec.arms] == ["chemotherapy", "CIK 5e7/kg", "CIK 1e8/kg",
+                                           "CIK 2e8 x 4"]
+    assert spec.arms[1].cik is None and spec.arms[3].cik.dose_per_kg == 2e8
+    assert spec.arms[3].cik.infusions == 4
+    assert (spec.patients_per_arm, spec.follow_up_years, spec.seed) == (40, 2, 5)
+    assert spec.subtype_mix["npm1"] == 0.5, "what the form does not show is kept"
+    # a bad spec upload shows the CLI's message; the form keeps the last good spec
+    bad = tmp_path / "bad-spec.toml"
+    bad.write_text(saved.read_text().replace("dose_per_kg = 200000000.0",
+                                             "dose_per_kg = -2.0"))
+    with pytest.raises(DataError) as cli_error:
+        TrialSpec.load(bad)
+    page.set_input_files("#tr_file", str(bad))
+    message = page.locator("#tr_upload_msg .ciksim-error")
+    assert message.inner_text().strip() == str(cli_error.value).replace(str(bad),
+                                                                       "bad-spec.toml")
+    assert page.locator(".ciksim-arm").count() == 4
+    assert parse_toml(saved.read_text(), origin="x")["arms"][3]["cik"]["infusions"] == 4
+    context.close()
+
+
+def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, browser,
+                                                                       tmp_path):
+    from ciksim.evidence import read_cohort
+    from ciksim.jobs.calibration import calibration_job, posterior_job
+
+    url, _, proc = server
+    context, page = _open(browser, url)
+    page.click("text=Calibration")
+    # the shipped posterior, as the API shows it; its summary table downloads as CSV
+    page.click("#po_run")
+    page.wait_for_selector("#po_done")
+    api = posterior_job().summary()["parameters"][0]
+    assert _cell(page, "po", 0, 2) == fmt(api["median"])
+    with page.expect_download() as dl:
+        page.click("#po_dl_csv")
+    assert pd.read_csv(dl.value.path())["median"].iloc[0] == pytest.approx(api["median"])
+    with page.expect_download() as dl:
+        page.click("#po_dl_svg")
+    assert b"<svg" in Path(dl.value.path()).read_bytes()[:1000]
+    # a bad cohort shows the CLI's message
+    bad = tmp_path / "cohort.csv"
+    bad.write_text("patient,arm,time_months,event\n1,cik,3,relapse\n2,cik,4,cured\n")
+    with pytest.raises(DataError) as cli_error:
+        read_cohort(bad)
+    page.set_input_files("#co_file", str(bad))
+    message = page.locator("#co_upload_msg .ciksim-error")
+    assert message.inner_text().strip() == str(cli_error.value).replace(str(bad),
+                                                                       "cohort.csv")
+    # a large calibration shows its progress and is cancelled with its worker
+    _fill(page, {"ca_particles": 30, "ca_generations": 8})
+    page.click("#ca_run")
+    page.wait_for_selector("#ca_status .progress-bar:has-text('generation')")
+    page.click("#ca_cancel")
+    page.wait_for_selector("#ca_status .ciksim-cancelled")
+    for _ in range(50):
+        if not _workers(proc):
+            break
+        time.sleep(0.2)
+    assert _workers(proc) == []
+    # a small one: the posterior as the API's with the same settings
+    _fill(page, {"ca_particles": 6, "ca_generations": 1, "ca_ppc_draws": 10, "ca_seed": 3})
+    page.click("#ca_run")
+    page.wait_for_selector("#ca_done")
+    api = calibration_job(particles=6, generations=1, ppc_draws=10, seed=3,
+                          out=tmp_path / "calibration").summary()["parameters"][0]
+    assert _cell(page, "ca", 0, 2) == fmt(api["median"])
     context.close()
 
 

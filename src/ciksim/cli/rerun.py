@@ -26,7 +26,7 @@ def rerun(
 
     check_formats(fmt)
     name, values = load_inputs(inputs)
-    res = run_job(name, values, base=inputs.resolve().parent)
+    res = run_job(name, values, base=inputs.resolve().parent, out=out)
     files = res.write(out, fmt) if out is not None else []
     if as_json or out is None:
         echo_json(res.summary())

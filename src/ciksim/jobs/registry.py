@@ -7,8 +7,9 @@ An inputs file names the job and its keyword arguments::
     protocols = ["cik-standard"]
     donors = 200
 
-Any ``path`` input is a file relative to the inputs file (e.g. an uploaded lysis CSV kept
-beside it).
+Any file input (``path``, ``spec``, ``evidence``, ``add_cohort``, ``study``) is relative to
+the inputs file (e.g. an uploaded lysis CSV kept beside it). A job that keeps its run in a
+folder (calibration) gets the ``--out`` folder of ``ciksim rerun``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ JOBS = {
     "fit-killing": "ciksim.jobs.fit:killing_fit_job",
     "patient": "ciksim.jobs.patient:patient_job",
     "trial": "ciksim.jobs.trial:trial_job",
+    "calibration": "ciksim.jobs.calibration:calibration_job",
+    "posterior": "ciksim.jobs.calibration:posterior_job",
 }
-PATH_INPUTS = ("path", "spec")
+PATH_INPUTS = ("path", "spec", "evidence", "add_cohort", "study")
+#: Inputs a face supplies itself (never saved in an inputs file).
+FACE_INPUTS = ("progress", "out")
 
 
 def job_function(name: str) -> Callable[..., JobResult]:
@@ -48,24 +53,32 @@ def job_function(name: str) -> Callable[..., JobResult]:
 def check_inputs(name: str, inputs: Mapping[str, Any]) -> None:
     """Raise DataError naming any input the job does not take."""
     params = inspect.signature(job_function(name)).parameters
-    unknown = [k for k in inputs if k not in params or k == "progress"]
+    unknown = [k for k in inputs if k not in params or k in FACE_INPUTS]
     if unknown:
-        allowed = ", ".join(k for k in params if k != "progress")
+        allowed = ", ".join(k for k in params if k not in FACE_INPUTS)
         raise DataError(f"inputs: {', '.join(unknown)} not an input of job {name!r}; use "
                         f"{allowed}")
 
 
 def run_job(name: str, inputs: Mapping[str, Any], *, base: Path | None = None,
-            progress: Callable[[int, int], None] | None = None) -> JobResult:
-    """Run job ``name`` with ``inputs``; path inputs are relative to ``base``;
-    ``progress(done, total)`` is passed to the jobs that report it (trial)."""
+            out: Path | None = None, progress: Callable[..., None] | None = None
+            ) -> JobResult:
+    """Run job ``name`` with ``inputs``; path inputs are relative to ``base``; ``out`` is
+    given to the jobs that must keep their run in a folder (calibration); ``progress`` is
+    passed to the jobs that report it (``(done, total)`` from a trial, a line of text from
+    a calibration)."""
     check_inputs(name, inputs)
     func = job_function(name)
+    params = inspect.signature(func).parameters
     kwargs = dict(inputs)
     for key in PATH_INPUTS:
-        if key in kwargs and base is not None:
+        if kwargs.get(key) is not None and base is not None:
             kwargs[key] = base / str(kwargs[key])
-    if progress is not None and "progress" in inspect.signature(func).parameters:
+    if "out" in params and params["out"].default is inspect.Parameter.empty:
+        if out is None:
+            raise DataError(f"job {name!r} keeps its run in a folder: give --out")
+        kwargs["out"] = out
+    if progress is not None and "progress" in params:
         kwargs["progress"] = progress
     return func(**kwargs)
 

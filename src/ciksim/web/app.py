@@ -1,56 +1,32 @@
 """The Shiny server: gathers each page's inputs, runs the job in a worker process, shows the
-job's summary and figure, and offers its files for download."""
+job's summary and figures, and offers its files for download (each table as CSV or Parquet,
+each figure as PNG or SVG, the HTML report, all files as a zip, the inputs as TOML)."""
 
 from __future__ import annotations
 
-import shutil
+import re
 import tempfile
-import tomllib
+import zipfile
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from shiny import App, Inputs, Outputs, Session, reactive, render, ui
+from shiny.types import SilentException
 
-from ciksim.errors import CikError, DataError
-from ciksim.web.pages import SLOTS, page_ui
+from ciksim.errors import CikError
+from ciksim.web import trialform
+from ciksim.web.inputs import Upload, gather
+from ciksim.web.pages import CANCEL, SLOTS, page_ui
 from ciksim.web.session import SessionFiles, limit_uploads
 from ciksim.web.summaries import SHOW
 from ciksim.web.worker import Job
 
-#: Spec keys whose text names a built-in thing or a file; files are refused on the page.
-_NAMED = ("scenario", "culture_protocol", "protocol", "target", "effector", "product",
-          "source")
-_FILE_KEYS = ("folder", "product_folder", "path", "file")
-
-
-def _no_paths(data: Any, where: str = "spec") -> None:
-    """Refuse spec entries that would make the server read one of its files."""
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if k in _FILE_KEYS:
-                raise DataError(f"{where}.{k}: files on the server cannot be used from the "
-                                "web page; use a built-in name (e.g. a culture protocol)")
-            if k in _NAMED and isinstance(v, str) and (
-                    "/" in v or "\\" in v or v.lower().endswith((".toml", ".csv"))):
-                raise DataError(f"{where}.{k}: {v!r} is a file; the web page takes built-in "
-                                "names only")
-            _no_paths(v, f"{where}.{k}")
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            _no_paths(v, f"{where}[{i}]")
-
-
-def _number(value: Any, label: str, *, whole: bool = False, optional: bool = False) -> Any:
-    if value is None or value == "":
-        if optional:
-            return None
-        raise DataError(f"{label}: give a number")
-    if whole:
-        if float(value) != int(value):
-            raise DataError(f"{label}: give a whole number, not {value!r}")
-        return int(value)
-    return float(value)
+#: Upload slots and the suffix their kept file gets.
+UPLOADS = {"ly": ".csv", "fi": ".csv", "tr": ".toml", "ev": ".toml", "co": ".csv",
+           "st": ".toml"}
+_GENERATION = re.compile(r"generation (-?\d+): (\d+)/(\d+)")
 
 
 def make_app(root: Path | None = None) -> Any:
@@ -62,10 +38,13 @@ def make_app(root: Path | None = None) -> Any:
         files = SessionFiles(base)
         jobs: dict[str, Job] = {}
         saved: dict[str, tuple[str, dict[str, Any]]] = {}
-        uploads: dict[str, tuple[Path, str]] = {}
+        uploads: dict[str, Upload] = {}
         errors = {k: reactive.value("") for k in SLOTS}
-        upload_errors = {k: reactive.value("") for k in ("ly", "fi", "tr")}
+        upload_errors = {k: reactive.value("") for k in UPLOADS}
         ticks = {k: reactive.value(0) for k in SLOTS}
+        spec_base: reactive.Value[dict[str, Any]] = reactive.value({})
+        arms: reactive.Value[list[dict[str, Any]]] = reactive.value([])
+        form_error = reactive.value("")
 
         def end() -> None:
             for job in jobs.values():
@@ -74,89 +53,107 @@ def make_app(root: Path | None = None) -> Any:
 
         session.on_ended(end)
 
-        def upload(key: str) -> tuple[Path, str]:
-            if key not in uploads:
-                raise DataError("upload a CSV file first")
-            return uploads[key]
-
-        def gather(key: str) -> tuple[str, dict[str, Any]]:
-            i = input
-            if key == "cu":
-                if not i.cu_protocols():
-                    raise DataError("protocols: choose at least one")
-                return "culture", {
-                    "protocols": list(i.cu_protocols()),
-                    "days": _number(i.cu_days(), "days", optional=True),
-                    "donors": _number(i.cu_donors(), "donors", whole=True),
-                    "seed": _number(i.cu_seed(), "seed", whole=True),
-                    "start_cells": _number(i.cu_start_cells(), "start_cells")}
-            if key == "pl":
-                return "harvest-plan", {
-                    "protocol": (list(i.cu_protocols()) or ["cik-standard"])[0],
-                    "dose": _number(i.pl_dose(), "dose"), "per": i.pl_per(),
-                    "weight": _number(i.pl_weight(), "weight"),
-                    "infusions": _number(i.pl_infusions(), "infusions", whole=True),
-                    "cells": i.pl_cells(),
-                    "days": _number(i.cu_days(), "days", optional=True),
-                    "donors": _number(i.cu_donors(), "donors", whole=True),
-                    "seed": _number(i.cu_seed(), "seed", whole=True),
-                    "start_cells": _number(i.cu_start_cells(), "start_cells")}
-            if key == "ki":
-                from ciksim.jobs.killing import parse_ratios
-
-                return "killing", {
-                    "effector": i.ki_effector(), "target": i.ki_target(),
-                    "et": parse_ratios(i.ki_et()), "hours": _number(i.ki_hours(), "hours"),
-                    "block": i.ki_block() or None,
-                    "donors": _number(i.ki_donors(), "donors", whole=True),
-                    "seed": _number(i.ki_seed(), "seed", whole=True)}
-            if key == "ly":
-                path, name = upload("ly")
-                return "lysis", {
-                    "path": str(path), "origin": name,
-                    "targets_per_well": _number(i.ly_targets_per_well(), "targets per well"),
-                    "hours": _number(i.ly_hours(), "hours")}
-            if key == "fi":
-                path, name = upload("fi")
-                return "fit-culture", {
-                    "path": str(path), "origin": name, "protocol": i.fi_protocol(),
-                    "dose": _number(i.fi_dose(), "dose", optional=True), "cells": i.fi_cells(),
-                    "steps": _number(i.fi_steps(), "steps", whole=True),
-                    "walkers": _number(i.fi_walkers(), "walkers", whole=True),
-                    "seed": _number(i.fi_seed(), "seed", whole=True)}
-            if key == "pa":
-                return "patient", {
-                    "scenario": i.pa_scenario(), "subtype": i.pa_subtype() or None,
-                    "cik": bool(i.pa_cik()), "cik_dose": _number(i.pa_cik_dose(), "cik dose"),
-                    "infusions": _number(i.pa_infusions(), "infusions", whole=True),
-                    "interval": _number(i.pa_interval(), "interval"),
-                    "first_infusion_day": _number(i.pa_first_infusion_day(),
-                                                  "first infusion day"),
-                    "replicates": _number(i.pa_replicates(), "patients", whole=True),
-                    "years": _number(i.pa_years(), "years"), "relapse": i.pa_relapse(),
-                    "seed": _number(i.pa_seed(), "seed", whole=True)}
-            from ciksim.trial.spec import TrialSpec
-
-            text = i.tr_spec()
+        def read(name: str) -> Any:
+            """An input's value; None while it is not bound yet."""
             try:
-                data = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                raise DataError(f"specification: not valid TOML ({exc})") from None
-            _no_paths(data)
-            n = _number(i.tr_n_per_arm(), "patients per arm", whole=True, optional=True)
-            draws = _number(i.tr_draws(), "posterior draws", whole=True, optional=True)
-            if n is not None or draws is not None:
-                import tomli_w
+                return input[name]()
+            except SilentException:
+                return None
 
-                if n is not None:
-                    data["patients_per_arm"] = n
-                if draws is not None:
-                    data.setdefault("posterior", {})["draws"] = draws
-                text = tomli_w.dumps(data)
-            TrialSpec.from_dict(data, origin="specification")
-            spec = files.keep_text(text, "trial-spec.toml")
-            return "trial", {"spec": str(spec), "workers": 1}
+        def scrub(message: str) -> str:
+            """A message with kept uploads named as the user named them."""
+            for path, name in uploads.values():
+                message = message.replace(str(path), name)
+            return message.replace(f"{files.path}/", "")
 
+        # ---- the trial form ------------------------------------------------------------
+        def load_spec(data: dict[str, Any], text: str) -> None:
+            spec_base.set(data)
+            arms.set([dict(a) for a in data.get("arms", [])])
+            for key, value in trialform.main_values(data).items():
+                ui.update_numeric(key, value=value)
+            ui.update_text_area("tr_spec", value=text)
+            form_error.set("")
+
+        def composed() -> dict[str, Any]:
+            current = trialform.arms_from_inputs(read, arms())
+            main = {k: read(k) for k in trialform.main_values({})}
+            return trialform.compose(spec_base(), current, main)
+
+        def trial_spec() -> Path:
+            data = composed()
+            trialform.check(data)
+            text = trialform.to_toml(data)
+            ui.update_text_area("tr_spec", value=text)
+            return files.keep_text(text, "trial-spec.toml")
+
+        @reactive.effect
+        def _example() -> None:
+            name = input.tr_example()
+            text = (resources.files("ciksim.data") / "trials" / f"{name}.toml").read_text(
+                encoding="utf-8")
+            load_spec(trialform.parse(text, f"{name}.toml"), text)
+
+        @reactive.effect
+        @reactive.event(input.tr_apply)
+        def _apply() -> None:
+            text = input.tr_spec()
+            try:
+                load_spec(trialform.parse(text, "specification"), text)
+            except CikError as exc:
+                form_error.set(str(exc))
+
+        def edit_arms(change: Callable[[list[dict[str, Any]]], None]) -> None:
+            try:
+                current = trialform.arms_from_inputs(read, arms())
+            except CikError as exc:
+                form_error.set(str(exc))
+                return
+            change(current)
+            arms.set(current)
+
+        @reactive.effect
+        @reactive.event(input.tr_arm_add)
+        def _add() -> None:
+            def add(current: list[dict[str, Any]]) -> None:
+                current.append({"name": f"arm {len(current) + 1}",
+                                "cik": {spec: default for _, spec, _, default in
+                                        trialform.CIK_FIELDS}})
+            edit_arms(add)
+
+        @reactive.effect
+        @reactive.event(input.tr_arm_remove)
+        def _remove() -> None:
+            index = input.tr_arm_remove()
+
+            def remove(current: list[dict[str, Any]]) -> None:
+                if isinstance(index, int) and 0 <= index < len(current) and len(current) > 1:
+                    del current[index]
+            edit_arms(remove)
+
+        @output(id="tr_arms")
+        @render.ui
+        def _arms() -> Any:
+            return ui.div(*[trialform.arm_card(i, a) for i, a in enumerate(arms())])
+
+        @output(id="tr_check")
+        @render.ui
+        def _check() -> Any:
+            if form_error():
+                return ui.div(form_error(), class_="ciksim-error", role="alert")
+            try:
+                spec = trialform.check(composed())
+            except CikError as exc:
+                return ui.div(str(exc), class_="ciksim-error", role="alert")
+            return ui.div(f"valid spec: {len(spec.arms)} arms x {spec.patients_per_arm} "
+                          f"patients, {spec.follow_up_years:g} years", class_="ciksim-valid")
+
+        @output(id="tr_save")
+        @render.download_button(filename="trial.toml")
+        def _save() -> Any:
+            return str(trial_spec())
+
+        # ---- jobs ----------------------------------------------------------------------
         def register(key: str) -> None:
             job_name, figure = SLOTS[key]
 
@@ -168,14 +165,14 @@ def make_app(root: Path | None = None) -> Any:
                     old.cancel()
                 errors[key].set("")
                 try:
-                    name, inputs = gather(key)
+                    name, inputs = gather(key, input, uploads.get, trial_spec)
                 except CikError as exc:
                     jobs.pop(key, None)
-                    errors[key].set(str(exc))
+                    errors[key].set(scrub(str(exc)))
                     ticks[key].set(ticks[key].get() + 1)
                     return
                 saved[key] = (name, inputs)
-                jobs[key] = Job(name, inputs, files.job_dir(key), input[f"{key}_fmt"]())
+                jobs[key] = Job(name, inputs, files.job_dir(key))
                 ticks[key].set(ticks[key].get() + 1)
 
             @reactive.effect
@@ -185,8 +182,8 @@ def make_app(root: Path | None = None) -> Any:
                 if job is None or job.state != "running":
                     return
                 reactive.invalidate_later(0.3)
-                before = (job.state, job.progress)
-                if (job.poll(), job.progress) != before:
+                before = (job.state, job.progress, job.line)
+                if (job.poll(), job.progress, job.line) != before:
                     ticks[key].set(ticks[key].get() + 1)
 
             @output(id=f"{key}_status")
@@ -199,17 +196,15 @@ def make_app(root: Path | None = None) -> Any:
                 if job is None:
                     return None
                 if job.state == "error":
-                    return ui.div(job.error, class_="ciksim-error", role="alert")
+                    return ui.div(scrub(job.error), class_="ciksim-error", role="alert")
                 if job.state == "cancelled":
                     return ui.div("cancelled", class_="ciksim-cancelled")
                 if job.state == "done":
                     return ui.div("done", class_="ciksim-done")
-                done, total = job.progress
-                pct = 100 * done / total if total else 100
-                label = f"{done} of {total} patients" if total else "running ..."
+                share, label = _progress(job)
                 return ui.div(ui.div(ui.div(label, class_="progress-bar progress-bar-striped "
                                             "progress-bar-animated", role="progressbar",
-                                            style=f"width: {pct:.0f}%"),
+                                            style=f"width: {100 * share:.0f}%"),
                                      class_="progress", style="height: 1.4em"),
                               class_="ciksim-running")
 
@@ -220,34 +215,46 @@ def make_app(root: Path | None = None) -> Any:
                 job = jobs.get(key)
                 if job is None or job.state != "done":
                     return None
-                buttons = [ui.download_button(f"{key}_dl_{kind}", label) for kind, label in
-                           (("png", "Figure PNG"), ("svg", "Figure SVG"),
-                            ("html", "Report HTML"), ("zip", "All files (.zip)"),
-                            ("toml", "Inputs TOML"))]
-                return ui.div(SHOW[job_name](job.summary),
-                              ui.img(src=_data_uri(job.out / f"{figure}.png"),
-                                     alt=f"{job_name} figure"),
-                              ui.div(*buttons, class_="ciksim-downloads"),
+                figures = _named(job, ".png")
+                images = [ui.img(src=_data_uri(job.out / f"{f}.png"), alt=f"{job_name} {f}")
+                          for f in figures]
+                return ui.div(SHOW[job_name](job.summary), *images,
+                              _downloads(key, _named(job, ".parquet"), figures),
                               id=f"{key}_done")
+
+            def chosen(kind: str, suffix: str) -> str:
+                """The table or figure picked on the page (one the job wrote)."""
+                job = jobs[key]
+                names = _named(job, suffix)
+                pick = read(f"{key}_{kind}")
+                return pick if pick in names else (names[0] if names else figure)
 
             def download(kind: str, filename: Callable[[], str]) -> None:
                 @output(id=f"{key}_dl_{kind}")
                 @render.download_button(filename=filename)
                 def _dl() -> Any:
                     job = jobs[key]
-                    if kind == "png":
-                        return str(job.out / f"{figure}.png")
-                    if kind == "svg":
-                        return str(job.out / f"{figure}.svg")
+                    if kind in ("png", "svg"):
+                        return str(job.out / f"{chosen('figure', '.png')}.{kind}")
+                    if kind == "parquet":
+                        return str(job.out / f"{chosen('table', '.parquet')}.parquet")
+                    if kind == "csv":
+                        table = chosen("table", ".parquet")
+                        dest = files.path / f"{key}-table.csv"
+                        _csv(job.out / f"{table}.parquet", dest)
+                        return str(dest)
                     if kind == "html":
                         return str(job.out / "report.html")
                     if kind == "zip":
-                        return shutil.make_archive(str(job.out), "zip", job.out)
-                    return str(files.keep_text(_inputs_text(*saved[key]),
+                        return str(_zip(job, read(f"{key}_fmt") or "csv",
+                                        files.path / f"{key}-files.zip"))
+                    return str(files.keep_text(_inputs_text(*saved[key], uploads),
                                                f"{key}-inputs.toml"))
 
-            download("png", lambda: f"{figure}.png")
-            download("svg", lambda: f"{figure}.svg")
+            download("png", lambda: f"{chosen('figure', '.png')}.png")
+            download("svg", lambda: f"{chosen('figure', '.png')}.svg")
+            download("csv", lambda: f"{chosen('table', '.parquet')}.csv")
+            download("parquet", lambda: f"{chosen('table', '.parquet')}.parquet")
             download("html", lambda: f"ciksim-{job_name}-report.html")
             download("zip", lambda: f"ciksim-{job_name}.zip")
             download("toml", lambda: "trial.toml" if key == "tr" else f"{job_name}.toml")
@@ -255,7 +262,20 @@ def make_app(root: Path | None = None) -> Any:
         for k in SLOTS:
             register(k)
 
-        def upload_check(key: str, suffix: str, validate: Callable[[Path, str], None]) -> None:
+        def cancel(key: str) -> None:
+            @reactive.effect
+            @reactive.event(input[f"{key}_cancel"])
+            def _cancel() -> None:
+                job = jobs.get(key)
+                if job is not None and job.state == "running":
+                    job.cancel()
+                    ticks[key].set(ticks[key].get() + 1)
+
+        for k in CANCEL:
+            cancel(k)
+
+        # ---- uploads -------------------------------------------------------------------
+        def upload_check(key: str, validate: Callable[[Path, str], None]) -> None:
             @reactive.effect
             @reactive.event(input[f"{key}_file"])
             def _got() -> None:
@@ -264,11 +284,15 @@ def make_app(root: Path | None = None) -> Any:
                 upload_errors[key].set("")
                 if not infos:
                     return
+                path = None
                 try:
-                    path, name = files.keep_upload(infos[0], key, suffix)
+                    path, name = files.keep_upload(infos[0], key, UPLOADS[key])
                     validate(path, name)
                 except CikError as exc:
-                    upload_errors[key].set(str(exc))
+                    message = str(exc)
+                    if path is not None:
+                        message = message.replace(str(path), name)
+                    upload_errors[key].set(message)
                     return
                 uploads[key] = (path, name)
 
@@ -290,47 +314,118 @@ def make_app(root: Path | None = None) -> Any:
             CultureData.read_csv(path, origin=name)
 
         def take_spec(path: Path, name: str) -> None:
-            text = path.read_text(encoding="utf-8")
-            try:
-                tomllib.loads(text)
-            except tomllib.TOMLDecodeError as exc:
-                raise DataError(f"{name}: not valid TOML ({exc})") from None
-            ui.update_text_area("tr_spec", value=text)
+            from ciksim.schemas import read_text
 
-        upload_check("ly", ".csv", check_lysis)
-        upload_check("fi", ".csv", check_counts)
-        upload_check("tr", ".toml", take_spec)
+            text = read_text(path, what="trial spec", origin=name)
+            load_spec(trialform.parse(text, name), text)
 
-        @reactive.effect
-        def _example() -> None:
-            from importlib import resources
+        def check_evidence(path: Path, name: str) -> None:
+            from ciksim.evidence import parse_evidence
+            from ciksim.schemas import parse_toml, read_text
 
-            name = input.tr_example()
-            text = (resources.files("ciksim.data") / "trials" / f"{name}.toml").read_text(
-                encoding="utf-8")
-            ui.update_text_area("tr_spec", value=text)
+            text = read_text(path, what="evidence file", origin=name)
+            parse_evidence(parse_toml(text, origin=name), origin=name)
+            ui.update_radio_buttons("ca_evidence", selected="upload")
 
-        @reactive.effect
-        @reactive.event(input.tr_cancel)
-        def _cancel() -> None:
-            job = jobs.get("tr")
-            if job is not None and job.state == "running":
-                job.cancel()
-                ticks["tr"].set(ticks["tr"].get() + 1)
+        def check_cohort(path: Path, name: str) -> None:
+            from ciksim.evidence import read_cohort
+
+            read_cohort(path)
+
+        def check_study(path: Path, name: str) -> None:
+            from ciksim.schemas import parse_toml, read_text
+
+            parse_toml(read_text(path, what="study file", origin=name), origin=name)
+
+        for key, check in (("ly", check_lysis), ("fi", check_counts), ("tr", take_spec),
+                           ("ev", check_evidence), ("co", check_cohort),
+                           ("st", check_study)):
+            upload_check(key, check)
 
     return limit_uploads(App(page_ui(), server))
 
 
-def _inputs_text(name: str, inputs: dict[str, Any]) -> str:
+def _named(job: Job, suffix: str) -> list[str]:
+    """Names (without suffix) of the job's files ending in ``suffix``: those its result
+    wrote, then any other in its folder (a calibration's posterior)."""
+    written = [f for f in job.files if "/" not in f]
+    present = sorted(p.name for p in job.out.glob(f"*{suffix}")) if job.out.is_dir() else []
+    names = [f for f in written if f.endswith(suffix)]
+    names += [f for f in present if f not in names]
+    return [f[: -len(suffix)] for f in names]
+
+
+def _downloads(key: str, tables: list[str], figures: list[str]) -> Any:
+    """The result's download controls: a table, a figure, the report, all, the inputs."""
+    row: list[Any] = []
+    if tables:
+        row += [ui.input_select(f"{key}_table", "Table", tables, width="14em"),
+                ui.download_button(f"{key}_dl_csv", "CSV"),
+                ui.download_button(f"{key}_dl_parquet", "Parquet"), ui.br()]
+    if figures:
+        row += [ui.input_select(f"{key}_figure", "Figure", figures, width="14em"),
+                ui.download_button(f"{key}_dl_png", "PNG"),
+                ui.download_button(f"{key}_dl_svg", "SVG"), ui.br()]
+    row += [ui.download_button(f"{key}_dl_html", "Report HTML"),
+            ui.input_select(f"{key}_fmt", None, {"csv": "tables as CSV",
+                                                 "parquet": "tables as Parquet"},
+                            width="12em"),
+            ui.download_button(f"{key}_dl_zip", "All files (.zip)"),
+            ui.download_button(f"{key}_dl_toml", "Inputs TOML")]
+    return ui.div(*row, class_="ciksim-downloads")
+
+
+def _progress(job: Job) -> tuple[float, str]:
+    """(share done, label) of a running job: patients of a trial, generations of a
+    calibration (from its progress line)."""
+    done, total = job.progress
+    if total:
+        return done / total, f"{done} of {total} patients"
+    m = _GENERATION.search(job.line)
+    if m:
+        generations = int(job.inputs.get("generations", 1))
+        t, accepted, n = (int(g) for g in m.groups())
+        return min(1.0, (t + 1 + accepted / max(n, 1)) / (generations + 1.1)), job.line
+    if job.line:
+        return 0.97, job.line
+    if job.name == "calibration":
+        return 0.03, "starting ..."
+    return 1.0, "running ..."
+
+
+def _csv(parquet: Path, dest: Path) -> None:
+    import pandas as pd
+
+    pd.read_parquet(parquet).to_csv(dest, index=False)
+
+
+def _zip(job: Job, fmt: str, dest: Path) -> Path:
+    """All the job's files in a zip; its tables as CSV when ``fmt`` is csv."""
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(p for p in job.out.rglob("*") if p.is_file()):
+            rel = path.relative_to(job.out)
+            if fmt == "csv" and path.suffix == ".parquet" and rel.parent == Path("."):
+                import pandas as pd
+
+                z.writestr(str(rel.with_suffix(".csv")),
+                           pd.read_parquet(path).to_csv(index=False))
+            else:
+                z.write(path, str(rel))
+    return dest
+
+
+def _inputs_text(name: str, inputs: dict[str, Any], uploads: dict[str, Upload]) -> str:
     """The inputs as the TOML the CLI reads: the trial spec itself, or a ``ciksim rerun``
-    file whose uploaded file is named as the user named it (keep the two side by side)."""
-    from ciksim.jobs.registry import inputs_toml
+    file whose uploaded files are named as the user named them (keep them side by side)."""
+    from ciksim.jobs.registry import PATH_INPUTS, inputs_toml
 
     if name == "trial":
         return Path(inputs["spec"]).read_text(encoding="utf-8")
-    values = dict(inputs)
-    if "path" in values:
-        values["path"] = values.pop("origin")
+    names = {str(path): shown for path, shown in uploads.values()}
+    values = {k: v for k, v in inputs.items() if k != "origin"}
+    for key in PATH_INPUTS:
+        if key in values:
+            values[key] = names.get(str(values[key]), Path(str(values[key])).name)
     return inputs_toml(name, values)
 
 

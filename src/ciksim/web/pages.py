@@ -1,5 +1,5 @@
 """The page layout: one tab per job family, each with its inputs, a run button, a status
-line (progress, errors) and a result area (table, figure, downloads)."""
+line (progress, errors) and a result area (tables, figures, downloads)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,20 @@ SLOTS = {
     "fi": ("fit-culture", "fit"),
     "pa": ("patient", "patient"),
     "tr": ("trial", "km"),
+    "ca": ("calibration", "prior_posterior"),
+    "po": ("posterior", "prior_posterior"),
 }
+#: Slots with a Cancel button (``{key}_cancel``).
+CANCEL = ("tr", "ca")
 _CSS = """
 .ciksim-error { color: #b00020; white-space: pre-wrap; font-size: 0.9em; margin: 0.2em 0 0.8em; }
 .ciksim-result table { font-size: 0.9em; }
 .ciksim-result img { max-width: 100%; }
 .ciksim-downloads .btn { margin: 0 0.3em 0.3em 0; }
+.ciksim-downloads .form-group { display: inline-block; margin: 0 0.6em 0 0; }
+.ciksim-arm { margin-bottom: 0.6em; }
+.ciksim-arm .card-header { padding: 0.3em 0.8em; font-weight: 600; }
+.ciksim-valid { color: #1b5e20; font-size: 0.9em; }
 """
 
 
@@ -39,20 +47,18 @@ def choices() -> dict[str, Any]:
 
 
 def _run_row(key: str, label: str) -> Any:
-    return ui.div(
-        ui.input_select(f"{key}_fmt", "Tables as", {"csv": "CSV", "parquet": "Parquet"},
-                        selected="csv"),
-        ui.input_action_button(f"{key}_run", label, class_="btn-primary"),
-        ui.output_ui(f"{key}_status"),
-    )
+    cancel = (ui.input_action_button(f"{key}_cancel", "Cancel", class_="btn-outline-danger")
+              if key in CANCEL else None)
+    return ui.div(ui.input_action_button(f"{key}_run", label, class_="btn-primary"), cancel,
+                  ui.output_ui(f"{key}_status"))
 
 
 def _result(key: str) -> Any:
     return ui.div(ui.output_ui(f"{key}_result"), class_="ciksim-result")
 
 
-def _upload(key: str, label: str) -> Any:
-    return ui.div(ui.input_file(f"{key}_file", label, accept=[".csv"]),
+def _upload(key: str, label: str, accept: str = ".csv") -> Any:
+    return ui.div(ui.input_file(f"{key}_file", label, accept=[accept]),
                   ui.output_ui(f"{key}_upload_msg"))
 
 
@@ -119,17 +125,48 @@ def page_ui() -> Any:
         ui.input_numeric("pa_seed", "Seed", 0),
         _run_row("pa", "Simulate"), width=330),
         _result("pa")))
+    mb = MAX_UPLOAD_BYTES // 2**20
     trial = ui.nav_panel("Trial", ui.layout_sidebar(ui.sidebar(
         ui.input_select("tr_example", "Start from", c["trials"]),
-        ui.input_file("tr_file", "or upload a spec (TOML)", accept=[".toml"]),
-        ui.output_ui("tr_upload_msg"),
-        ui.input_numeric("tr_n_per_arm", "Patients per arm (empty: the spec's)", 200, min=1),
-        ui.input_numeric("tr_draws", "Posterior draws for the decision outputs (0: none; "
-                         "empty: the spec's)", 0, min=0),
-        _run_row("tr", "Run trial"),
-        ui.input_action_button("tr_cancel", "Cancel", class_="btn-outline-danger"), width=330),
-        ui.input_text_area("tr_spec", "Specification (edit the arms here; the CLI reads this "
-                           "TOML: ciksim trial FILE.toml)", rows=16, width="100%"),
+        _upload("tr", f"or upload a spec (TOML, at most {mb} MB)", ".toml"),
+        ui.input_numeric("tr_n_per_arm", "Patients per arm", 200, min=1),
+        ui.input_numeric("tr_years", "Follow-up (years)", 4, min=0.1),
+        ui.input_numeric("tr_seed", "Seed", 0, min=0),
+        ui.input_numeric("tr_draws", "Posterior draws for the decision outputs (0: none)", 0,
+                         min=0),
+        ui.download_button("tr_save", "Save inputs (trial TOML)"),
+        _run_row("tr", "Run trial"), width=330),
+        ui.h5("Arms"),
+        ui.output_ui("tr_arms"),
+        ui.input_action_button("tr_arm_add", "Add arm", class_="btn-sm btn-outline-primary"),
+        ui.output_ui("tr_check"),
+        ui.accordion(ui.accordion_panel(
+            "Advanced: the whole spec as TOML (what `ciksim trial FILE.toml` reads)",
+            ui.input_text_area("tr_spec", None, rows=14, width="100%"),
+            ui.input_action_button("tr_apply", "Load this TOML into the form",
+                                   class_="btn-sm btn-outline-primary")),
+            open=False, id="tr_advanced"),
         _result("tr")))
-    return ui.page_navbar(culture, killing, fit, patient, trial, title="ciksim",
+    calibration = ui.nav_panel("Calibration", ui.layout_sidebar(ui.sidebar(
+        ui.input_radio_buttons("ca_evidence", "Evidence",
+                               {"shipped": "shipped (clinical.toml)",
+                                "upload": "my evidence TOML"}),
+        _upload("ev", f"Evidence TOML ({mb} MB at most)", ".toml"),
+        _upload("co", f"Add a cohort: CSV patient,arm,time_months,event ({mb} MB)"),
+        _upload("st", "and its study design (TOML)", ".toml"),
+        ui.input_numeric("ca_particles", "Particles per generation", 20, min=2),
+        ui.input_numeric("ca_generations", "Generations (at most)", 2, min=1),
+        ui.input_numeric("ca_ppc_draws", "Predictive-check study sets", 20, min=10),
+        ui.input_numeric("ca_seed", "Seed", 0, min=0),
+        _run_row("ca", "Run calibration"),
+        ui.hr(),
+        ui.h6("Or the posterior shipped with ciksim"),
+        _run_row("po", "Show the shipped posterior"), width=330),
+        ui.p("Calibrates the in vivo CIK effect (potency, persistence spread, and each "
+             "study's bias terms) to clinical evidence by ABC-SMC, as `ciksim calibrate "
+             "patient` does. Small settings give a rough posterior in a minute or two; the "
+             "shipped one is shown with the settings it was made with.",
+             class_="text-muted small"),
+        _result("ca"), _result("po")))
+    return ui.page_navbar(culture, killing, fit, patient, trial, calibration, title="ciksim",
                           id="page", header=ui.tags.style(_CSS))

@@ -95,7 +95,21 @@ def _trial(s: dict[str, Any]) -> Any:
                           s["logrank_p"]]], "Effect (second arm vs the first)"))
 
 
+def _posterior(s: dict[str, Any]) -> Any:
+    cols = ["parameter", "kind", "median", "q05", "q95", "prior_q05", "prior_q95",
+            "width_ratio"]
+    checks = ["summary", "observed", "q05", "median", "q95", "covered"]
+    head = (f"evidence {s.get('evidence_version')}, {s.get('generations')} generations, "
+            f"{s.get('evaluations')} simulated study sets")
+    return ui.div(
+        table(cols, [[p[c] for c in cols] for p in s["parameters"]],
+              f"Posterior (median, 90% interval) vs prior 90% interval; {head}"),
+        table(checks, [[c.get(k) for k in checks] for c in s["checks"]],
+              "Posterior-predictive check per study: observed vs simulated 90% interval"))
+
+
 SHOW: dict[str, Callable[[dict[str, Any]], Any]] = {
     "culture": _culture, "harvest-plan": _plan, "killing": _killing, "lysis": _lysis,
-    "fit-culture": _fit, "patient": _patient, "trial": _trial,
+    "fit-culture": _fit, "patient": _patient, "trial": _trial, "calibration": _posterior,
+    "posterior": _posterior,
 }

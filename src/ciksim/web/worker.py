@@ -1,6 +1,7 @@
 """Jobs in worker processes: one spawned process per job, progress through a queue,
 cancel by ending that process (a web job runs its trial in that one process, so nothing
-is left behind)."""
+is left behind). Tables are written as Parquet (units kept); the page converts one to CSV
+when asked."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ from typing import Any
 _CTX = mp.get_context("spawn")
 
 
-def _work(name: str, inputs: dict[str, Any], out: str, fmt: str, q: Any) -> None:
-    """Body of the worker process: run the job, write its folder, report through ``q``."""
+def _work(name: str, inputs: dict[str, Any], out: str, q: Any) -> None:
+    """Body of the worker process: run the job, write its folder, report through ``q``
+    (progress is ``(done, total)`` or one line of text, as the job reports it)."""
     from ciksim.errors import CikError
     from ciksim.jobs.registry import run_job
 
     try:
-        res = run_job(name, inputs, progress=lambda done, total: q.put(("progress", done,
-                                                                         total)))
-        files = res.write(out, fmt, ("png", "svg"))
+        res = run_job(name, inputs, out=Path(out),
+                      progress=lambda *state: q.put(("progress", *state)))
+        files = res.write(out, "parquet", ("png", "svg"))
         q.put(("done", res.summary(), files))
     except CikError as exc:
         q.put(("error", str(exc)))
@@ -36,9 +38,9 @@ class Job:
     name: str
     inputs: dict[str, Any]
     out: Path
-    fmt: str = "csv"
     state: str = "running"  # running, done, error, cancelled
     progress: tuple[int, int] = (0, 0)
+    line: str = ""  # the last progress line of a job that reports text
     summary: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     error: str = ""
@@ -46,7 +48,7 @@ class Job:
     def __post_init__(self) -> None:
         self._queue = _CTX.Queue()
         self._process = _CTX.Process(target=_work, daemon=True,
-                                     args=(self.name, self.inputs, str(self.out), self.fmt,
+                                     args=(self.name, self.inputs, str(self.out),
                                            self._queue))
         self._process.start()
 
@@ -63,7 +65,9 @@ class Job:
                 msg = self._queue.get_nowait()
             except queue_mod.Empty:
                 break
-            if msg[0] == "progress":
+            if msg[0] == "progress" and isinstance(msg[1], str):
+                self.line = msg[1]
+            elif msg[0] == "progress":
                 self.progress = (int(msg[1]), int(msg[2]))
             elif msg[0] == "done":
                 self.state, self.summary, self.files = "done", msg[1], list(msg[2])
