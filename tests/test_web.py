@@ -284,6 +284,37 @@ def test_fit_page_fits_uploaded_counts(server, browser, tmp_path):
     context.close()
 
 
+def test_allo_page_simulates_a_transplant_patient_as_the_api(server, browser):
+    from ciksim.jobs.allo import allo_patient_job, dose_events
+
+    url, _, _ = server
+    context, page = _open(browser, url)
+    page.click("text=Allo")
+    # a malformed infusion schedule shows the API's message
+    page.select_option("#al_donor", "unrelated")
+    _fill(page, {"al_dli_dose": "1e7", "al_dli_days": "60;90"})
+    page.click("#al_run")
+    with pytest.raises(DataError) as api_error:
+        dose_events("dli", ["1e+07@60;90"])
+    assert page.locator("#al_status .ciksim-error").inner_text().strip() == \
+        str(api_error.value)
+    # one patient with a DLI: its course and endpoints as the API's
+    _fill(page, {"al_dli_days": "60,90", "al_years": 1})
+    page.click("#al_run")
+    page.wait_for_selector("#al_done")
+    api = allo_patient_job(donor="unrelated", conditioning="mac", dli=["1e+07@60,90"],
+                           years=1.0).summary()
+    shown = page.locator("#al_done table").nth(1).locator("td")
+    assert shown.nth(1).inner_text() == fmt(api["median_donor_chimerism"])
+    assert page.locator("#al_done img").count() == 1
+    page.select_option("#al_table", "allo_course")
+    with page.expect_download() as dl:
+        page.click("#al_dl_parquet")
+    course = pd.read_parquet(dl.value.path())
+    assert len(course) > 10 and "gvhd_grade" in " ".join(course.columns)
+    context.close()
+
+
 def test_two_sessions_apart_and_a_cancelled_trial_leaves_no_worker(server, browser):
     url, root, proc = server
     before = set(_sessions(root))

@@ -18,7 +18,7 @@ from shiny.types import SilentException
 from ciksim.errors import CikError
 from ciksim.web import trialform
 from ciksim.web.inputs import Upload, gather
-from ciksim.web.pages import CANCEL, SLOTS, page_ui
+from ciksim.web.pages import CANCEL, SLOTS, allo_options, page_ui
 from ciksim.web.session import SessionFiles, limit_uploads
 from ciksim.web.summaries import SHOW
 from ciksim.web.worker import Job
@@ -89,7 +89,11 @@ def make_app(root: Path | None = None) -> Any:
 
         @reactive.effect
         def _example() -> None:
+            from ciksim.data import builtin_names
+
             name = input.tr_example()
+            if name not in builtin_names("trials"):  # a name from the page, never a path
+                return
             text = (resources.files("ciksim.data") / "trials" / f"{name}.toml").read_text(
                 encoding="utf-8")
             load_spec(trialform.parse(text, f"{name}.toml"), text)
@@ -152,6 +156,14 @@ def make_app(root: Path | None = None) -> Any:
         @render.download_button(filename="trial.toml")
         def _save() -> Any:
             return str(trial_spec())
+
+        @reactive.effect
+        @reactive.event(input.al_scenario, ignore_init=True)
+        def _allo_options() -> None:
+            opts = allo_options(input.al_scenario())
+            ui.update_select("al_donor", choices=opts["donors"], selected=opts["donor"])
+            ui.update_select("al_conditioning", choices=opts["conditionings"],
+                             selected=opts["conditioning"])
 
         # ---- jobs ----------------------------------------------------------------------
         def register(key: str) -> None:

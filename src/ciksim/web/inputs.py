@@ -102,4 +102,18 @@ def gather(key: str, i: Any, upload: Callable[[str], Upload | None],
         return "calibration", inputs
     if key == "po":
         return "posterior", {}
+    if key == "al":
+        doses = {}
+        for kind in ("dli", "cik"):
+            days = (i[f"al_{kind}_days"]() or "").strip()
+            if days:
+                dose = number(i[f"al_{kind}_dose"](), f"{kind} dose")
+                doses[kind] = [f"{dose:g}@{days}"]
+        return "allo-patient", {
+            "scenario": i.al_scenario(), "donor": i.al_donor(),
+            "conditioning": i.al_conditioning(),
+            "chimerism": number(i.al_chimerism(), "chimerism", optional=True), **doses,
+            "replicates": number(i.al_replicates(), "patients", whole=True),
+            "years": number(i.al_years(), "years"),
+            "seed": number(i.al_seed(), "seed", whole=True)}
     raise DataError(f"page slot {key!r} has no job")

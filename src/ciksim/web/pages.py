@@ -20,6 +20,7 @@ SLOTS = {
     "tr": ("trial", "km"),
     "ca": ("calibration", "prior_posterior"),
     "po": ("posterior", "prior_posterior"),
+    "al": ("allo-patient", "allo_patient"),
 }
 #: Slots with a Cancel button (``{key}_cancel``).
 CANCEL = ("tr", "ca")
@@ -43,7 +44,27 @@ def choices() -> dict[str, Any]:
 
     return {"protocols": builtin_names("protocols"), "targets": list(target_library()),
             "scenarios": builtin_scenarios(), "trials": builtin_names("trials"),
-            "subtypes": ["npm1", "pml-rara", "runx1-runx1t1", "cbfb-myh11"]}
+            "subtypes": ["npm1", "pml-rara", "runx1-runx1t1", "cbfb-myh11"],
+            "allo": {name: allo_options(name) for name in builtin_names("allo")}}
+
+
+def allo_options(name: str) -> dict[str, Any]:
+    """A built-in allo scenario's donor types and conditionings ({name: description}) and
+    its defaults."""
+    import tomllib
+    from importlib import resources
+
+    from ciksim.data import builtin_names
+
+    if name not in builtin_names("allo"):  # a name from the page, never a path
+        name = builtin_names("allo")[0]
+    data = tomllib.loads((resources.files("ciksim.data") / "allo" / f"{name}.toml").read_text(
+        encoding="utf-8"))
+    return {"donors": {k: f"{k}: {v.get('description', k)}"
+                       for k, v in data.get("donors", {}).items()},
+            "conditionings": {k: f"{k}: {v.get('description', k)}"
+                              for k, v in data.get("conditionings", {}).items()},
+            "donor": data.get("donor"), "conditioning": data.get("conditioning")}
 
 
 def _run_row(key: str, label: str) -> Any:
@@ -168,5 +189,32 @@ def page_ui() -> Any:
              "shipped one is shown with the settings it was made with.",
              class_="text-muted small"),
         _result("ca"), _result("po")))
-    return ui.page_navbar(culture, killing, fit, patient, trial, calibration, title="ciksim",
-                          id="page", header=ui.tags.style(_CSS))
+    allo_name = next(iter(c["allo"]), "")
+    opts = c["allo"].get(allo_name, {"donors": {}, "conditionings": {}, "donor": None,
+                                     "conditioning": None})
+    allo = ui.nav_panel("Allo", ui.layout_sidebar(ui.sidebar(
+        ui.input_select("al_scenario", "Scenario", list(c["allo"]), selected=allo_name),
+        ui.input_select("al_donor", "Donor", opts["donors"], selected=opts["donor"]),
+        ui.input_select("al_conditioning", "Conditioning", opts["conditionings"],
+                        selected=opts["conditioning"]),
+        ui.input_numeric("al_chimerism", "Donor chimerism at engraftment (0-1; empty: the "
+                         "scenario's)", None, min=0, max=1),
+        ui.h6("Donor-cell infusions (CD3+ cells/kg; days after the stem-cell infusion, "
+              "e.g. 60,90; empty: none)"),
+        ui.layout_columns(ui.input_numeric("al_dli_dose", "DLI dose", 1e7),
+                          ui.input_text("al_dli_days", "DLI days", ""), col_widths=6),
+        ui.layout_columns(ui.input_numeric("al_cik_dose", "CIK dose", 5e7),
+                          ui.input_text("al_cik_days", "CIK days", ""), col_widths=6),
+        ui.input_numeric("al_replicates", "Patients (1: one patient's course)", 1, min=1),
+        ui.input_numeric("al_years", "Follow-up (years)", 2, min=0.1),
+        ui.input_numeric("al_seed", "Seed", 0, min=0),
+        _run_row("al", "Simulate"), width=330),
+        ui.p("After an allogeneic stem-cell transplant: the recipient's leukemia, the donor's "
+             "alloreactive T and CIK cells, host-tissue damage and GvHD, chimerism "
+             "(`ciksim patient --scenario allo-aml-cr`). One patient shows its course; many "
+             "patients the share with each event by the horizon. Model defaults are not yet "
+             "calibrated to the allo evidence: illustrative, not predictions.",
+             class_="text-muted small"),
+        _result("al")))
+    return ui.page_navbar(culture, killing, fit, patient, trial, calibration, allo,
+                          title="ciksim", id="page", header=ui.tags.style(_CSS))

@@ -108,8 +108,19 @@ def _posterior(s: dict[str, Any]) -> Any:
               "Posterior-predictive check per study: observed vs simulated 90% interval"))
 
 
+def _allo(s: dict[str, Any]) -> Any:
+    shares = [k for k in s if k.endswith("_fraction")]
+    head = (f"{s['patients']} patient(s), {s['horizon_days']:.0f} days; donor {s['donor']}, "
+            f"conditioning {s['conditioning']}, seed {s['seed']}")
+    return ui.div(
+        table([k[: -len("_fraction")] for k in shares], [[s[k] for k in shares]],
+              f"Share of patients with each event by the horizon; {head}"),
+        table(["median_peak_grade", "median_donor_chimerism"],
+              [[s["median_peak_grade"], s["median_donor_chimerism"]]], "GvHD and chimerism"))
+
+
 SHOW: dict[str, Callable[[dict[str, Any]], Any]] = {
     "culture": _culture, "harvest-plan": _plan, "killing": _killing, "lysis": _lysis,
     "fit-culture": _fit, "patient": _patient, "trial": _trial, "calibration": _posterior,
-    "posterior": _posterior,
+    "posterior": _posterior, "allo-patient": _allo,
 }
