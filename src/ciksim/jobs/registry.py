@@ -34,6 +34,7 @@ JOBS = {
     "fit-killing": "ciksim.jobs.fit:killing_fit_job",
     "patient": "ciksim.jobs.patient:patient_job",
     "trial": "ciksim.jobs.trial:trial_job",
+    "allo-patient": "ciksim.jobs.allo:allo_patient_job",
     "calibration": "ciksim.jobs.calibration:calibration_job",
     "posterior": "ciksim.jobs.calibration:posterior_job",
 }

@@ -201,9 +201,9 @@ def page_ui() -> Any:
                          "scenario's)", None, min=0, max=1),
         ui.h6("Donor-cell infusions (CD3+ cells/kg; days after the stem-cell infusion, "
               "e.g. 60,90; empty: none)"),
-        ui.layout_columns(ui.input_numeric("al_dli_dose", "DLI dose", 1e7),
+        ui.layout_columns(ui.input_numeric("al_dli_dose", "DLI dose", 10**7),
                           ui.input_text("al_dli_days", "DLI days", ""), col_widths=6),
-        ui.layout_columns(ui.input_numeric("al_cik_dose", "CIK dose", 5e7),
+        ui.layout_columns(ui.input_numeric("al_cik_dose", "CIK dose", 5 * 10**7),
                           ui.input_text("al_cik_days", "CIK days", ""), col_widths=6),
         ui.input_numeric("al_replicates", "Patients (1: one patient's course)", 1, min=1),
         ui.input_numeric("al_years", "Follow-up (years)", 2, min=0.1),
