@@ -261,6 +261,12 @@ def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, b
     api = calibration_job(particles=6, generations=1, ppc_draws=10, seed=3,
                           out=tmp_path / "calibration").summary()["parameters"][0]
     assert _cell(page, "ca", 0, 2) == fmt(api["median"])
+    # the allo model's shipped posterior
+    page.check("input[name=ca_model][value=allo]")
+    page.click("#po_run")
+    first = posterior_job(model="allo").summary()["parameters"][0]
+    page.wait_for_selector(f"#po_done td:text-is('{first['parameter']}')")
+    assert _cell(page, "po", 0, 2) == fmt(first["median"])
     context.close()
 
 

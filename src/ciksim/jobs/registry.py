@@ -36,6 +36,7 @@ JOBS = {
     "trial": "ciksim.jobs.trial:trial_job",
     "allo-patient": "ciksim.jobs.allo:allo_patient_job",
     "calibration": "ciksim.jobs.calibration:calibration_job",
+    "allo-calibration": "ciksim.jobs.calibration:allo_calibration_job",
     "posterior": "ciksim.jobs.calibration:posterior_job",
 }
 PATH_INPUTS = ("path", "spec", "evidence", "add_cohort", "study")

@@ -75,8 +75,12 @@ def make_app(root: Path | None = None) -> Any:
             ui.update_text_area("tr_spec", value=text)
             form_error.set("")
 
+        @reactive.calc
+        def allo() -> bool:
+            return trialform.is_allo(spec_base())
+
         def composed() -> dict[str, Any]:
-            current = trialform.arms_from_inputs(read, arms())
+            current = trialform.arms_from_inputs(read, arms(), allo())
             main = {k: read(k) for k in trialform.main_values({})}
             return trialform.compose(spec_base(), current, main)
 
@@ -109,7 +113,7 @@ def make_app(root: Path | None = None) -> Any:
 
         def edit_arms(change: Callable[[list[dict[str, Any]]], None]) -> None:
             try:
-                current = trialform.arms_from_inputs(read, arms())
+                current = trialform.arms_from_inputs(read, arms(), allo())
             except CikError as exc:
                 form_error.set(str(exc))
                 return
@@ -120,9 +124,7 @@ def make_app(root: Path | None = None) -> Any:
         @reactive.event(input.tr_arm_add)
         def _add() -> None:
             def add(current: list[dict[str, Any]]) -> None:
-                current.append({"name": f"arm {len(current) + 1}",
-                                "cik": {spec: default for _, spec, _, default in
-                                        trialform.CIK_FIELDS}})
+                current.append(trialform.new_arm(len(current), allo()))
             edit_arms(add)
 
         @reactive.effect
@@ -138,7 +140,7 @@ def make_app(root: Path | None = None) -> Any:
         @output(id="tr_arms")
         @render.ui
         def _arms() -> Any:
-            return ui.div(*[trialform.arm_card(i, a) for i, a in enumerate(arms())])
+            return ui.div(*[trialform.arm_card(i, a, allo()) for i, a in enumerate(arms())])
 
         @output(id="tr_check")
         @render.ui
@@ -230,7 +232,7 @@ def make_app(root: Path | None = None) -> Any:
                 figures = _named(job, ".png")
                 images = [ui.img(src=_data_uri(job.out / f"{f}.png"), alt=f"{job_name} {f}")
                           for f in figures]
-                return ui.div(SHOW[job_name](job.summary), *images,
+                return ui.div(SHOW[job.name](job.summary), *images,
                               _downloads(key, _named(job, ".parquet"), figures),
                               id=f"{key}_done")
 
@@ -333,10 +335,12 @@ def make_app(root: Path | None = None) -> Any:
 
         def check_evidence(path: Path, name: str) -> None:
             from ciksim.evidence import parse_evidence
+            from ciksim.evidence.allo import parse_allo_evidence
             from ciksim.schemas import parse_toml, read_text
 
             text = read_text(path, what="evidence file", origin=name)
-            parse_evidence(parse_toml(text, origin=name), origin=name)
+            parse = parse_allo_evidence if input.ca_model() == "allo" else parse_evidence
+            parse(parse_toml(text, origin=name), origin=name)
             ui.update_radio_buttons("ca_evidence", selected="upload")
 
         def check_cohort(path: Path, name: str) -> None:
@@ -400,7 +404,7 @@ def _progress(job: Job) -> tuple[float, str]:
         return min(1.0, (t + 1 + accepted / max(n, 1)) / (generations + 1.1)), job.line
     if job.line:
         return 0.97, job.line
-    if job.name == "calibration":
+    if job.name.endswith("calibration"):
         return 0.03, "starting ..."
     return 1.0, "running ..."
 

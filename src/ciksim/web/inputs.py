@@ -82,6 +82,7 @@ def gather(key: str, i: Any, upload: Callable[[str], Upload | None],
     if key == "tr":
         return "trial", {"spec": str(trial_spec()), "workers": 1}
     if key == "ca":
+        allo = i.ca_model() == "allo"
         inputs: dict[str, Any] = {
             "particles": number(i.ca_particles(), "particles", whole=True),
             "generations": number(i.ca_generations(), "generations", whole=True),
@@ -91,6 +92,10 @@ def gather(key: str, i: Any, upload: Callable[[str], Upload | None],
             inputs["evidence"] = str(need("ev", "an evidence TOML (or choose the shipped "
                                           "evidence)")[0])
         cohort, study = upload("co"), upload("st")
+        if allo and (cohort is not None or study is not None):
+            raise DataError("a cohort CSV and its study TOML add to the patient calibration; "
+                            "choose the patient model, or put allo studies in an evidence "
+                            "TOML")
         if (cohort is None) != (study is None):
             raise DataError("add-cohort and study go together: upload the cohort CSV (the "
                             "patients) and the study TOML (its design)")
@@ -99,9 +104,9 @@ def gather(key: str, i: Any, upload: Callable[[str], Upload | None],
 
             cohort_study(cohort[0], study[0])
             inputs.update(add_cohort=str(cohort[0]), study=str(study[0]))
-        return "calibration", inputs
+        return ("allo-calibration" if allo else "calibration"), inputs
     if key == "po":
-        return "posterior", {}
+        return "posterior", {"model": i.ca_model()}
     if key == "al":
         doses = {}
         for kind in ("dli", "cik"):

@@ -169,11 +169,15 @@ def page_ui() -> Any:
             open=False, id="tr_advanced"),
         _result("tr")))
     calibration = ui.nav_panel("Calibration", ui.layout_sidebar(ui.sidebar(
+        ui.input_radio_buttons("ca_model", "Model",
+                               {"patient": "patient: the in vivo CIK effect",
+                                "allo": "allo: alloreactivity after a transplant"}),
         ui.input_radio_buttons("ca_evidence", "Evidence",
-                               {"shipped": "shipped (clinical.toml)",
+                               {"shipped": "shipped (clinical.toml; allo: allo.toml)",
                                 "upload": "my evidence TOML"}),
         _upload("ev", f"Evidence TOML ({mb} MB at most)", ".toml"),
-        _upload("co", f"Add a cohort: CSV patient,arm,time_months,event ({mb} MB)"),
+        _upload("co", f"Add a cohort (patient model): CSV patient,arm,time_months,event "
+                f"({mb} MB)"),
         _upload("st", "and its study design (TOML)", ".toml"),
         ui.input_numeric("ca_particles", "Particles per generation", 20, min=2),
         ui.input_numeric("ca_generations", "Generations (at most)", 2, min=1),
@@ -181,13 +185,13 @@ def page_ui() -> Any:
         ui.input_numeric("ca_seed", "Seed", 0, min=0),
         _run_row("ca", "Run calibration"),
         ui.hr(),
-        ui.h6("Or the posterior shipped with ciksim"),
+        ui.h6("Or the posterior shipped with ciksim for this model"),
         _run_row("po", "Show the shipped posterior"), width=330),
         ui.p("Calibrates the in vivo CIK effect (potency, persistence spread, and each "
-             "study's bias terms) to clinical evidence by ABC-SMC, as `ciksim calibrate "
-             "patient` does. Small settings give a rough posterior in a minute or two; the "
-             "shipped one is shown with the settings it was made with.",
-             class_="text-muted small"),
+             "study's bias terms), or the allo model's alloreactivity, to clinical evidence "
+             "by ABC-SMC, as `ciksim calibrate patient` (or `allo`) does. Small settings give "
+             "a rough posterior in a few minutes; the shipped one is shown with the settings "
+             "it was made with.", class_="text-muted small"),
         _result("ca"), _result("po")))
     allo_name = next(iter(c["allo"]), "")
     opts = c["allo"].get(allo_name, {"donors": {}, "conditionings": {}, "donor": None,

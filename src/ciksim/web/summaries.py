@@ -123,4 +123,5 @@ SHOW: dict[str, Callable[[dict[str, Any]], Any]] = {
     "culture": _culture, "harvest-plan": _plan, "killing": _killing, "lysis": _lysis,
     "fit-culture": _fit, "patient": _patient, "trial": _trial, "calibration": _posterior,
     "posterior": _posterior, "allo-patient": _allo,
+    "allo-calibration": _posterior,
 }

@@ -2,10 +2,12 @@
 
 A loaded spec (built-in example, upload or the advanced TOML box) is kept whole; the form
 edits its main fields (patients per arm, follow-up, seed, posterior draws) and each arm's
-name and CIK schedule; every other entry (population, product, delivery, analysis, other
-arm keys) is carried through unchanged, so the composed spec is the loaded one with the
-form's edits. It is validated by the CLI's schema (:meth:`ciksim.trial.spec.TrialSpec.
-from_dict`) and saved as the TOML ``ciksim trial`` reads.
+name and CIK schedule (in an allo trial, its donor cells: DLI or CIK, dose, infusions,
+interval, first day, escalation; a trigger (``when``) is kept as written); every other
+entry (population, product, delivery, analysis, other arm keys) is carried through
+unchanged, so the composed spec is the loaded one with the form's edits. It is validated
+by the CLI's schema (:meth:`ciksim.trial.spec.TrialSpec.from_dict`) and saved as the TOML
+``ciksim trial`` reads.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ CIK_FIELDS = (
     ("interval", "interval_days", "Days between infusions", 21),
     ("first", "first_day", "First infusion (day)", 30),
 )
+#: An allo arm's donor cells (``donor_cells``): (form key, spec key, label, default).
+DONOR_FIELDS = (
+    ("dose", "dose_per_kg", "CD3+ cells/kg per infusion", 1e7),
+    ("infusions", "infusions", "Infusions", 1),
+    ("interval", "interval_days", "Days between infusions", 28),
+    ("first", "first_day", "First infusion (day)", 90),
+    ("escalation", "escalation", "Dose factor between infusions", 1),
+)
+DONOR_CELLS = {"dli": "DLI (donor lymphocytes)", "cik": "donor CIK cells"}
 #: Spec keys whose text names a built-in thing or a file; files are refused on the page.
 _NAMED = ("scenario", "culture_protocol", "protocol", "target", "effector", "product",
           "source", "donor")
@@ -70,19 +81,59 @@ def main_values(data: dict[str, Any]) -> dict[str, Any]:
             "tr_draws": (data.get("posterior") or {}).get("draws", 200)}
 
 
-def arm_card(i: int, arm: dict[str, Any]) -> Any:
-    """The inputs of arm ``i`` (ids ``tr_arm{i}_name``, ``_cik``, ``_dose`` ...)."""
-    cik = arm.get("cik") if isinstance(arm.get("cik"), dict) else None
-    fields = [ui.input_numeric(f"tr_arm{i}_{key}", label,
-                               _shown((cik or {}).get(spec, default)))
-              for key, spec, label, default in CIK_FIELDS]
+def is_allo(data: dict[str, Any]) -> bool:
+    """Whether the spec's population is a built-in allo scenario (an allo trial)."""
+    from ciksim.data import builtin_names
+
+    scenario = (data.get("population") or {}).get("scenario")
+    return isinstance(scenario, str) and scenario in builtin_names("allo")
+
+
+def new_arm(n: int, allo: bool) -> dict[str, Any]:
+    """Arm ``n`` (0-based) added by the form: CIK (or, allo, DLI) at the default schedule."""
+    if allo:
+        return {"name": f"arm {n + 1}",
+                "donor_cells": {"cells": "dli", **{spec: default for _, spec, _, default
+                                                   in DONOR_FIELDS}}}
+    return {"name": f"arm {n + 1}",
+            "cik": {spec: default for _, spec, _, default in CIK_FIELDS}}
+
+
+def arm_card(i: int, arm: dict[str, Any], allo: bool = False) -> Any:
+    """The inputs of arm ``i`` (ids ``tr_arm{i}_name``, ``_cik`` or ``_donor``, ``_dose``
+    ...); ``allo``: donor cells instead of CIK after chemotherapy."""
     remove = ui.tags.button(
         "Remove arm", type="button", id=f"tr_arm{i}_remove",
         class_="btn btn-sm btn-outline-secondary",
         onclick=f"Shiny.setInputValue('tr_arm_remove', {i}, {{priority: 'event'}})")
+    name = ui.input_text(f"tr_arm{i}_name", "Name", arm.get("name") or f"arm {i + 1}")
+    if allo:
+        cells = arm.get("donor_cells") if isinstance(arm.get("donor_cells"), dict) else None
+        when = (cells or {}).get("when")
+        fields = [ui.input_numeric(f"tr_arm{i}_{key}", label,
+                                   _shown((cells or {}).get(spec, default)))
+                  for key, spec, label, default in DONOR_FIELDS
+                  if not (spec == "first_day" and when is not None)]
+        note = None
+        if isinstance(when, dict):
+            side = "above" if "above" in when else "below"
+            note = ui.p(f"given when {when.get('watch')} is {side} {when.get(side)} (the "
+                        "trigger as written in the spec; edit it as TOML)",
+                        class_="text-muted small")
+        return ui.card(
+            ui.card_header(f"Arm {i + 1}"), name,
+            ui.input_checkbox(f"tr_arm{i}_donor", "Donor cells (off: transplant alone)",
+                              cells is not None),
+            ui.input_select(f"tr_arm{i}_cells", "Cells", DONOR_CELLS,
+                            selected=(cells or {}).get("cells", "dli")),
+            ui.layout_columns(*fields, col_widths=2), note,
+            ui.div(remove), class_="ciksim-arm", id=f"tr_arm{i}")
+    cik = arm.get("cik") if isinstance(arm.get("cik"), dict) else None
+    fields = [ui.input_numeric(f"tr_arm{i}_{key}", label,
+                               _shown((cik or {}).get(spec, default)))
+              for key, spec, label, default in CIK_FIELDS]
     return ui.card(
-        ui.card_header(f"Arm {i + 1}"),
-        ui.input_text(f"tr_arm{i}_name", "Name", arm.get("name") or f"arm {i + 1}"),
+        ui.card_header(f"Arm {i + 1}"), name,
         ui.input_checkbox(f"tr_arm{i}_cik", "CIK infusions (off: chemotherapy alone)",
                           cik is not None),
         ui.layout_columns(*fields, col_widths=3),
@@ -96,8 +147,8 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def arms_from_inputs(read: Callable[[str], Any], arms: list[dict[str, Any]]
-                     ) -> list[dict[str, Any]]:
+def arms_from_inputs(read: Callable[[str], Any], arms: list[dict[str, Any]],
+                     allo: bool = False) -> list[dict[str, Any]]:
     """``arms`` with the form's values (``read(id)`` gives an input's value) written in;
     other keys of each arm are kept. Missing numbers raise DataError naming the arm."""
     out = []
@@ -105,14 +156,19 @@ def arms_from_inputs(read: Callable[[str], Any], arms: list[dict[str, Any]]
         arm = copy.deepcopy(old)
         name = read(f"tr_arm{i}_name")
         arm["name"] = str(name).strip() if name is not None else old.get("name")
-        if read(f"tr_arm{i}_cik"):
-            cik = dict(arm.get("cik") or {})
-            for key, spec, label, _ in CIK_FIELDS:
-                cik[spec] = number(read(f"tr_arm{i}_{key}"), f"arms[{i}].cik.{spec} ({label})",
-                                   whole=spec == "infusions")
-            arm["cik"] = cik
+        key, fields = ("donor_cells", DONOR_FIELDS) if allo else ("cik", CIK_FIELDS)
+        if read(f"tr_arm{i}_{'donor' if allo else 'cik'}"):
+            given = dict(arm.get(key) or {})
+            if allo:
+                given["cells"] = read(f"tr_arm{i}_cells") or given.get("cells", "dli")
+            for form, spec, label, _ in fields:
+                if spec == "first_day" and given.get("when") is not None:
+                    continue
+                given[spec] = number(read(f"tr_arm{i}_{form}"), f"arms[{i}].{key}.{spec} "
+                                     f"({label})", whole=spec == "infusions")
+            arm[key] = given
         else:
-            arm.pop("cik", None)
+            arm.pop(key, None)
         out.append(arm)
     return out
 
