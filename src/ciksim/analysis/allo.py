@@ -56,7 +56,7 @@ SEVERE_GRADE = 3.0
 COLUMNS = ("relapse_day", "remission_day", "gvhd_any_day", "agvhd_day", "agvhd34_day",
            "cgvhd_day", "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured")
 #: Patients simulated at once (recorded courses are kept for one chunk at a time only).
-CHUNK = 500
+CHUNK = 200
 #: Quantities kept per patient and day when courses are asked for (``courses=True``).
 COURSE = ("LIC", "B", "blast_fraction", "mrd", "donor_chimerism", "P_t", "P_cik", "X_t",
           "X_cik", "E_tot", "Dmg", "gvhd_grade", "Fib", "IS", "Infl")
