@@ -215,6 +215,33 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
     context.close()
 
 
+def test_allo_trial_arms_are_donor_cells_and_run_as_the_api(server, browser):
+    from ciksim.jobs.trial import trial_job
+    from ciksim.trial.spec import TrialSpec
+
+    url, _, _ = server
+    context, page = _open(browser, url)
+    page.click("text=Trial")
+    page.select_option("#tr_example", "cik-vs-dli")
+    page.wait_for_selector("#tr_arm1_cells")
+    assert page.input_value("#tr_arm1_cells") == "cik"
+    assert page.locator("#tr_arm1_first").count() == 0, "triggered: no fixed first day"
+    _fill(page, {"tr_arm1_dose": "2e6", "tr_n_per_arm": 20, "tr_draws": 0})
+    page.wait_for_selector("#tr_check .ciksim-valid")
+    with page.expect_download() as dl:
+        page.click("#tr_save")
+    spec = TrialSpec.load(Path(dl.value.path()))
+    assert spec.setting == "allo" and spec.patients_per_arm == 20
+    assert spec.raw["arms"][1]["donor_cells"]["dose_per_kg"] == 2e6
+    assert spec.raw["arms"][1]["donor_cells"]["when"]["watch"] == "mrd", "trigger kept"
+    page.click("#tr_run")
+    page.wait_for_selector("#tr_done")
+    api = trial_job(Path(dl.value.path()), workers=1).summary()
+    assert page.locator("#tr_done table").nth(1).locator("td").first.inner_text() == \
+        fmt(api["hazard_ratio"])
+    context.close()
+
+
 def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, browser,
                                                                        tmp_path):
     from ciksim.evidence import read_cohort

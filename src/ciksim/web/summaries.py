@@ -86,10 +86,17 @@ def _patient(s: dict[str, Any]) -> Any:
 
 
 def _trial(s: dict[str, Any]) -> Any:
-    cols = ["name", "n", "relapse_fraction", "cure_fraction", "rfs_1y", "rfs_2y", "rfs_3y",
-            "median_rfs_months"]
+    if s.get("setting") == "allo":  # GRFS, OS, RFS and cumulative incidences per milestone
+        cols = [k for k in s["arms"][0] if not isinstance(s["arms"][0][k], (list, dict))]
+        arms = table(cols, [[a[c] for c in cols] for a in s["arms"]],
+                     f"Arms (after allogeneic transplantation; primary endpoint "
+                     f"{s['endpoint']})")
+    else:
+        cols = ["name", "n", "relapse_fraction", "cure_fraction", "rfs_1y", "rfs_2y",
+                "rfs_3y", "median_rfs_months"]
+        arms = table(cols, [[a[c] for c in cols] for a in s["arms"]], "Arms")
     ci = s["hazard_ratio_ci"]
-    return ui.div(table(cols, [[a[c] for c in cols] for a in s["arms"]], "Arms"),
+    return ui.div(arms,
                   table(["hazard_ratio", "ci_low", "ci_high", "logrank_p"],
                         [[s["hazard_ratio"], ci[0] if ci else None, ci[1] if ci else None,
                           s["logrank_p"]]], "Effect (second arm vs the first)"))
