@@ -1,7 +1,8 @@
 """The default calibration of the in vivo CIK effect to the shipped evidence, timed.
 
-Runs ``ciksim.evidence.calibrate`` with the default settings (PARTICLES, GENERATIONS,
-WORKERS from the environment; defaults 200, 5, 2) on the shipped evidence, prints the wall
+Runs ``ciksim.evidence.calibrate`` with the default settings (PARTICLES, GENERATIONS (at
+most), WORKERS from the environment; defaults 200, 12, 2; the run stops at the default final
+tolerance) on the shipped evidence, prints the wall
 time, the number of simulated study sets and the cost per simulated study set and per
 simulated patient, and the posterior summary and checks. With ``--install`` (``make
 calibrate``) it copies the posterior into ``src/ciksim/data/posterior/patient.parquet``,
@@ -19,7 +20,7 @@ from pathlib import Path
 from ciksim.evidence import calibrate, load_evidence
 
 PARTICLES = int(os.environ.get("PARTICLES", "200"))
-GENERATIONS = int(os.environ.get("GENERATIONS", "5"))
+GENERATIONS = int(os.environ.get("GENERATIONS", "12"))
 WORKERS = int(os.environ.get("WORKERS", "2"))
 SEED = int(os.environ.get("SEED", "2026"))
 OUT = Path(os.environ.get("OUT", "out/calibration"))
@@ -42,6 +43,9 @@ def main() -> None:
           f"sets ({len(ev.used)} studies, {patients} patients each): "
           f"{wall / res.evaluations * WORKERS:.3f} core-s per study set, "
           f"{wall / res.evaluations / patients * WORKERS * 1e3:.2f} core-ms per patient")
+    m = res.posterior.manifest
+    print(f"tolerances {[round(e, 3) for e in m['epsilons']]}, target "
+          f"{m['epsilon_target']:.3f}: {'reached' if m['converged'] else 'NOT reached'}")
     print(res.posterior.summary().round(4).to_string(index=False))
     print(res.posterior.ppc.round(3).to_string(index=False))
     if "--install" in sys.argv:

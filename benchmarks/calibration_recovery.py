@@ -1,22 +1,33 @@
-"""Recovery of the in vivo effect from evidence simulated at known parameter values.
+"""Recovery of the in vivo effect from evidence simulated at known parameter values, and
+the narrowing of the posterior as the studies grow.
 
 For each of REPLICATES replicates, true values of every calibrated coordinate (effects,
 bias and offset terms) are drawn from their priors; each shipped study's design (arms,
-products, doses, schedules, endpoint, follow-up; n per arm x SIZE) is simulated at the
+products, doses, schedules, endpoint, follow-up; n per arm x size) is simulated at the
 truth to give its observed counts; the calibration is run on that synthetic evidence
-(PARTICLES x GENERATIONS) and the 90% posterior interval of each effect parameter is
-checked against the truth. Then the first NARROW replicates are repeated with every study
-NARROW_SIZE times larger, to show that the posterior narrows as studies grow.
-Writes out/recovery/recovery.csv and out/recovery/recovery.png. With NARROW_TRUTH (e.g.
-"potency=0.05,persistence_sd=0.8") it instead calibrates that one truth (bias terms 0) at
-each study-size factor in SIZES (default 1,4) and writes out/recovery/narrowing.csv.
+(PARTICLES per generation, the default final tolerance, at most MAX_GENERATIONS) and the
+90% posterior interval of each effect parameter is checked against the truth. Each
+replicate is calibrated at every study-size factor in SIZES (default 1,4,16) for the first
+NARROW replicates (default: all), so that the width of the posterior can be compared
+across sizes for the same truth.
+
+Every (replicate, size) cell is one calibration whose result is kept in
+``OUT/cells/rep<r>-x<size>.json``: a rerun skips the cells already done (resume), and
+BUDGET_S (seconds) stops starting new cells after that long, so the benchmark can be run
+in pieces on a loaded machine. ``python benchmarks/calibration_recovery.py report`` (also
+printed at the end of every run) summarises the cells done: coverage at size 1, the mean
+and median width ratio per size, how many replicates narrowed, and a figure
+(``OUT/recovery.png``); ``OUT/recovery.csv`` holds one row per cell.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 import os
 import shutil
+import sys
 import time
 import tomllib
 from importlib import resources
@@ -30,14 +41,14 @@ from ciksim.evidence.effect import dimensions
 from ciksim.evidence.simulate import Z90, prepare, simulate_batch, summaries
 
 REPLICATES = int(os.environ.get("REPLICATES", "10"))
-PARTICLES = int(os.environ.get("PARTICLES", "60"))
-GENERATIONS = int(os.environ.get("GENERATIONS", "3"))
+PARTICLES = int(os.environ.get("PARTICLES", "100"))
+MAX_GENERATIONS = int(os.environ.get("MAX_GENERATIONS", "20"))
 WORKERS = int(os.environ.get("WORKERS", "2"))
-NARROW = int(os.environ.get("NARROW", "2"))
-NARROW_SIZE = int(os.environ.get("NARROW_SIZE", "4"))
+SIZES = [int(x) for x in os.environ.get("SIZES", "1,4,16").split(",")]
+NARROW = int(os.environ.get("NARROW", str(REPLICATES)))
+BUDGET_S = float(os.environ.get("BUDGET_S", "inf"))
 OUT = Path(os.environ.get("OUT", "out/recovery"))
-NARROW_TRUTH = os.environ.get("NARROW_TRUTH", "")
-SIZES = [int(x) for x in os.environ.get("SIZES", "1,4").split(",")]
+TRUTH_SEED = 20261130
 
 
 def template() -> dict:
@@ -74,106 +85,153 @@ def synthetic(truth: dict[str, float], size: int, key: int) -> dict:
     return data
 
 
-def run_one(r: int, size: int, truth: dict[str, float]) -> dict[str, object]:
-    data = synthetic(truth, size, key=1000 + r)
-    ev = parse_evidence(data, origin="synthetic")
-    out = OUT / f"rep{r:02d}-x{size}"
+def truths() -> list[dict[str, float]]:
+    """REPLICATES truths drawn from the priors of the shipped evidence's coordinates."""
+    dims = dimensions(parse_evidence(template(), origin="shipped"))
+    rng = np.random.default_rng(TRUTH_SEED)
+    return [{d.name: float(d.to_natural(d.rv().rvs(random_state=rng))) for d in dims}
+            for _ in range(REPLICATES)]
+
+
+def run_cell(r: int, size: int, truth: dict[str, float]) -> dict[str, object]:
+    """Calibrate replicate ``r`` at study-size factor ``size``; one result row."""
+    ev = parse_evidence(synthetic(truth, size, key=1000 + r), origin="synthetic")
+    out = OUT / "runs" / f"rep{r:02d}-x{size}"
     shutil.rmtree(out, ignore_errors=True)
-    res = calibrate(ev, out=out, particles=PARTICLES, generations=GENERATIONS,
+    t0 = time.perf_counter()
+    res = calibrate(ev, out=out, particles=PARTICLES, generations=MAX_GENERATIONS,
                     workers=WORKERS, seed=r, ppc_draws=20)
+    m = res.posterior.manifest
     summ = res.posterior.summary().set_index("parameter")
-    row: dict[str, object] = {"replicate": r, "size": size, "evaluations": res.evaluations}
+    row: dict[str, object] = {
+        "replicate": r, "size": size, "evaluations": res.evaluations,
+        "generations": res.generations, "final_epsilon": m["epsilons"][-1],
+        "converged": m["converged"], "wall_s": round(time.perf_counter() - t0, 1),
+        "ess": _ess(res.posterior.weights)}
     for name in res.posterior.effects:
-        lo, hi = summ.loc[name, "q05"], summ.loc[name, "q95"]
+        lo, hi = float(summ.loc[name, "q05"]), float(summ.loc[name, "q95"])
         row[f"{name}_true"] = truth[name]
         row[f"{name}_q05"], row[f"{name}_q95"] = lo, hi
         row[f"{name}_covered"] = bool(lo <= truth[name] <= hi)
-        row[f"{name}_width_ratio"] = summ.loc[name, "width_ratio"]
+        row[f"{name}_width_ratio"] = float(summ.loc[name, "width_ratio"])
+    shutil.rmtree(out, ignore_errors=True)  # the database of every cell would fill the disk
     return row
 
 
-def main() -> None:
-    base = parse_evidence(template(), origin="shipped")
-    dims = dimensions(base)
-    if NARROW_TRUTH:
-        narrow_only(dims)
+def _ess(w: np.ndarray) -> float:
+    w = np.asarray(w, float)
+    return round(float(w.sum() ** 2 / (w ** 2).sum()), 1)
+
+
+def cells() -> list[tuple[int, int]]:
+    """All (replicate, size) cells, size 1 first (coverage), then larger sizes."""
+    out = [(r, SIZES[0]) for r in range(REPLICATES)]
+    for size in SIZES[1:]:
+        out += [(r, size) for r in range(min(NARROW, REPLICATES))]
+    return out
+
+
+def run() -> None:
+    done_dir = OUT / "cells"
+    done_dir.mkdir(parents=True, exist_ok=True)
+    ts = truths()
+    t0 = time.perf_counter()
+    for r, size in cells():
+        path = done_dir / f"rep{r:02d}-x{size}.json"
+        if path.is_file():
+            continue
+        if time.perf_counter() - t0 > BUDGET_S:
+            print(f"budget of {BUDGET_S:.0f} s used; rerun to continue", flush=True)
+            break
+        row = run_cell(r, size, ts[r])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        print(row, f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+    report()
+
+
+def report() -> None:
+    rows = [json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((OUT / "cells").glob("rep*-x*.json"))]
+    if not rows:
+        print("no cells done yet")
         return
-    rng = np.random.default_rng(20261130)
-    truths = []
-    for _ in range(REPLICATES):
-        truths.append({d.name: float(d.to_natural(d.rv().rvs(random_state=rng)))
-                       for d in dims})
-    OUT.mkdir(parents=True, exist_ok=True)
-    rows = []
-    t0 = time.perf_counter()
-    for r, truth in enumerate(truths):
-        rows.append(run_one(r, 1, truth))
-        print(rows[-1], f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    for r in range(min(NARROW, REPLICATES)):
-        rows.append(run_one(r, NARROW_SIZE, truths[r]))
-        print(rows[-1], f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).sort_values(["size", "replicate"]).reset_index(drop=True)
     df.to_csv(OUT / "recovery.csv", index=False)
-    one = df[df["size"] == 1]
     effects = [c.removesuffix("_covered") for c in df.columns if c.endswith("_covered")]
+    sizes = sorted(df["size"].unique())
+    print(f"cells done: {len(df)}; {PARTICLES} particles, default final tolerance; "
+          f"evaluations per cell (median) by size: "
+          + ", ".join(f"x{s}: {int(df[df['size'] == s]['evaluations'].median())}"
+                      for s in sizes)
+          + f"; wall {df['wall_s'].sum() / 60:.1f} min in all")
+    print(f"converged (final tolerance reached): {int(df['converged'].sum())} of {len(df)}")
+    for size in sizes:
+        one = df[df["size"] == size]
+        for name in effects:
+            print(f"x{size}: {name}: 90% interval covers the truth in "
+                  f"{int(one[f'{name}_covered'].sum())} of {len(one)} replicates; width "
+                  f"ratio mean {one[f'{name}_width_ratio'].mean():.2f}, median "
+                  f"{one[f'{name}_width_ratio'].median():.2f}")
+    wide = df.pivot(index="replicate", columns="size",
+                    values=[f"{n}_width_ratio" for n in effects])
     for name in effects:
-        print(f"{name}: 90% interval covers the truth in {int(one[f'{name}_covered'].sum())}"
-              f" of {len(one)} replicates")
-    for name in effects:
-        for r in range(min(NARROW, REPLICATES)):
-            w = df[df["replicate"] == r].set_index("size")[f"{name}_width_ratio"]
-            print(f"{name}, replicate {r}: width ratio {w.loc[1]:.2f} at n x1, "
-                  f"{w.loc[NARROW_SIZE]:.2f} at n x{NARROW_SIZE}")
-    print(f"total {time.perf_counter() - t0:.0f} s")
-    plot(df, effects)
+        w = wide[f"{name}_width_ratio"]
+        for a, b in itertools.pairwise(sizes):
+            both = w[[a, b]].dropna()
+            if len(both):
+                print(f"{name}: narrower at x{b} than at x{a} in "
+                      f"{int((both[b] < both[a]).sum())} of {len(both)} replicates "
+                      f"(mean ratio {both[a].mean():.2f} -> {both[b].mean():.2f})")
+        if len(sizes) > 2:
+            full = w[sizes].dropna()
+            mono = int((full.diff(axis=1).iloc[:, 1:] < 0).all(axis=1).sum())
+            print(f"{name}: narrower at every step x{' -> x'.join(map(str, sizes))} in "
+                  f"{mono} of {len(full)} replicates")
+    plot(df, effects, sizes)
 
 
-def narrow_only(dims: list) -> None:
-    """NARROW_TRUTH="potency=0.05,persistence_sd=0.8": that truth (bias and offset terms 0)
-    calibrated at each study-size factor in SIZES; prints the 90% intervals and widths."""
-    truth = {d.name: 0.0 for d in dims}
-    for item in NARROW_TRUTH.split(","):
-        name, value = item.split("=")
-        truth[name.strip()] = float(value)
-    OUT.mkdir(parents=True, exist_ok=True)
-    rows = []
-    t0 = time.perf_counter()
-    for size in SIZES:
-        rows.append(run_one(0, size, truth))
-        print(rows[-1], f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    df = pd.DataFrame(rows)
-    df.to_csv(OUT / "narrowing.csv", index=False)
-    for name in (c.removesuffix("_covered") for c in df.columns if c.endswith("_covered")):
-        for _, r in df.iterrows():
-            print(f"{name} (truth {truth[name]:g}), studies x{r['size']}: 90% interval "
-                  f"{r[f'{name}_q05']:.3g}-{r[f'{name}_q95']:.3g}, width ratio "
-                  f"{r[f'{name}_width_ratio']:.2f}")
-
-
-def plot(df: pd.DataFrame, effects: list[str]) -> None:
+def plot(df: pd.DataFrame, effects: list[str], sizes: list[int]) -> None:
     from ciksim.report.plots import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(effects), figsize=(5 * len(effects), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], effects, strict=True):
-        one = df[df["size"] == 1].reset_index(drop=True)
-        log = name == "potency"
-        for i, row in one.iterrows():
-            color = "#4c72b0" if row[f"{name}_covered"] else "#c44e52"
-            ax.plot([i, i], [row[f"{name}_q05"], row[f"{name}_q95"]], color=color, lw=4)
-            ax.plot(i, row[f"{name}_true"], "k_", ms=12, mew=2)
-        big = df[df["size"] > 1].reset_index(drop=True)
-        for _, row in big.iterrows():
-            i = int(row["replicate"]) + 0.3
-            ax.plot([i, i], [row[f"{name}_q05"], row[f"{name}_q95"]], color="#55a868", lw=4)
-        if log:
+    fig, axes = plt.subplots(2, len(effects), figsize=(5.2 * len(effects), 7),
+                             squeeze=False)
+    colors = ["#4c72b0", "#55a868", "#8172b2", "#ccb974"]
+    for col, name in enumerate(effects):
+        ax = axes[0][col]
+        for k, size in enumerate(sizes):
+            part = df[df["size"] == size]
+            x = part["replicate"].to_numpy() + 0.25 * k
+            for xi, (_, row) in zip(x, part.iterrows(), strict=True):
+                ax.plot([xi, xi], [row[f"{name}_q05"], row[f"{name}_q95"]],
+                        color=colors[k % 4] if row[f"{name}_covered"] else "#c44e52", lw=3,
+                        label=f"studies x{size}" if xi == x[0] else None)
+        one = df[df["size"] == sizes[0]]
+        ax.plot(one["replicate"] + 0.125 * (len(sizes) - 1), one[f"{name}_true"], "k_",
+                ms=14, mew=2, label="truth")
+        if name == "potency":
             ax.set_yscale("log")
-        ax.set_xlabel("replicate (green: studies x" f"{NARROW_SIZE})")
+        ax.set_xlabel("replicate (red: truth outside the 90% interval)")
         ax.set_ylabel(name)
-        ax.set_title(f"{name}: 90% posterior interval vs truth (black)")
+        ax.set_title(f"{name}: 90% posterior intervals")
+        ax.legend(fontsize=7)
+        ax = axes[1][col]
+        wide = df.pivot(index="replicate", columns="size", values=f"{name}_width_ratio")
+        for _, row in wide.iterrows():
+            ax.plot(sizes, row[sizes].to_numpy(float), color="#999999", lw=1, marker=".")
+        ax.plot(sizes, wide[sizes].mean().to_numpy(float), color="k", lw=2.5, marker="o",
+                label="mean")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [f"x{s}" for s in sizes])
+        ax.set_xlabel("every study's n multiplied by")
+        ax.set_ylabel("posterior / prior 90% width")
+        ax.set_title(f"{name}: narrowing with study size")
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "recovery.png", dpi=120)
+    fig.savefig(OUT / "recovery.png", dpi=110)
 
 
 if __name__ == "__main__":
-    main()
+    report() if sys.argv[1:] == ["report"] else run()

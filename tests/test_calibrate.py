@@ -64,6 +64,9 @@ def test_same_seed_same_posterior_any_workers_and_resume(small, tmp_path):
     post = Posterior.load(folder / "posterior.parquet")
     assert post.manifest["evidence_version"] == "test-1"
     assert post.manifest["seed"] == 11 and post.manifest["package_version"]
+    assert post.manifest["epsilon_target"] == pytest.approx(2 ** 0.5)  # two summaries
+    assert post.manifest["converged"] == (post.manifest["epsilons"][-1] <= 2 ** 0.5)
+    assert "git_commit" in post.manifest  # the commit, or None outside a git checkout
     assert list(post.samples.columns) == ["potency", "persistence_sd", "bias:small-matched",
                                           "offset:small-matched"]
     summary = post.summary()
@@ -92,6 +95,20 @@ def test_bad_settings_fail_before_simulating(small, tmp_path):
     with pytest.raises(CikError, match="min-epsilon"):
         calibrate(small, out=tmp_path / "z", min_epsilon=-1.0)
     assert not (tmp_path / "x").exists()
+
+
+def test_tolerance_schedule_stops_at_its_floor(tmp_path):
+    import pandas as pd
+
+    from ciksim.evidence.calibration import FloorEpsilon, default_epsilon, git_commit
+
+    assert default_epsilon(5) == pytest.approx(5 ** 0.5)
+    eps = FloorEpsilon(2.0)
+    eps._update(0, pd.DataFrame({"distance": [1.0, 3.0, 5.0, 7.0], "w": [0.25] * 4}))
+    assert eps(0) == pytest.approx(4.0)  # the weighted median of the last generation
+    eps._update(1, pd.DataFrame({"distance": [0.5, 1.0, 1.5], "w": [1 / 3] * 3}))
+    assert eps(1) == 2.0  # never below the target
+    assert git_commit(tmp_path) is None  # outside a git checkout: no commit, no error
 
 
 def test_posterior_file_errors(tmp_path):

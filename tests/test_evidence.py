@@ -196,3 +196,20 @@ def test_cohort_study_is_simulated_with_its_follow_up(tmp_path):
     assert np.all(raw["cik"]["time"] <= cens + 1e-9)  # censored at each patient's follow-up
     sim = summaries(prepared, {"my-cohort": raw}, theta)
     assert set(sim) == set(obs) and np.isfinite(distance(sim, obs))
+
+
+def test_control_arms_are_drawn_from_a_pool_keyed_by_draw():
+    from ciksim.evidence.simulate import pool_size, prepare, simulate_batch
+
+    ev = load_evidence()
+    prepared = prepare(ev)
+    theta = {"potency": 0.02, "persistence_sd": 0.5}
+    alone = simulate_batch(prepared, [theta], [7], seed=5)[0]
+    batch = simulate_batch(prepared, [dict(theta, potency=0.05), theta], [3, 7], seed=5)
+    study = "S19-nk-consolidation"
+    for arm in ("nk-consolidation", "matched-controls"):
+        for k, v in alone[study][arm].items():  # a draw's study does not depend on its batch
+            assert np.array_equal(v, batch[1][study][arm][k]), (arm, k)
+    ctrl = [b[study]["matched-controls"]["time"] for b in batch]
+    assert ctrl[0].shape == (46,) and not np.array_equal(ctrl[0], ctrl[1])  # own draws
+    assert pool_size(46) == 2048 and pool_size(400) == 6400 and pool_size(10**6) == 8192

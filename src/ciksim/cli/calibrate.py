@@ -36,9 +36,10 @@ def calibrate_patient(
     study: Annotated[Path | None, typer.Option(help="TOML describing the cohort's design.")]
     = None,
     particles: Annotated[int, typer.Option(help="Particles per generation.")] = 200,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 5,
-    min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
-                                                           "this distance.")] = None,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 12,
+    min_epsilon: Annotated[float | None, typer.Option(
+        help="Final tolerance: stop at the first generation with this distance (default: "
+             "sqrt of the number of observed summaries).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
     = None,

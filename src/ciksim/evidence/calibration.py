@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyabc
 from pydantic import BaseModel
 
 from ciksim.errors import DataError
@@ -39,6 +41,40 @@ from ciksim.evidence.simulate import (
 from ciksim.evidence.studies import Evidence, load_evidence
 
 PPC_GENERATION = 100_000  # key space of posterior-predictive simulations
+#: A generation accepting fewer than this share of its proposals ends the run (the last
+#: complete generation is the posterior; the manifest says the target was not reached).
+MIN_ACCEPTANCE = 0.01
+
+
+def default_epsilon(n_summaries: int) -> float:
+    """The default final tolerance: sqrt(k) for k observed summaries, a root-mean-square
+    standardised difference of one observed SE per summary.
+
+    The simulated study has the observed study's size, so its own sampling noise is already
+    that of the data (variance one per standardised summary); the uniform acceptance ball of
+    radius eps adds a variance of eps^2 / (k + 2) per summary, here k / (k + 2) < 1. The
+    posterior is therefore at most about sqrt(2) wider than the exact one, whatever the
+    study sizes: as studies grow, their SEs shrink and the posterior with them.
+    """
+    return math.sqrt(n_summaries)
+
+
+def git_commit(where: str | Path | None = None) -> str | None:
+    """The commit of the git checkout at ``where`` (default: the one this code runs from),
+    with ``+dirty`` when tracked files other than shipped posteriors have uncommitted
+    changes; None outside a git checkout or without git."""
+    here = Path(where) if where is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    changed = [line for line in dirty.stdout.splitlines() if "/data/posterior/" not in line]
+    return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and changed else "")
 
 
 def _internal(j: int) -> str:
@@ -154,7 +190,7 @@ def calibrate(
     *,
     out: str | Path,
     particles: int = 200,
-    generations: int = 6,
+    generations: int = 12,
     min_epsilon: float | None = None,
     workers: int = 1,
     scheduler: str | None = None,
@@ -171,13 +207,15 @@ def calibrate(
     evidence) by ABC-SMC. ``effects`` names the calibrated parameters (None: the model's
     defaults).
 
-    ``particles`` per generation; stop after ``generations`` or when the tolerance reaches
-    ``min_epsilon`` (the distance is the root sum of squared standardised differences
-    between simulated and observed summaries). ``resume`` continues the run in
+    ``particles`` per generation. Each generation's tolerance is the median distance of
+    the last one, but never below ``min_epsilon`` (default :func:`default_epsilon`, sqrt of
+    the number of observed summaries; the distance is the root sum of squared standardised
+    differences between simulated and observed summaries); the run stops after the first
+    generation at that tolerance, after ``generations`` generations (a maximum), or when a
+    generation accepts under :data:`MIN_ACCEPTANCE` of its proposals. The manifest says
+    whether the tolerance was reached (``converged``). ``resume`` continues the run in
     ``out/calibration.db`` (same evidence, seed and settings) up to ``generations``.
     """
-    import pyabc
-
     for name, value, low in (("particles", particles, 2), ("generations", generations, 1),
                              ("ppc-draws", ppc_draws, 10), ("workers", workers, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -226,8 +264,10 @@ def calibrate(
         sampler.show_progress = False
         observed_values = {k: o.value for k, o in obs.items()}
         np.random.seed(int(seed) % 2**32)
+        target = default_epsilon(len(obs)) if min_epsilon is None else float(min_epsilon)
         abc = pyabc.ABCSMC(batch_model, prior, lambda x, y: distance(x, obs),
-                           population_size=int(particles), sampler=sampler)
+                           population_size=int(particles), sampler=sampler,
+                           eps=FloorEpsilon(target))
         if resume:
             history = abc.load(f"sqlite:///{db}", 1)
             done = history.max_t + 1
@@ -236,8 +276,8 @@ def calibrate(
             done = 0
         remaining = int(generations) - done
         if remaining > 0:
-            history = abc.run(minimum_epsilon=min_epsilon or 0.0,
-                              max_nr_populations=remaining)
+            history = abc.run(minimum_epsilon=target, max_nr_populations=remaining,
+                              min_acceptance_rate=MIN_ACCEPTANCE)
         frame, weights = history.get_distribution(m=0, t=history.max_t)
         natural = pd.DataFrame({d.name: d.to_natural(frame[_internal(j)].to_numpy(float))
                                 for j, d in enumerate(dims)})
@@ -248,6 +288,9 @@ def calibrate(
             "model": prob.name, "model_hash": prob.model_hash(),
             "generations": int(history.max_t + 1),
             "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
+            "epsilon_target": target,
+            "converged": bool(float(pops["epsilon"].iloc[-1]) <= target),
+            "git_commit": git_commit(),
             "evaluations": int(history.total_nr_simulations),
             "studies": [ps.study.id for ps in prepared],
             "observed": [{"summary": o.name, "value": o.value, "se": o.se}
@@ -263,6 +306,19 @@ def calibrate(
     posterior.save(folder / "posterior.parquet")
     return CalibrationResult(posterior, folder, manifest["evaluations"],
                              manifest["generations"])
+
+
+class FloorEpsilon(pyabc.epsilon.QuantileEpsilon):
+    """pyabc's median tolerance schedule, never below ``floor`` (so the last generation's
+    tolerance is the target itself, whatever the study sizes)."""
+
+    def __init__(self, floor: float) -> None:
+        super().__init__(alpha=0.5)
+        self.floor = float(floor)
+
+    def _update(self, t: int, weighted_distances: pd.DataFrame) -> None:
+        super()._update(t, weighted_distances)
+        self._look_up[t] = max(self._look_up[t], self.floor)
 
 
 def _rv_args(d: Dimension) -> tuple[str, float, float]:

@@ -43,7 +43,7 @@ class CalibrationJobResult(JobResult):
 
 def calibration_job(*, evidence: str | Path | None = None, add_cohort: str | Path | None = None,
                     study: str | Path | None = None, particles: int = 200,
-                    generations: int = 5, min_epsilon: float | None = None, workers: int = 1,
+                    generations: int = 12, min_epsilon: float | None = None, workers: int = 1,
                     scheduler: str | None = None, seed: int = 0, resume: bool = False,
                     ppc_draws: int = 100, out: str | Path,
                     progress: Callable[[str], None] | None = None) -> CalibrationJobResult:
