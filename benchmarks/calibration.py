@@ -12,6 +12,7 @@ the posterior ``ciksim.evidence.Posterior.load()`` returns.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import sys
 import time
@@ -38,11 +39,15 @@ def main() -> None:
                     progress=lambda line: print(f"  [{time.perf_counter() - t0:7.1f} s] {line}",
                                                 flush=True))
     wall = time.perf_counter() - t0
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     print(f"\ndefault calibration: {PARTICLES} particles x {res.generations} generations, "
-          f"{WORKERS} workers: {wall / 60:.1f} min wall, {res.evaluations} simulated study "
-          f"sets ({len(ev.used)} studies, {patients} patients each): "
-          f"{wall / res.evaluations * WORKERS:.3f} core-s per study set, "
-          f"{wall / res.evaluations / patients * WORKERS * 1e3:.2f} core-ms per patient")
+          f"{WORKERS} workers: {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU min (this "
+          f"process and its workers), {res.evaluations} simulated study sets "
+          f"({len(ev.used)} studies, {patients} patients each): "
+          f"{cpu / res.evaluations:.3f} CPU s per study set, "
+          f"{cpu / res.evaluations / patients * 1e3:.2f} CPU ms per patient; load average "
+          f"{os.getloadavg()[0]:.1f}")
     m = res.posterior.manifest
     print(f"tolerances {[round(e, 3) for e in m['epsilons']]}, target "
           f"{m['epsilon_target']:.3f}: {'reached' if m['converged'] else 'NOT reached'}")

@@ -6,10 +6,12 @@ bias and offset terms) are drawn from their priors; each shipped study's design 
 products, doses, schedules, endpoint, follow-up; n per arm x size) is simulated at the
 truth to give its observed counts; the calibration is run on that synthetic evidence
 (PARTICLES per generation, the default final tolerance, at most MAX_GENERATIONS) and the
-90% posterior interval of each effect parameter is checked against the truth. Each
-replicate is calibrated at every study-size factor in SIZES (default 1,4,16) for the first
-NARROW replicates (default: all), so that the width of the posterior can be compared
-across sizes for the same truth.
+90% posterior interval of each effect parameter is checked against the truth (coverage, at
+the shipped sizes). Every replicate is also calibrated at the study-size factors in SIZES
+(default 0.25: a quarter of each arm, at least one patient), and the first NARROW
+replicates (default 3) at BIG_SIZES (default 4), so that the width of the posterior can be
+compared across sizes for the same truth. (Sizes above 4 cost too much for the project's
+shared 2-core machine: one study set at x16 takes 0.24 CPU s, 15 times one at x1.)
 
 Every (replicate, size) cell is one calibration whose result is kept in
 ``OUT/cells/rep<r>-x<size>.json``: a rerun skips the cells already done (resume), and
@@ -18,6 +20,8 @@ in pieces on a loaded machine. ``python benchmarks/calibration_recovery.py repor
 printed at the end of every run) summarises the cells done: coverage at size 1, the mean
 and median width ratio per size, how many replicates narrowed, and a figure
 (``OUT/recovery.png``); ``OUT/recovery.csv`` holds one row per cell.
+``... calibration_recovery.py persistence`` prints how the studies' summaries move with
+``persistence_sd`` against potency (docs/inference.md: why it is not identified).
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ REPLICATES = int(os.environ.get("REPLICATES", "10"))
 PARTICLES = int(os.environ.get("PARTICLES", "100"))
 MAX_GENERATIONS = int(os.environ.get("MAX_GENERATIONS", "20"))
 WORKERS = int(os.environ.get("WORKERS", "2"))
-SIZES = [int(x) for x in os.environ.get("SIZES", "1,4,16").split(",")]
-NARROW = int(os.environ.get("NARROW", str(REPLICATES)))
+SIZES = [float(x) for x in os.environ.get("SIZES", "0.25").split(",") if x]
+BIG_SIZES = [float(x) for x in os.environ.get("BIG_SIZES", "4").split(",") if x]
+NARROW = int(os.environ.get("NARROW", "3"))
 BUDGET_S = float(os.environ.get("BUDGET_S", "inf"))
 OUT = Path(os.environ.get("OUT", "out/recovery"))
 TRUTH_SEED = 20261130
@@ -58,13 +63,14 @@ def template() -> dict:
     return data
 
 
-def synthetic(truth: dict[str, float], size: int, key: int) -> dict:
-    """The shipped designs with n x size and observed results simulated at ``truth``."""
+def synthetic(truth: dict[str, float], size: float, key: int) -> dict:
+    """The shipped designs with n x size (at least 1) and observed results simulated at
+    ``truth``."""
     data = copy.deepcopy(template())
-    data["version"] = f"synthetic-{key}-x{size}"
+    data["version"] = f"synthetic-{key}-x{size:g}"
     for s in data["studies"]:
         for arm in s["arms"]:
-            arm["n"] = arm["n"] * size
+            arm["n"] = max(1, round(arm["n"] * size))
             if "events" in arm:
                 arm["events"] = 0
     ev = parse_evidence(data, origin="synthetic")
@@ -93,10 +99,10 @@ def truths() -> list[dict[str, float]]:
             for _ in range(REPLICATES)]
 
 
-def run_cell(r: int, size: int, truth: dict[str, float]) -> dict[str, object]:
+def run_cell(r: int, size: float, truth: dict[str, float]) -> dict[str, object]:
     """Calibrate replicate ``r`` at study-size factor ``size``; one result row."""
     ev = parse_evidence(synthetic(truth, size, key=1000 + r), origin="synthetic")
-    out = OUT / "runs" / f"rep{r:02d}-x{size}"
+    out = OUT / "runs" / f"rep{r:02d}-x{size:g}"
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     res = calibrate(ev, out=out, particles=PARTICLES, generations=MAX_GENERATIONS,
@@ -123,10 +129,11 @@ def _ess(w: np.ndarray) -> float:
     return round(float(w.sum() ** 2 / (w ** 2).sum()), 1)
 
 
-def cells() -> list[tuple[int, int]]:
-    """All (replicate, size) cells, size 1 first (coverage), then larger sizes."""
-    out = [(r, SIZES[0]) for r in range(REPLICATES)]
-    for size in SIZES[1:]:
+def cells() -> list[tuple[int, float]]:
+    """All (replicate, size) cells: each replicate at the shipped sizes (coverage) and at
+    SIZES, replicate by replicate; then BIG_SIZES for the first NARROW replicates."""
+    out = [(r, size) for r in range(REPLICATES) for size in [1.0, *SIZES]]
+    for size in BIG_SIZES:
         out += [(r, size) for r in range(min(NARROW, REPLICATES))]
     return out
 
@@ -137,7 +144,7 @@ def run() -> None:
     ts = truths()
     t0 = time.perf_counter()
     for r, size in cells():
-        path = done_dir / f"rep{r:02d}-x{size}.json"
+        path = done_dir / f"rep{r:02d}-x{size:g}.json"
         if path.is_file():
             continue
         if time.perf_counter() - t0 > BUDGET_S:
@@ -163,14 +170,14 @@ def report() -> None:
     sizes = sorted(df["size"].unique())
     print(f"cells done: {len(df)}; {PARTICLES} particles, default final tolerance; "
           f"evaluations per cell (median) by size: "
-          + ", ".join(f"x{s}: {int(df[df['size'] == s]['evaluations'].median())}"
+          + ", ".join(f"x{s:g}: {int(df[df['size'] == s]['evaluations'].median())}"
                       for s in sizes)
           + f"; wall {df['wall_s'].sum() / 60:.1f} min in all")
     print(f"converged (final tolerance reached): {int(df['converged'].sum())} of {len(df)}")
     for size in sizes:
         one = df[df["size"] == size]
         for name in effects:
-            print(f"x{size}: {name}: 90% interval covers the truth in "
+            print(f"x{size:g}: {name}: 90% interval covers the truth in "
                   f"{int(one[f'{name}_covered'].sum())} of {len(one)} replicates; width "
                   f"ratio mean {one[f'{name}_width_ratio'].mean():.2f}, median "
                   f"{one[f'{name}_width_ratio'].median():.2f}")
@@ -181,18 +188,19 @@ def report() -> None:
         for a, b in itertools.pairwise(sizes):
             both = w[[a, b]].dropna()
             if len(both):
-                print(f"{name}: narrower at x{b} than at x{a} in "
+                print(f"{name}: narrower at x{b:g} than at x{a:g} in "
                       f"{int((both[b] < both[a]).sum())} of {len(both)} replicates "
                       f"(mean ratio {both[a].mean():.2f} -> {both[b].mean():.2f})")
         if len(sizes) > 2:
             full = w[sizes].dropna()
             mono = int((full.diff(axis=1).iloc[:, 1:] < 0).all(axis=1).sum())
-            print(f"{name}: narrower at every step x{' -> x'.join(map(str, sizes))} in "
+            steps = " -> ".join(f"x{x:g}" for x in sizes)
+            print(f"{name}: narrower at every step {steps} in "
                   f"{mono} of {len(full)} replicates")
     plot(df, effects, sizes)
 
 
-def plot(df: pd.DataFrame, effects: list[str], sizes: list[int]) -> None:
+def plot(df: pd.DataFrame, effects: list[str], sizes: list[float]) -> None:
     from ciksim.report.plots import pyplot
 
     plt = pyplot()
@@ -207,7 +215,7 @@ def plot(df: pd.DataFrame, effects: list[str], sizes: list[int]) -> None:
             for xi, (_, row) in zip(x, part.iterrows(), strict=True):
                 ax.plot([xi, xi], [row[f"{name}_q05"], row[f"{name}_q95"]],
                         color=colors[k % 4] if row[f"{name}_covered"] else "#c44e52", lw=3,
-                        label=f"studies x{size}" if xi == x[0] else None)
+                        label=f"studies x{size:g}" if xi == x[0] else None)
         one = df[df["size"] == sizes[0]]
         ax.plot(one["replicate"] + 0.125 * (len(sizes) - 1), one[f"{name}_true"], "k_",
                 ms=14, mew=2, label="truth")
@@ -224,7 +232,7 @@ def plot(df: pd.DataFrame, effects: list[str], sizes: list[int]) -> None:
         ax.plot(sizes, wide[sizes].mean().to_numpy(float), color="k", lw=2.5, marker="o",
                 label="mean")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [f"x{s}" for s in sizes])
+        ax.set_xticks(sizes, [f"x{s:g}" for s in sizes])
         ax.set_xlabel("every study's n multiplied by")
         ax.set_ylabel("posterior / prior 90% width")
         ax.set_title(f"{name}: narrowing with study size")
@@ -233,5 +241,21 @@ def plot(df: pd.DataFrame, effects: list[str], sizes: list[int]) -> None:
     fig.savefig(OUT / "recovery.png", dpi=110)
 
 
+def persistence() -> None:
+    """How much the studies' summaries move with persistence_sd at a fixed potency, against
+    how much they move with potency: every shipped design 16 times larger (little noise),
+    potency 0.005, 0.02, 0.05 x persistence_sd 0, 0.8, 1.6, bias terms 0."""
+    data = copy.deepcopy(template())
+    for s in data["studies"]:
+        for arm in s["arms"]:
+            arm["n"] *= 16
+    prepared = prepare(parse_evidence(data, origin="x16"))
+    thetas = [{"potency": pot, "persistence_sd": sd} for pot in (0.005, 0.02, 0.05)
+              for sd in (0.0, 0.8, 1.6)]
+    raw = simulate_batch(prepared, thetas, list(range(len(thetas))), seed=7)
+    rows = [{**th, **summaries(prepared, r, th)} for th, r in zip(thetas, raw, strict=True)]
+    print(pd.DataFrame(rows).round(3).to_string(index=False))
+
+
 if __name__ == "__main__":
-    report() if sys.argv[1:] == ["report"] else run()
+    {"report": report, "persistence": persistence}.get(" ".join(sys.argv[1:]), run)()

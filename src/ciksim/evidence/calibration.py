@@ -249,6 +249,7 @@ def calibrate(
     elif db.exists():
         raise DataError(f"out: {str(db)!r} already holds a calibration; use --resume to "
                         "continue it or a new --out folder")
+    commit = git_commit()  # the code this run starts with
     folder.mkdir(parents=True, exist_ok=True)
     if not resume:
         run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -290,7 +291,7 @@ def calibrate(
             "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
             "epsilon_target": target,
             "converged": bool(float(pops["epsilon"].iloc[-1]) <= target),
-            "git_commit": git_commit(),
+            "git_commit": commit,
             "evaluations": int(history.total_nr_simulations),
             "studies": [ps.study.id for ps in prepared],
             "observed": [{"summary": o.name, "value": o.value, "se": o.se}
