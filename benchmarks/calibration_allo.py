@@ -2,7 +2,7 @@
 timed.
 
 Runs ``ciksim.evidence.calibrate(model="allo")`` (PARTICLES, GENERATIONS, WORKERS, SEED
-from the environment; defaults 60, 4, 2, 2026) on ``data/evidence/allo.toml``, prints the
+from the environment; defaults 30, 3, 2, 2026) on ``data/evidence/allo.toml``, prints the
 wall time, the simulated study sets and their cost, the posterior summary and checks. With
 ``--install`` (``make calibrate-allo``) it copies the posterior into
 ``src/ciksim/data/posterior/allo.parquet``, which ``Posterior.load(model="allo")`` returns.
@@ -19,8 +19,8 @@ from pathlib import Path
 from ciksim.evidence import calibrate
 from ciksim.evidence.allo import load_allo_evidence
 
-PARTICLES = int(os.environ.get("PARTICLES", "60"))
-GENERATIONS = int(os.environ.get("GENERATIONS", "4"))
+PARTICLES = int(os.environ.get("PARTICLES", "30"))
+GENERATIONS = int(os.environ.get("GENERATIONS", "3"))
 WORKERS = int(os.environ.get("WORKERS", "2"))
 SEED = int(os.environ.get("SEED", "2026"))
 PPC_DRAWS = int(os.environ.get("PPC_DRAWS", "40"))

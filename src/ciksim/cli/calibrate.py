@@ -89,8 +89,8 @@ def calibrate_allo(
     parameters: Annotated[str | None, typer.Option(
         help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
              "cik_allo_rel,cik_tox_rel,k_gvl).")] = None,
-    particles: Annotated[int, typer.Option(help="Particles per generation.")] = 60,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 4,
+    particles: Annotated[int, typer.Option(help="Particles per generation.")] = 30,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations (at most).")] = 3,
     min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
                                                            "this distance.")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,

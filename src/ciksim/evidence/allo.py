@@ -79,6 +79,10 @@ ALLO_ENDPOINTS = {
 DEFAULT_PARAMETERS = ("f_allo_t", "k_dmg", "cik_allo_rel", "cik_tox_rel", "k_gvl")
 REFERENCE_SCENARIO = "allo-aml-cr"
 SHIPPED_EVIDENCE = ("evidence", "allo.toml")
+#: The summary of a simulated arm without eligible patients (e.g. nobody relapses, or all
+#: have severe GvHD before the infusion): an impossible proportion, far from every observed
+#: one (many standard errors) but finite, so the tolerance schedule keeps working.
+NO_PATIENTS = -1.0
 _KEY_SHIFT = 20
 MAX_SIMULATED = 1 << 13  # simulated recipients per arm and draw (n × screen)
 
@@ -479,9 +483,8 @@ def summaries(prepared: Sequence[PreparedAlloStudy], raw: Mapping[str, Any],
         off = float(theta.get(f"offset:{sid}", 0.0)) if bias else 0.0
         for j, arm in enumerate(ps.arms):
             k, m = raw[sid][arm.name]
-            # no eligible patient: no study to compare (NaN; the distance is then infinite)
             out[f"{sid}/{arm.name}"] = _shift(k, m, off + (b if j == 0 else 0.0)) if m \
-                else math.nan
+                else NO_PATIENTS
     return out
 
 

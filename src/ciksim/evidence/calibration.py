@@ -178,8 +178,7 @@ def _ppc(prepared: tuple[PreparedStudy, ...], dims: list[Dimension], posterior: 
     rows = []
     for name, o in observed(prepared).items():
         v = np.array([s[name] for s in sims])
-        v = v[np.isfinite(v)]  # a simulated arm without eligible patients has no summary
-        q05, q50, q95 = np.quantile(v, [0.05, 0.5, 0.95]) if v.size else (np.nan,) * 3
+        q05, q50, q95 = np.quantile(v, [0.05, 0.5, 0.95])
         rows.append({"summary": name, "observed": o.value, "se": o.se, "q05": q05,
                      "median": q50, "q95": q95, "covered": bool(q05 <= o.value <= q95)})
     return rows

@@ -329,7 +329,5 @@ def observed(prepared: Sequence[PreparedStudy]) -> dict[str, Observed]:
 
 
 def distance(sim: Mapping[str, float], obs: Mapping[str, Observed]) -> float:
-    """Root of the sum of squared standardised differences over all observed summaries
-    (infinite when a simulated summary is missing, NaN: e.g. no eligible patient)."""
-    d = math.sqrt(sum(((sim[k] - o.value) / o.se) ** 2 for k, o in obs.items()))
-    return math.inf if math.isnan(d) else d
+    """Root of the sum of squared standardised differences over all observed summaries."""
+    return math.sqrt(sum(((sim[k] - o.value) / o.se) ** 2 for k, o in obs.items()))

@@ -66,8 +66,8 @@ def calibration_job(*, evidence: str | Path | None = None, add_cohort: str | Pat
 
 
 def allo_calibration_job(*, evidence: str | Path | None = None,
-                         parameters: Sequence[str] | None = None, particles: int = 60,
-                         generations: int = 4, min_epsilon: float | None = None,
+                         parameters: Sequence[str] | None = None, particles: int = 30,
+                         generations: int = 3, min_epsilon: float | None = None,
                          workers: int = 1, scheduler: str | None = None, seed: int = 0,
                          resume: bool = False, out: str | Path, ppc_draws: int = 40,
                          progress: Callable[[str], None] | None = None
