@@ -87,11 +87,11 @@ def test_bad_records_name_study_field_and_fix():
     _bad(setting, "donor-after-allo-hsct")
 
     def donor(d):
-        d["studies"][4]["population"]["donor"] = "twin"
+        d["studies"][4]["population"] = {"donor": "twin"}
     _bad(donor, "A3-linn-2012-cik", "population", "twin")
 
     def parameter(d):
-        d["studies"][4]["population"]["parameters"] = {"potency": 0.1}
+        d["studies"][4]["population"] = {"parameters": {"potency": 0.1}}
     _bad(parameter, "population.parameters.potency", "not an allo-model parameter")
 
     def before_engraftment(d):
@@ -160,8 +160,11 @@ def test_prepared_studies_carry_their_schedules_and_observed_summaries():
     assert a2.arms[0].horizon > 180 + 365
     obs = {o.name: o.value for o in a2.observed}
     assert obs["A2-dazzi-2000-escalating/escalating"] == pytest.approx(2.5 / 21)
-    linn = next(ps for ps in prepared if ps.study.id == "A3-linn-2012-cik")
-    assert linn.arms[0].scenario.donor == "haploidentical"
+    a4 = next(ps for ps in prepared if ps.study.id == "A4-introna-2007-cr")
+    assert a4.arms[0].start == "at-relapse_day" and a4.arms[0].horizon == 365 + a4.window + 1
+    assert a4.arms[0].scenario.parameters["start_burden"] == 3e-4
+    [trigger] = a4.arms[0].scenario.protocol.triggers
+    assert trigger.watch == "blast_fraction" and [d.amount for d in trigger.doses] == [6.2e6] * 2
     assert len(allo_model_hash()) == 16
 
 
@@ -212,3 +215,31 @@ def test_trigger_days_are_cohort_columns():
     assert np.allclose((day[fired] - 30) % 7, 0)
     assert np.all(relapse[fired] <= day[fired] + 1e-9)
     assert not np.any(day > np.nan_to_num(t["death_day"].to_numpy(), nan=np.inf))
+
+
+#: Targets computed from the shipped allo posterior's predictive that today's allo model does
+#: not meet (docs/inference.md, "What the allo posterior says"). Strict: a target that
+#: becomes met fails its test until it is taken off this list (and tests/test_validate.py's).
+UNMET = {
+    "A2": "escalating DLI gives nearly the GvHD of bulk DLI in the model (no stop at "
+          "response or GvHD; cumulative dose drives the programmed expansion)",
+    "A3": "donor CIK at 6e6-5e7 CD3+/kg cause no acute GvHD in the model (below the "
+          "precursor number at which the programmed expansion damages tissue), nor does DLI "
+          "at the same dose on day 180",
+    "A4": "donor CIK at overt relapse rarely bring remission in the model (CR well below 15%)",
+    "A5": "after a trigger, leukemic death follows within months in both arms (2-year OS "
+          "near 0), so pre-emptive DLI of 1e7/kg does not separate from DLI at relapse",
+}
+TARGETS = ("A1", "A2", "A3", "A4", "A5")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", [
+    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=UNMET[t])) if t in UNMET
+    else t for t in TARGETS])
+def test_targets_a1_to_a5_from_the_posterior_predictive(target, check):
+    from ciksim.targets import allo_calibrated as t
+
+    fn = {"A1": t.a1_dli_dose_gvhd, "A2": t.a2_escalating_dli, "A3": t.a3_donor_cik_gvhd,
+          "A4": t.a4_donor_cik_cr, "A5": t.a5_preemptive_vs_relapse}[target]
+    check(fn())

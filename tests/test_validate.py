@@ -6,7 +6,10 @@ from typer.testing import CliRunner
 from ciksim.cli import app
 
 IDS = [f"C{i}" for i in range(1, 13)] + [f"K{i}" for i in range(1, 9)] + \
-    [f"P{i}" for i in range(1, 14)] + ["T1", "T2", "T4", "T5", "P14"]
+    [f"P{i}" for i in range(1, 14)] + ["T1", "T2", "T4", "T5", "P14"] + \
+    [f"A{i}" for i in range(1, 6)]
+#: Computed but not met by today's allo model (reasons: tests/test_evidence_allo.py UNMET).
+UNMET = {"A2", "A3", "A4", "A5"}
 
 
 def test_validate_lists_every_target_with_a_computed_pass(tmp_path):
@@ -17,7 +20,7 @@ def test_validate_lists_every_target_with_a_computed_pass(tmp_path):
     assert sorted({t["id"] for t in targets}, key=IDS.index) == IDS
     for t in targets:
         assert set(t) == {"id", "value", "range", "pass"}
-        assert t["pass"] is True, t
+        assert t["pass"] is (t["id"] not in UNMET), t
     html = (out / "validation.html").read_text()
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)  # base64 may spell FAIL
-    assert html.count("data:image/png;base64,") == 3 and "FAIL" not in text
+    assert html.count("data:image/png;base64,") == 3 and text.count("FAIL") == len(UNMET)
