@@ -315,3 +315,27 @@ def test_cli_run_of_cik_vs_dli_skips_the_culture_and_reports_the_trial(tmp_path)
                  "Assurance", "who got donor cells", "when mrd is above 0.0001"):
         assert text in html, text
     assert (out / "trial" / "patients.parquet").is_file()
+
+
+def test_draws_same_numbers_for_workers_and_chunks_and_assurance_cli(tmp_path):
+    from ciksim.trial.draws import DrawDesign, run_over_draws
+
+    spec = TrialSpec.from_dict(allo_dict(follow_up_years=0.5))
+    src = allo_prior_source()
+    one = run_over_draws(spec, src, DrawDesign(draws=2, cohort=20, sizes=(5,), chunk_draws=1),
+                         workers=1).table
+    two = run_over_draws(spec, src, DrawDesign(draws=2, cohort=20, sizes=(5,), chunk_draws=2),
+                         workers=2).table
+    pd.testing.assert_frame_equal(one, two)
+    assert set(one["share_given_treated"]) == {1.0}  # fixed day 60 within follow-up
+    spec_file = tmp_path / "s.toml"
+    import tomli_w
+
+    spec_file.write_bytes(tomli_w.dumps(allo_dict(follow_up_years=0.5)).encode())
+    r = CliRunner().invoke(app, ["trial", "assurance", str(spec_file), "--prior", "--n",
+                                 "5,10", "--draws", "2", "--cohort", "20", "--workers", "1",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    curve = json.loads(r.output)["assurance_curve"]
+    assert [c["n_per_arm"] for c in curve] == [5, 10]
+    assert all(0 <= c["assurance"] <= 1 for c in curve)
