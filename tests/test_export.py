@@ -187,3 +187,29 @@ def test_combine_archive_runs_in_tellurium(tmp_path):
         theirs = np.ravel(data[f"dg_{name}"])
         np.testing.assert_allclose(theirs, ours[name][:, 0], rtol=1e-6, atol=1e-9,
                                    err_msg=name)
+
+
+def test_allo_combine_archive_runs_in_tellurium(tmp_path):
+    te = pytest.importorskip("tellurium", reason="tellurium is in the interop extra")
+    import matplotlib
+
+    from ciksim.models.allo import AlloScenario
+
+    matplotlib.use("Agg")
+    scen = AlloScenario.load("allo-aml-cr")
+    exp = export_model("allo", years=0.5, events=[{"day": 60, "action": "dose", "dose": "dli",
+                                                   "amount": 1e6}],
+                       parameters=whole_initiating_cells(dict(scen.parameters)))
+    out = te.executeCombineArchive(str(exp.write_combine(tmp_path / "allo.omex")),
+                                   createOutputs=False)
+    data = next(iter(out.values()))["dataGenerators"]
+    times = np.ravel(data["dg_time"])
+    ours = simulate(exp.model, exp.protocol, exp.end_time, times=times,
+                    parameters=exp.parameters,
+                    settings=SolverSettings(method="DOP853", rtol=1e-13, atol=1e-16))
+    off_event = np.abs(times - 60.0) > 0.5  # the tools report either side of the dose day
+    assert exp.outputs and off_event.sum() == len(times) - 1
+    for name in exp.outputs:
+        a, b = np.ravel(data[f"dg_{name}"])[off_event], ours[name][off_event, 0]
+        err = np.abs(a - b) / (np.abs(b) + 1e-6 * np.max(np.abs(b)) + 1e-12)
+        assert np.max(err) < 1e-6, f"{name}: relative error {np.max(err):.2e}"
