@@ -33,6 +33,19 @@ def _trial(path: Path) -> Any:
     return TrialSpec.load(path)
 
 
+def _allo_trial(path: Path) -> Any:
+    from ciksim.schemas import read_toml
+    from ciksim.trial.allo import load_allo_spec
+
+    return load_allo_spec(path, read_toml(path, what="allo trial spec"))
+
+
+def _allo_trial_schema() -> Any:
+    from ciksim.trial.allo import allo_trial_schema
+
+    return allo_trial_schema()
+
+
 def _target(path: Path) -> Any:
     from ciksim.analysis.killing import resolve_target
 
@@ -171,6 +184,46 @@ name = "chemotherapy"
 name = "chemotherapy + CIK"
 cik = { dose_per_kg = 5e7, infusions = 3, interval_days = 21, first_day = 30 }
 ''', _trial))
+
+register(Format(
+    "allo-trial", "toml",
+    "A virtual trial after allogeneic stem-cell transplantation: an allo population (donor, "
+    "conditioning, chimerism), arms giving donor cells (DLI or donor CIK by CD3+/kg, fixed "
+    "or triggered), GRFS analysis (`ciksim trial FILE.toml`; `population.scenario` an allo "
+    "scenario).",
+    _allo_trial_schema,
+    '''name = "my-allo-trial"
+seed = 1
+patients_per_arm = 100
+follow_up_years = 2
+
+[population]
+scenario = "allo-aml-cr"
+donor = "sibling"
+conditioning = "ric"
+
+[[arms]]
+name = "DLI"
+donor_cells = { cells = "dli", dose_per_kg = 1e7, first_day = 90 }
+
+[[arms]]
+name = "pre-emptive donor CIK"
+
+[arms.donor_cells]
+cells = "cik"
+dose_per_kg = 1e7
+infusions = 2
+interval_days = 28
+
+[arms.donor_cells.when]
+watch = "mrd"
+above = 1e-4
+monitor = { first = 30, every = 30, last = 720 }
+
+[analysis]
+endpoint = "grfs"
+grfs_agvhd = "III-IV"
+''', _allo_trial))
 
 register(Format(
     "target", "toml",
