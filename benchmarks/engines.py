@@ -12,12 +12,17 @@ work itself; the machine's load average is printed before and after.
    the engine's throughput as a share of the floor's.
 3. Deterministic cohort: the compiled ODE engine vs a libroadrunner per-patient loop on the
    exported SBML (patient model, aml-cr1 + CIK, 2 years; roadrunner timed on a sample and
-   scaled). Goal >= 15x.
-4. Exact stochastic cure vs GillesPy2's SSA (``reference_tools.cure``), where GillesPy2 is
+   scaled). Goal >= 15x. In alternating pairs with ciksim, CPU seconds.
+4. The same cohort with diffrax (jax, CPU, float64): Dopri5 under ``jit(vmap)`` over the
+   patients, the same tolerances (each species scaled by ciksim's absolute-tolerance
+   scale), the protocol's events applied between segments; its compilation is reported
+   apart. Skipped with a note where jax/diffrax are not installed (the ``bench`` extra).
+5. Exact stochastic cure vs GillesPy2's SSA (``reference_tools.cure``), where GillesPy2 is
    installed (``pip install -e '.[bench]'``); skipped with a note otherwise.
 
-Run: ``python benchmarks/engines.py`` (about a minute). PATIENTS (per arm, default 1000),
-PAIRS (default 3), COHORT (default 2000) and RR_SAMPLE (default 100) resize it.
+Run: ``python benchmarks/engines.py`` (a few minutes; diffrax compiles for a minute or
+more). PATIENTS (per arm, default 1000), PAIRS (default 3), COHORT (default 2000) and
+RR_SAMPLE (default 100) resize it; ONLY_COHORT=1 runs parts 3 and 4 alone.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # before numba loads: CPU time 
 import importlib.util
 import platform
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -37,9 +43,14 @@ from threadpoolctl import threadpool_limits
 from ciksim.analysis.patient import CikSchedule, patient_protocol, run_patients
 from ciksim.engines import SolverSettings, fused, simulate
 from ciksim.engines._random import kendall_step, seed_states
+from ciksim.engines.ode import _atol_scale
+from ciksim.engines.result import Result
 from ciksim.engines.stochastic import stochastic_structure
+from ciksim.model import Model
+from ciksim.model.model import parameter_matrix
 from ciksim.model.variability import sample_parameters
 from ciksim.models.patient import STOCHASTIC, Scenario, patient_model
+from ciksim.protocol import Protocol
 from ciksim.trial.runner import run_trial
 from ciksim.trial.spec import TrialSpec
 
@@ -165,14 +176,24 @@ def _product():
                    COMPOSITION["f_nk"])
 
 
-def cohort() -> None:
-    if importlib.util.find_spec("roadrunner") is None:
-        print("[3] deterministic cohort: skipped (libroadrunner not installed)")
-        return
-    import roadrunner
+@dataclass
+class Cohort:
+    """The deterministic cohort the reference tools solve too, and ciksim's solution."""
 
-    from ciksim.engines.sbml import to_sbml
+    model: Model
+    proto: Protocol
+    draws: dict[str, np.ndarray]
+    times: np.ndarray
+    settings: SolverSettings
+    ours: Result
 
+    def run_ours(self) -> float:
+        """CPU seconds of ciksim's compiled engine on the whole cohort."""
+        return cpu(simulate, self.model, self.proto, 730.0, times=self.times,
+                   parameters=self.draws, settings=self.settings)[0]
+
+
+def cohort() -> Cohort:
     model = patient_model()
     scen = Scenario.load("aml-cr1")
     proto = patient_protocol(scen, CikSchedule())
@@ -190,34 +211,151 @@ def cohort() -> None:
     settings = SolverSettings(method="compiled", rtol=1e-6)
     simulate(model, proto, 730.0, times=times, parameters={k: v[:4] for k, v in draws.items()},
              settings=settings)
-    t_ours, ours = cpu(simulate, model, proto, 730.0, times=times, parameters=draws,
-                       settings=settings)
-    rr = roadrunner.RoadRunner(to_sbml(model, proto))
+    ours = simulate(model, proto, 730.0, times=times, parameters=draws, settings=settings)
+    print(f"[3] deterministic cohort, patient model (aml-cr1 + CIK), {COHORT:,} x 2 years, "
+          f"rtol 1e-6, one thread, {PAIRS} alternating pairs per tool")
+    print(f"    varied per patient: {', '.join(draws)}")
+    return Cohort(model, proto, draws, times, settings, ours)
+
+
+def _pairs(label: str, c: Cohort, theirs, goal: str) -> None:
+    """Alternate ciksim and a tool ``PAIRS`` times; print CPU seconds and the ratios."""
+    ours_t, theirs_t = [], []
+    for _ in range(PAIRS):
+        ours_t.append(c.run_ours())
+        theirs_t.append(theirs())
+    ratios = np.array(theirs_t) / np.array(ours_t)
+    print(f"    ciksim compiled per-patient: {np.median(ours_t):7.3f} CPU s (median; "
+          f"{min(ours_t):.3f}-{max(ours_t):.3f})")
+    print(f"    {label}: {np.median(theirs_t):7.3f} CPU s (median; {min(theirs_t):.3f}-"
+          f"{max(theirs_t):.3f})")
+    print(f"    ratio{goal}: {np.median(ratios):6.1f}x median of pairs (min "
+          f"{ratios.min():.1f}, max {ratios.max():.1f})")
+
+
+def roadrunner_cohort(c: Cohort) -> None:
+    if importlib.util.find_spec("roadrunner") is None:
+        print("    libroadrunner: skipped (not installed; pip install -e '.[bench]')")
+        return
+    import roadrunner
+
+    from ciksim.engines.sbml import to_sbml
+
+    rr = roadrunner.RoadRunner(to_sbml(c.model, c.proto))
     rr.integrator.relative_tolerance = 1e-6
     rr.timeCourseSelections = ["time", "N"]
-    worst = 0.0
-    c = time.process_time()
-    for i in range(RR_SAMPLE):
-        for name, values in draws.items():
-            rr[name] = float(values[i])
-        rr.reset()
-        res = rr.simulate(times=list(times))
-        mine = ours["N"][:, i]
-        worst = max(worst, float(np.max(np.abs(res[:, 1] - mine)) / np.max(mine)))
-    t_rr = (time.process_time() - c) / RR_SAMPLE * COHORT
-    print(f"[3] deterministic cohort, patient model (aml-cr1 + CIK), {COHORT:,} x 2 years, "
-          "rtol 1e-6, one thread")
-    print(f"    varied per patient: {', '.join(draws)}")
-    print(f"    ciksim compiled per-patient: {t_ours:7.2f} CPU s")
-    print(f"    libroadrunner {roadrunner.__version__} loop (from {RR_SAMPLE}): "
-          f"{t_rr:7.2f} CPU s")
-    print(f"    ratio (goal >= 15x): {t_rr / t_ours:6.1f}x; largest difference in normal "
+    worst = [0.0]
+
+    def loop() -> float:
+        t0 = time.process_time()
+        for i in range(RR_SAMPLE):
+            for name, values in c.draws.items():
+                rr[name] = float(values[i])
+            rr.reset()
+            res = rr.simulate(times=list(c.times))
+            mine = c.ours["N"][:, i]
+            worst[0] = max(worst[0], float(np.max(np.abs(res[:, 1] - mine)) / np.max(mine)))
+        return (time.process_time() - t0) / RR_SAMPLE * COHORT
+
+    _pairs(f"libroadrunner {roadrunner.__version__} loop (timed on {RR_SAMPLE}, scaled)", c,
+           loop, " (goal >= 15x)")
+    print(f"    largest difference in normal cells: {worst[0]:.1e} of their peak")
+
+
+def diffrax_cohort(c: Cohort) -> None:
+    """diffrax's Dopri5 under ``jit(vmap)`` on the same model, protocol and tolerances."""
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("diffrax") is None:
+        print("    diffrax: skipped (jax and diffrax are not installed; pip install -e "
+              "'.[bench]')")
+        return
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                          "intra_op_parallelism_threads=1")  # one thread, before jax loads
+    import diffrax
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    model, times = c.model, c.times
+    rhs = _jax_rhs(model, jnp)
+    overrides = dict(c.proto.parameter_values(model))
+    overrides.update(c.draws)
+    pmat = parameter_matrix(model, overrides)
+    y0 = model.compiled.initial(pmat).astype(float)
+    # each species scaled by its absolute-tolerance scale: the error norm of the scaled
+    # state with atol 1e-9 is ciksim's per-individual, per-species tolerance
+    scale = _atol_scale(model, y0, each=True)
+    events = c.proto.bind(model)
+    stops = [*sorted({e.day for e in events if e.day <= 730.0}), 730.0]
+    width = max(int(np.sum((times >= a) & (times < b))) for a, b in
+                zip([0.0, *stops[:-1]], stops, strict=True)) + 1
+    term = diffrax.ODETerm(lambda t, z, args: rhs(t, z * args[1], args[0]) / args[1])
+    controller = diffrax.PIDController(rtol=c.settings.rtol, atol=c.settings.atol)
+
+    def one(z0, p, s, t0, t1, ts):
+        return diffrax.diffeqsolve(term, diffrax.Dopri5(), t0, t1, None, z0, args=(p, s),
+                                   saveat=diffrax.SaveAt(ts=ts),
+                                   stepsize_controller=controller, max_steps=100_000).ys
+
+    solve = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None, None)))
+    p_j, s_j = jnp.asarray(pmat.T), jnp.asarray(scale.T)
+
+    def run() -> np.ndarray:
+        y, kept, t = y0.copy(), np.ones(y0.shape[1]), 0.0
+        out = np.full((times.size, *y0.shape), np.nan)
+        for stop in stops:
+            sel = (times >= t) & (times < stop)
+            ts = np.full(width, stop)
+            ts[:sel.sum()] = times[sel]
+            ys = np.asarray(solve(jnp.asarray((y / scale).T), p_j, s_j, t, stop,
+                                  jnp.asarray(ts))) * scale.T[:, None, :]
+            out[sel] = np.transpose(ys[:, :sel.sum(), :], (1, 2, 0))
+            y, t = ys[:, -1, :].T.copy(), stop
+            for e in events:
+                if e.day == stop:
+                    e.apply(y, kept, pmat)
+        out[times == t] = y
+        return out
+
+    t0 = time.perf_counter()
+    first_cpu, ys = cpu(run)
+    first_wall = time.perf_counter() - t0
+    n_ours = c.ours["N"]
+    worst = float(np.max(np.abs(ys[:, 3] - n_ours) / np.max(n_ours, axis=0)))
+    runs: list[float] = []
+
+    def theirs() -> float:
+        runs.append(cpu(run)[0])
+        return runs[-1]
+
+    _pairs(f"diffrax {diffrax.__version__} Dopri5, jit(vmap), jax {jax.__version__}", c,
+           theirs, "")
+    print(f"    diffrax compilation (first call less a run): {first_wall - np.median(runs):.1f} "
+          f"s wall, {first_cpu - np.median(runs):.1f} CPU s; largest difference in normal "
           f"cells: {worst:.1e} of their peak")
+
+
+def _jax_rhs(model: Model, jnp):
+    """The model's right-hand side ``rhs(t, y, p)`` for one individual, in jax.numpy,
+    written from the declaration like ciksim's own engines."""
+    lines = ["def rhs(t, y, p):"]
+    lines += [f"    {q.name} = p[{i}]" for i, q in enumerate(model.parameters)]
+    lines += [f"    {s.name} = y[{i}]" for i, s in enumerate(model.species)]
+    lines += [f"    {a.name} = {model.expression(a.name).python()}" for a in model.assignments]
+    lines += [f"    {pr.name} = {model.expression(pr.name).python()}" for pr in model.processes]
+    derivs = [" + ".join(f"({float(pr.changes[s.name])!r}) * {pr.name}"
+                         for pr in model.processes if s.name in pr.changes) or "0.0 * t"
+              for s in model.species]
+    lines.append(f"    return _np_stack([{', '.join(derivs)}])")
+    namespace = {"_np_stack": jnp.stack, "_np_exp": jnp.exp, "_np_log": jnp.log,
+                 "_np_sqrt": jnp.sqrt, "_np_minimum": jnp.minimum, "_np_maximum": jnp.maximum}
+    exec(compile("\n".join(lines) + "\n", "<jax rhs>", "exec"), namespace)
+    return namespace["rhs"]
 
 
 def gillespy2() -> None:
     if importlib.util.find_spec("gillespy2") is None:
-        print("[4] stochastic cure vs GillesPy2: skipped (pip install -e '.[bench]')")
+        print("[5] stochastic cure vs GillesPy2: skipped (pip install -e '.[bench]')")
         return
     import sys
 
@@ -225,7 +363,7 @@ def gillespy2() -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     from reference_tools import cure
 
-    print("[4] ", end="")
+    print("[5] ", end="")
     cure()
 
 
@@ -235,10 +373,14 @@ def main() -> None:
           f"{platform.python_version()}; load average (1, 5, 15 min) at start: "
           f"{', '.join(f'{x:.1f}' for x in load0)}")
     with threadpool_limits(1):
-        rate = trial_throughput()
-        arithmetic_floor(rate)
-        cohort()
-        gillespy2()
+        if not os.environ.get("ONLY_COHORT"):
+            rate = trial_throughput()
+            arithmetic_floor(rate)
+        c = cohort()
+        roadrunner_cohort(c)
+        diffrax_cohort(c)
+        if not os.environ.get("ONLY_COHORT"):
+            gillespy2()
     print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"(above {os.cpu_count()} means other processes shared the cores)")
 

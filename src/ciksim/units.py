@@ -7,6 +7,7 @@ declared units, so a unit is only ever a label there.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import pint
 
@@ -23,7 +24,13 @@ U = IU
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
     """The shared registry: pint defaults plus ``cell`` and ``IU`` (and ``U``)."""
-    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    from ciksim.cache import cache_dir
+
+    try:  # pint keeps its parsed default definitions there: a fresh process skips parsing
+        folder: Path | None = cache_dir() / "pint"
+    except OSError:
+        folder = None
+    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=folder)
     for line in _DEFINITIONS.strip().splitlines():
         ureg.define(line)
     return ureg

@@ -12,9 +12,7 @@ Cached results (e.g. a trial's product lots, cultured from 200 simulated donors)
 same rules: a file named by the hash of everything the result is computed from, written
 atomically once and read by every later process.
 
-Folder: ``$CIKSIM_CACHE_DIR`` if set, else the user cache folder (``$XDG_CACHE_HOME/ciksim``
-or ``~/.cache/ciksim``; ``%LOCALAPPDATA%\\ciksim`` on Windows, ``~/Library/Caches/ciksim`` on
-macOS); a private temporary folder if that is not writable (e.g. a read-only home).
+Folder: ``ciksim.cache.cache_dir()`` (``$CIKSIM_CACHE_DIR``, else the user cache folder).
 """
 
 from __future__ import annotations
@@ -23,51 +21,24 @@ import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-import numba
 import numpy as np
 
 from ciksim._version import __version__
+from ciksim.cache import ENV_VAR, cache_dir
 
-ENV_VAR = "CIKSIM_CACHE_DIR"
+__all__ = ["ENV_VAR", "cache_dir", "cached_arrays", "load_generated", "source_key"]
 _LOADED: dict[str, ModuleType] = {}
-
-
-def cache_dir() -> Path:
-    """The folder generated code is written to (created if missing)."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        base = Path(env)
-    elif sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "ciksim"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches" / "ciksim"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ciksim"
-    for folder in (base, Path(tempfile.gettempdir()) / f"ciksim-{_user()}"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                return folder
-        except OSError:
-            continue
-    raise OSError(f"no writable folder for ciksim's compiled code; set {ENV_VAR}")
-
-
-def _user() -> str:
-    try:
-        return str(os.getuid())  # type: ignore[attr-defined,unused-ignore]
-    except AttributeError:
-        return os.environ.get("USERNAME", "user")
 
 
 def source_key(source: str, *depends: str) -> str:
     """Hash of a generated source, the files it calls, ciksim's and numba's versions."""
+    import numba
+
     h = hashlib.sha256()
     for part in (source, *depends, __version__, numba.__version__, sys.version):
         h.update(part.encode("utf-8"))
