@@ -181,6 +181,27 @@ def test_an_extinct_individual_waits_for_a_pending_trigger_and_its_doses():
     assert np.all(res.final[2] > np.exp(-0.01 * 20.0))
 
 
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_never_in_remission_is_dated_only_once_no_trigger_is_pending(engine):
+    """An individual above the crossing threshold from the start is a failure from the start
+    once its fate is settled: after the fixed events, and after pending monitoring."""
+    kw = dict(parameters={"X0": np.full(200, 5.0), "b": np.full(200, 0.45),
+                          "d": np.full(200, 0.45)}, threshold=1e-3, track_min=None)
+    pending = Trigger("pending", "M", above=100, monitor=[60],
+                      doses=[{"offset": 0, "dose": "mark", "amount": 1}])
+    plain = run(engine, protocol=Protocol("none"), **kw)
+    waits = run(engine, protocol=Protocol("w", (), triggers=(pending,)), **kw)
+    assert np.all(np.isnan(waits.trigger_day["pending"]))
+    # dated 0 (and stopped) unless extinct first: at day 3 without, at day 60 with the trigger
+    for res, settled in ((plain, 3.0), (waits, 60.0)):
+        dated = res.crossing_time == 0.0
+        np.testing.assert_array_equal(dated, np.isnan(res.extinction_time))
+        assert np.all(res.extinction_time[~dated] <= settled)
+    assert 0.05 < (waits.crossing_time == 0).mean() < (plain.crossing_time == 0).mean()
+    early = plain.extinction_time <= 3.0
+    np.testing.assert_array_equal(waits.extinction_time[early], plain.extinction_time[early])
+
+
 def test_days_beyond_the_horizon_are_ignored():
     trig = Trigger("t", "M", below=1, monitor=[50, 80], doses=[
         {"offset": 0, "dose": "mark", "amount": 1}, {"offset": 10, "dose": "mark", "amount": 1}])

@@ -21,13 +21,13 @@ from ciksim.errors import CikError, DataError, ModelError, ProtocolError, UnitEr
 if TYPE_CHECKING:
     from ciksim.engines import Result, SolverSettings, simulate
     from ciksim.model import Assignment, Model, Parameter, Process, Species
-    from ciksim.protocol import Event, Protocol
+    from ciksim.protocol import Event, Protocol, Trigger
 
 _LAZY = {
     "Result": "ciksim.engines", "SolverSettings": "ciksim.engines", "simulate": "ciksim.engines",
     "Assignment": "ciksim.model", "Model": "ciksim.model", "Parameter": "ciksim.model",
     "Process": "ciksim.model", "Species": "ciksim.model",
-    "Event": "ciksim.protocol", "Protocol": "ciksim.protocol",
+    "Event": "ciksim.protocol", "Protocol": "ciksim.protocol", "Trigger": "ciksim.protocol",
 }
 
 
@@ -41,6 +41,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Assignment", "CikError", "DataError", "Event", "Model", "ModelError", "Parameter",
-    "Process", "Protocol", "ProtocolError", "Result", "SolverSettings", "Species", "UnitError",
-    "__version__", "simulate",
+    "Process", "Protocol", "ProtocolError", "Result", "SolverSettings", "Species", "Trigger",
+    "UnitError", "__version__", "simulate",
 ]
