@@ -447,8 +447,12 @@ def simulate_stochastic(
     below it by the end of the last event and its window is a failure from the start
     (crossing at time 0, as primary treatment failures are dated).
     ``track_min``: minimum of a variable up to the crossing. Individuals whose fate is
-    settled (crossed, or extinct after the last event and its window) stop being simulated
-    (a recorded trajectory ends at the crossing; with ``record`` extinct ones go on).
+    settled (crossed, or extinct after the last event and its window, every pending
+    monitoring visit of the protocol's triggers and every triggered dose and its window)
+    stop being simulated (a recorded trajectory ends at the crossing; with ``record``
+    extinct ones go on). The protocol's triggers fire per individual (see
+    ``ciksim.engines.triggers`` and docs/triggers.md); ``trigger_day[name]`` of the result
+    is the day each fired (NaN if it did not, or not before the individual stopped).
     ``indices`` number the individuals for their random streams (default 0..n-1).
     ``engine``: ``compiled`` (one numba loop per individual, ``ciksim.engines.fused``;
     protocols with events other than doses use the reference) or ``reference`` (this
