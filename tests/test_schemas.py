@@ -224,3 +224,29 @@ def test_user_text_in_figures_is_literal(tmp_path):
         stage.figure(fig, "f")
     assert (tmp_path / "o" / "f.png").is_file()
     assert not ax.get_legend().get_texts()[0].get_parse_math()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("patient,arm,time_months,event,notes\nP1,a,3,relapse,x\n", "unknown column.*'notes'"),
+     ("patient,arm,time_months,event,mrd_m3\nP1,a,3,relapse,-1\n", "column mrd_m3: '-1' must"),
+     ("patient,arm,time_months,event,mrd_m3\nP1,a,3,relapse,high\n", "is not a number"),
+     ("patient,arm,time_months,event\nP1,a,3,relapse\nP1,a,5,death\n", "repeated id 'P1'"),
+     ("patient,arm,time_months,event\nP1,a,nan,relapse\n", "column time_months: 'nan' is not"),
+     ("patient,arm,time_months,event\nP1,a,3,relapsed\n", "unknown label 'relapsed'"),
+     ("patient,arm,time_months,event\nP1,,3,relapse\n", "column arm: name the patient's arm"),
+     (b"patient,arm,time_months,event\nP1,a,3,\xff\xfe\n", "UTF-8")],
+)
+def test_cohort_csv_is_a_schema_checked_format(tmp_path, text, message):
+    """The user cohort CSV is a registered format: read by its schema (extra columns other
+    than mrd... are refused, not ignored), listed by ``ciksim schema``."""
+    from ciksim.evidence import read_cohort
+
+    assert "cohort" in formats()
+    p = tmp_path / "cohort.csv"
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DataError, match=message):
+        read_cohort(p)
+    ok = tmp_path / "ok.csv"
+    ok.write_text("patient,arm,time_months,event,mrd_m3\nP1,a,3,Relapse,1e-3\nP2,a,9,censored,\n")
+    assert read_cohort(ok) == {"a": [(3.0, "relapse"), (9.0, "censored")]}

@@ -14,8 +14,6 @@ survival endpoint through :func:`cohort_study`.
 
 from __future__ import annotations
 
-import csv
-import math
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import cache
@@ -336,53 +334,12 @@ def load_evidence(path: str | Path | None = None) -> Evidence:
     return parse_evidence(parse_toml(text, origin=origin), origin=origin)
 
 
-EVENT_LABELS = ("relapse", "death", "censored")
-
-
 def read_cohort(path: str | Path) -> dict[str, list[tuple[float, str]]]:
-    """A cohort CSV ``patient, arm, time_months, event`` -> per arm, (time, event) rows.
+    """A cohort CSV ``patient, arm, time_months, event[, mrd...]`` -> per arm, (time,
+    event) rows; the format is declared in :mod:`ciksim.schemas.cohort`."""
+    from ciksim.schemas.cohort import read_cohort as read
 
-    ``event`` is one of relapse, death, censored. Extra columns (e.g. MRD) are allowed and
-    ignored by the survival likelihood.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"cohort file {str(p)!r} does not exist")
-    with p.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        need = ("patient", "arm", "time_months", "event")
-        missing = [c for c in need if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{p}: missing column(s) {', '.join(missing)}; the header must "
-                            f"include {', '.join(need)}")
-        arms: dict[str, list[tuple[float, str]]] = {}
-        seen: set[str] = set()
-        for line, row in enumerate(reader, start=2):
-            where = f"{p} line {line}"
-            pid = (row["patient"] or "").strip()
-            if not pid or pid in seen:
-                raise DataError(f"{where}: column patient: {'empty' if not pid else 'repeated'}"
-                                f" id {pid!r}; give each patient one row with a unique id")
-            seen.add(pid)
-            try:
-                t = float(row["time_months"])
-            except (TypeError, ValueError):
-                raise DataError(f"{where}: column time_months: {row['time_months']!r} is not "
-                                "a number of months") from None
-            if not math.isfinite(t) or t < 0:
-                raise DataError(f"{where}: column time_months: {t!r} must be >= 0 months "
-                                "since day 0 of the scenario (remission)")
-            event = (row["event"] or "").strip().lower()
-            if event not in EVENT_LABELS:
-                raise DataError(f"{where}: column event: unknown label {row['event']!r}; use "
-                                f"one of {', '.join(EVENT_LABELS)}")
-            arm = (row["arm"] or "").strip()
-            if not arm:
-                raise DataError(f"{where}: column arm: empty; name the patient's arm")
-            arms.setdefault(arm, []).append((t, event))
-    if not arms:
-        raise DataError(f"{p}: no patients")
-    return arms
+    return read(path)
 
 
 def cohort_study(csv_path: str | Path, study_toml: str | Path) -> Study:

@@ -105,7 +105,8 @@ def render() -> str:
         if fmt.kind == "csv":
             out += ["One row per line, a header naming the columns (any order); every column "
                     "below must be present, unknown columns and rows with extra fields are "
-                    "refused.", ""]
+                    "refused" + (" (except the optional columns named in the summary)"
+                                 if schema.get("additionalProperties") else "") + ".", ""]
         out += _table(schema, "top level" if fmt.kind == "toml" else "columns")
         for sub, sub_schema in schema.get("$defs", {}).items():
             out += _table(sub_schema, f"`{sub}`", skip_many=True)

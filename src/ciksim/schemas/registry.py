@@ -64,6 +64,18 @@ def _counts(path: Path) -> Any:
     return CultureData.read_csv(path)
 
 
+def _cohort(path: Path) -> Any:
+    from ciksim.schemas.cohort import read_cohort
+
+    return read_cohort(path)
+
+
+def _cohort_schema() -> Any:
+    from ciksim.schemas.cohort import CohortRow
+
+    return CohortRow
+
+
 def _release(path: Path) -> Any:
     from ciksim.analysis.product import read_release_data
 
@@ -277,6 +289,20 @@ register(Format(
 L01,1.42e9,51,44,3,92
 L02,0.42e9,40,54,4,85
 ''', _release))
+
+register(Format(
+    "cohort", "csv",
+    "A user's own cohort for calibration, one row per patient: arm, follow-up in months "
+    "since day 0 of the scenario (remission) and what ended it (relapse, death or censored); "
+    "optional MRD columns named mrd... (fractions >= 0, checked, not yet used) "
+    "(`ciksim calibrate patient --add-cohort FILE.csv --study TOML`; see docs/inference.md).",
+    _cohort_schema,
+    '''patient,arm,time_months,event,mrd_month_3
+P01,cik,14.5,relapse,0.002
+P02,cik,36,censored,
+P03,control,8.2,relapse,0.01
+P04,control,20.1,death,0
+''', _cohort))
 
 register(Format(
     "evidence", "toml",

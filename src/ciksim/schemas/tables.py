@@ -101,6 +101,8 @@ def read_table(path: str | Path, schema: type[R], *, what: str = "data",
     p = origin or str(path)
     required, optional = columns(schema)
     layout = ",".join(required + [f"[{c}]" for c in optional])
+    if getattr(schema, "extra_prefix", None):
+        layout += f",[{schema.extra_prefix}...]"
     reader = csv.reader(io.StringIO(text_, newline=""))
     try:
         header = [h.strip() for h in next(reader, [])]
@@ -109,7 +111,9 @@ def read_table(path: str | Path, schema: type[R], *, what: str = "data",
     missing = [c for c in required if c not in header]
     if missing:
         raise error(f"{p}: missing column(s) {', '.join(missing)}; the header must be {layout}")
-    unknown = [c for c in header if c not in required and c not in optional]
+    prefix = getattr(schema, "extra_prefix", None)  # optional extra columns (e.g. mrd...)
+    unknown = [c for c in header if c not in required and c not in optional
+               and not (prefix and c.startswith(prefix))]
     if unknown:
         raise error(f"{p}: unknown column(s) {', '.join(map(repr, unknown))}; the header must "
                     f"be {layout}")
