@@ -340,3 +340,17 @@ def test_triggers_fire_per_patient_and_bad_triggers_name_the_field():
                            "chemo")):
         with pytest.raises(CikError, match=fragment):
             AlloScenario.load("allo-aml-cr", triggers=[{**_PRE_EMPTIVE, **bad}])
+
+
+def test_allo_report_lists_the_infusions_and_triggers():
+    from ciksim.jobs.allo import allo_patient_job
+    from ciksim.models.allo import AlloScenario
+
+    res = allo_patient_job("allo-aml-cr", dli=["1e7@90"], years=0.3, seed=1)
+    html = res.report_html()
+    assert "dli 1e+07 cells/kg on day 90" in html
+    trig = AlloScenario.load("allo-aml-cr", triggers=[_PRE_EMPTIVE])
+    html = type(res)(trig, res.cohort).report_html()
+    assert "trigger &#x27;pre-emptive&#x27;: when mrd is above 0.0001" in html \
+        or "trigger 'pre-emptive': when mrd is above 0.0001" in html
+    assert "cik 5e+07 cells/kg 28 days later" in html

@@ -136,5 +136,30 @@ def allo_patient_report(result: AlloPatientResult) -> str:
     rep.figure(fig, "Course of one patient, or cumulative incidences")
     pyplot().close(fig)
     rep.heading("Settings")
-    rep.table(pd.DataFrame([{"setting": k, "value": str(v)} for k, v in s.items()]))
+    rows = [{"setting": k, "value": str(v)} for k, v in s.items()]
+    rows += [{"setting": "events", "value": line} for line in _event_lines(result)]
+    rep.table(pd.DataFrame(rows))
     return rep.render()
+
+
+def _amount(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _event_lines(result: AlloPatientResult) -> list[str]:
+    """The scenario's protocol in words: fixed events (doses in CD3+ cells/kg, days after
+    the stem-cell infusion) and triggers."""
+    protocol = result.scenario.protocol
+    lines = [f"{e.dose} {_amount(e.amount)} cells/kg on day {e.day:g}" if e.action == "dose"
+             else f"{e.action} on day {e.day:g}" for e in protocol.events]
+    for trig in protocol.triggers:
+        cond = (f"above {_amount(trig.above)}" if trig.above is not None
+                else f"below {_amount(trig.below)}")
+        doses = ", ".join(f"{d.dose} {_amount(d.amount)} cells/kg {d.offset:g} days later"
+                          for d in trig.doses)
+        m = trig.monitor
+        days = (", ".join(f"{d:g}" for d in m) if len(m) <= 6
+                else f"{m[0]:g}, {m[1]:g}, ..., {m[-1]:g}: {len(m)} days")
+        lines.append(f"trigger {trig.name!r}: when {trig.watch} is {cond} on a monitoring "
+                     f"day ({days}): {doses}")
+    return lines or ["none (no donor-cell infusion)"]
