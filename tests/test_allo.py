@@ -97,12 +97,16 @@ def test_scenario_options_and_bad_input_name_the_field():
     haplo = AlloScenario.load("allo-aml-cr", donor="haploidentical", conditioning="ric")
     assert haplo.parameters["f_allo_t"] > base.parameters["f_allo_t"]
     assert haplo.parameters["H0_frac"] > base.parameters["H0_frac"]
-    mixed = AlloScenario.load("allo-aml-cr", chimerism=0.5)
-    assert mixed.parameters["H0_frac"] == pytest.approx(
-        allo_model().parameter_by_name["D0_frac"].value)
+    d0 = allo_model().parameter_by_name["D0_frac"].value
+    for chimerism in (0.5, 0.9):     # the donor share of the normal marrow on day 0
+        h0 = AlloScenario.load("allo-aml-cr", chimerism=chimerism).parameters["H0_frac"]
+        assert d0 / (d0 + h0) == pytest.approx(chimerism)
     bad = [({"donor": "cousin"}, "donor 'cousin'"),
            ({"conditioning": "nma"}, "conditioning 'nma'"),
-           ({"chimerism": 1.2}, "chimerism 1.2"),
+           ({"chimerism": 1.2}, "chimerism 1.2 must lie in .0, 1. .donor share of the "
+                                "marrow on day 0"),
+           ({"chimerism": 0.001}, "chimerism 0.001 needs a recipient marrow share .* on "
+                                  "day 0 above H0_frac's range"),
            ({"chimerism": -0.1}, "chimerism -0.1"),
            ({"events": [{"action": "dose", "dose": "cik", "amount": 1e7, "days": [10]}]},
             "before engraftment")]

@@ -40,7 +40,7 @@ def export_command(
     donor: Annotated[str | None, Opt(help="allo: donor type (sibling, unrelated, "
                                           "haploidentical).")] = None,
     conditioning: Annotated[str | None, Opt(help="allo: conditioning (mac, ric).")] = None,
-    chimerism: Annotated[float | None, Opt(help="allo: donor chimerism at engraftment "
+    chimerism: Annotated[float | None, Opt(help="allo: donor chimerism on day 0 "
                                                 "(0-1).")] = None,
     dli: Annotated[list[str] | None, Opt(help="allo: DLI as CD3+/kg@day[,day...], e.g. "
                                               "1e7@60 (repeatable).")] = None,

@@ -45,7 +45,7 @@ def patient(
         help="Allo: sibling, unrelated or haploidentical.")] = None,
     conditioning: Annotated[str | None, typer.Option(help="Allo: mac or ric.")] = None,
     chimerism: Annotated[float | None, typer.Option(
-        help="Allo: donor chimerism at engraftment (0-1].")] = None,
+        help="Allo: donor chimerism on day 0, the stem-cell infusion (0-1].")] = None,
     dli: Annotated[list[str] | None, typer.Option(
         help="Allo: DLI as CD3+/kg@day[,day...], e.g. 1e7@60 (repeatable).")] = None,
     allo_cik: Annotated[list[str] | None, typer.Option(

@@ -117,10 +117,10 @@ def allo_patient_job(scenario: str | Path = "allo-aml-cr", *, donor: str | None 
                      dli: Sequence[str] = (), cik: Sequence[str] = (), replicates: int = 1,
                      years: float = 2.0, seed: int = 0) -> AlloPatientResult:
     """Simulate ``replicates`` patients of an allo scenario for ``years`` after the
-    stem-cell infusion. ``donor``, ``conditioning`` and ``chimerism`` (donor share at
-    engraftment) choose the scenario's options; ``dli`` and ``cik`` add infusions given as
-    ``AMOUNT@DAY[,DAY...]`` (CD3+ cells/kg) to the scenario's events. A single patient keeps
-    its course (per step) for the table and figure."""
+    stem-cell infusion. ``donor``, ``conditioning`` and ``chimerism`` (donor share of
+    the marrow on day 0) choose the scenario's options; ``dli`` and ``cik`` add infusions
+    given as ``AMOUNT@DAY[,DAY...]`` (CD3+ cells/kg) to the scenario's events. A single
+    patient keeps its course (per step) for the table and figure."""
     from ciksim.analysis.allo import simulate_allo_cohort
     from ciksim.models.allo import AlloScenario
     from ciksim.schemas.options import check_count, check_horizon

@@ -6,7 +6,8 @@ hierarchy pattern: active ``S_a`` and quiescent ``S_q`` leukemia-initiating cell
 exact birth-death-transfer populations (stochastic species) feeding a continuous blast
 compartment ``B`` (clinical_more M3-M6). Recipient normal haematopoiesis ``H`` (the residual
 host antigen-presenting cells come from it) and donor haematopoiesis ``D`` regrow into the
-marrow at the patient model's rate; their ratio at engraftment is the donor chimerism.
+marrow at the patient model's rate; their ratio on day 0 is the donor chimerism then (the
+graft's alloreactive cells then kill recipient cells, so it rises towards full donor).
 
 Donor cells carry alloreactive precursors: conventional T cells ``P_t`` (from the graft and
 DLI) and, at a much lower fraction, CIK cells ``P_cik`` (clinical_more M25). Precursors are
@@ -327,8 +328,9 @@ class AlloScenario:
              triggers: list[dict[str, Any]] | None = None) -> AlloScenario:
         """A built-in scenario (``allo-aml-cr``) or a TOML file, with options: ``donor``
         (e.g. sibling, unrelated, haploidentical), ``conditioning`` (mac, ric), ``chimerism``
-        (donor chimerism at engraftment, 0-1), protocol ``events`` and ``triggers`` (doses
-        given when monitoring finds e.g. ``mrd`` above a threshold) replacing the file's."""
+        (donor share of the normal marrow on day 0, 0-1), protocol ``events`` and
+        ``triggers`` (doses given when monitoring finds e.g. ``mrd`` above a threshold)
+        replacing the file's."""
         from ciksim.data import load_toml
 
         data, origin = load_toml(name_or_path, "allo", "allo scenario", DataError)
@@ -422,18 +424,21 @@ def _parameter_table(model: Model, table: Any, where: str) -> dict[str, float]:
 
 def _host_fraction(model: Model, chimerism: Any, pars: Mapping[str, float],
                    origin: str) -> float:
-    """Recipient marrow share at day 0 giving ``chimerism`` at engraftment: donor and
-    recipient haematopoiesis regrow at the same per-cell rate, so their ratio is kept."""
+    """Recipient marrow share at day 0 (``H0_frac``) giving the donor share ``chimerism``
+    of the normal marrow on day 0, ``D0_frac / (D0_frac + H0_frac)``. Not the chimerism at
+    engraftment: the graft's alloreactive cells kill recipient cells from day 0, so it
+    rises (0.5 on day 0 gives about 0.86 on day 21 in the median sibling/MAC patient)."""
     c = _number(chimerism, f"{origin}: chimerism")
     if not 0 < c <= 1:
         raise DataError(f"{origin}: chimerism {c:g} must lie in (0, 1] (donor share of the "
-                        "marrow at engraftment; graft failure (0) is not modelled)")
+                        "marrow on day 0; graft failure (0) is not modelled)")
     d0 = pars.get("D0_frac", model.parameter_by_name["D0_frac"].value)
     h0 = d0 * (1 - c) / c
     bounds = model.parameter_by_name["H0_frac"]
     if h0 > bounds.high:
         raise DataError(f"{origin}: chimerism {c:g} needs a recipient marrow share {h0:.3g} "
-                        f"above H0_frac's range (<= {bounds.high:g}); give a higher chimerism")
+                        f"on day 0 above H0_frac's range (<= {bounds.high:g}); give a higher "
+                        "chimerism (donor share of the marrow on day 0)")
     return h0
 
 

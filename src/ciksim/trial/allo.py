@@ -173,8 +173,8 @@ def allo_trial_schema() -> type[Schema]:
         __doc__="Post-transplant patients: an allo scenario with its donor, conditioning and "
                 "chimerism options, and changed allo-model parameters or spreads.",
         scenario=(Name, ...), donor=(Name | None, None), conditioning=(Name | None, None),
-        chimerism=(Annotated[float, Field(gt=0, le=1, description="donor chimerism at "
-                                          "engraftment (0-1]")] | None, None),
+        chimerism=(Annotated[float, Field(gt=0, le=1, description="donor chimerism on "
+                                          "day 0, the stem-cell infusion (0-1]")] | None, None),
         parameters=(values | None, None), variability=(sigma | None, None))
 
     def after(self: Any) -> Any:

@@ -201,7 +201,7 @@ def page_ui() -> Any:
         ui.input_select("al_donor", "Donor", opts["donors"], selected=opts["donor"]),
         ui.input_select("al_conditioning", "Conditioning", opts["conditionings"],
                         selected=opts["conditioning"]),
-        ui.input_numeric("al_chimerism", "Donor chimerism at engraftment (0-1; empty: the "
+        ui.input_numeric("al_chimerism", "Donor chimerism on day 0 (0-1; empty: the "
                          "scenario's)", None, min=0, max=1),
         ui.h6("Donor-cell infusions (CD3+ cells/kg; days after the stem-cell infusion, "
               "e.g. 60,90; empty: none)"),
