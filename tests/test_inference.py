@@ -15,7 +15,7 @@ from ciksim.inference.sensitivity import sobol
 from ciksim.protocol import Protocol
 
 TRUTH = {"phi_max": 0.6, "phi_min": 0.2, "k_conv": 0.03}
-FAST = {"walkers": 12, "steps": 120, "burn": 60}
+FAST = {"walkers": 24, "steps": 120, "burn": 60}
 
 
 def data(df):
@@ -80,7 +80,7 @@ def test_cli_fit_culture_and_killing(tmp_path):
     csv = tmp_path / "counts.csv"
     simulated_counts(TRUTH, days=[0, 3, 7], seed=5).to_csv(csv, index=False)
     r = CliRunner().invoke(app, ["fit", "culture", str(csv), "--dose", "1e9", "--steps", "60",
-                                 "--walkers", "8", "--json", "--out", str(tmp_path / "f")])
+                                 "--walkers", "24", "--json", "--out", str(tmp_path / "f")])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert {e["parameter"] for e in out["estimates"]} == set(TRUTH)

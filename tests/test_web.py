@@ -309,10 +309,10 @@ def test_fit_page_fits_uploaded_counts(server, browser, tmp_path):
     page.click("text=Fit")
     page.set_input_files("#fi_file", str(counts))
     page.wait_for_selector("#fi_file_progress:has-text('Upload complete')")
-    _fill(page, {"fi_steps": 20, "fi_walkers": 8})
+    _fill(page, {"fi_steps": 20, "fi_walkers": 24})
     page.click("#fi_run")
     page.wait_for_selector("#fi_done")
-    api = culture_fit_job(counts, steps=20, walkers=8).summary()["estimates"][0]
+    api = culture_fit_job(counts, steps=20, walkers=24).summary()["estimates"][0]
     assert _cell(page, "fi", 0, 2) == fmt(api["estimate"])
     context.close()
 

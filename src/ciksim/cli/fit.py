@@ -25,7 +25,8 @@ def fit_culture(
                                                     "reached.")] = None,
     cells: Annotated[str, typer.Option(help="cd3cd56, cd3 or total.")] = "cd3cd56",
     steps: Annotated[int, typer.Option(help="MCMC steps per walker.")] = 500,
-    walkers: Annotated[int, typer.Option(help="MCMC walkers.")] = 24,
+    walkers: Annotated[int, typer.Option(help="MCMC walkers (at least twice the fitted + "
+                                              "marginalised parameters).")] = 32,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
                                                   "report.")] = None,

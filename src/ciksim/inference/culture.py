@@ -8,8 +8,19 @@ error), independent normal errors. Priors: uniform over each free parameter's de
 plausible range, on a log scale where the range is positive and spans more than a factor 10,
 otherwise on the natural scale. The posterior is sampled with emcee (affine-invariant
 ensemble; the log-probability is vectorised so each step is one batched simulation).
+
+Donors differ in every donor-varying culture parameter, not only in the fitted ones. Fixing
+the others at their medians would pretend they are known and make the intervals and the
+forecast too narrow (wrong result #6 of issue 17). So every donor-varying parameter that is
+not fitted is a nuisance parameter, marginalised by sampling it alongside: an extra MCMC
+dimension ``z`` with a standard-normal prior, mapped to the parameter by the model's own
+between-donor distribution (logit-normal on the declared range around the protocol's median
+with the declared variability, see :mod:`ciksim.model.variability`). The data update it
+where they inform it; elsewhere it keeps the population spread, which widens the fitted
+parameters' intervals and the forecast.
 Estimates are posterior medians with 95% credible intervals; the forecast (day a dose is
-reached) is the posterior predictive distribution over the parameter samples.
+reached) is the posterior predictive distribution over the joint samples (fitted and
+nuisance parameters together).
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from pydantic import model_validator
 from ciksim.engines import simulate
 from ciksim.errors import DataError
 from ciksim.model import Parameter
+from ciksim.model.variability import bounded_draw
 from ciksim.models.culture import culture_model
 from ciksim.protocol import Protocol
 from ciksim.schemas.base import Schema, limit
@@ -41,7 +53,8 @@ FORECAST_DAYS = 28
 
 #: How ``fit_culture`` estimates, in one sentence for reports.
 FIT_METHOD = ("Bayesian fit per donor: emcee ensemble sampler, uniform priors "
-              "over the declared ranges (log scale where wide); log counts with 15% CV, "
+              "over the declared ranges (log scale where wide); the other donor-varying "
+              "parameters marginalised over their between-donor spread; log counts with 15% CV, "
               "percentages with 3-point SD unless the data give sd; 95% credible intervals.")
 
 
@@ -126,6 +139,10 @@ class DonorFit:
     samples: np.ndarray  # (n_samples, n_free), natural scale
     start_cells: float
     protocol: Protocol
+    #: donor-varying parameters not fitted, marginalised (see the module docstring)
+    nuisance: tuple[str, ...] = ()
+    #: their joint samples with ``samples`` (n_samples, n_nuisance), natural scale
+    nuisance_samples: np.ndarray | None = None
 
     def estimates(self) -> pd.DataFrame:
         model = culture_model()
@@ -139,6 +156,9 @@ class DonorFit:
     def predictive(self, days: np.ndarray, draws: int = 200) -> dict[str, np.ndarray]:
         idx = np.linspace(0, len(self.samples) - 1, min(draws, len(self.samples))).astype(int)
         pars: dict[str, Any] = {f: self.samples[idx, j] for j, f in enumerate(self.free)}
+        if self.nuisance_samples is not None:
+            pars.update({f: self.nuisance_samples[idx, j]
+                         for j, f in enumerate(self.nuisance)})
         pars["start_cells"] = self.start_cells
         return _predict(days, self.protocol, pars, float(days[-1]))
 
@@ -163,8 +183,9 @@ class DonorFit:
 def donor_log_likelihood(data: CultureData, donor: str, protocol: Protocol,
                          free: Sequence[str]) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
     """The log-likelihood of one donor's counts (up to a constant) as a function of rows of
-    ``free`` parameter values (natural scale, shape (n, n_free)), and the donor's seeded
-    cells (its day-0 count, else 1e8). See the module docstring for the noise model."""
+    ``free`` parameter values (natural scale, shape (n, n_free); parameters not in ``free``
+    at the protocol's values), and the donor's seeded cells (its day-0 count, else 1e8).
+    See the module docstring for the noise model."""
     rows = data.rows[data.rows["donor"] == donor]
     days = np.unique(rows["day"].to_numpy())
     t_end = max(float(days[-1]), 1.0)
@@ -191,10 +212,24 @@ def donor_log_likelihood(data: CultureData, donor: str, protocol: Protocol,
     return loglik, start_cells
 
 
+def nuisance_parameters(protocol: Protocol, free: Sequence[str]) -> list[tuple[Parameter, float]]:
+    """The donor-varying culture parameters not in ``free``, each with its median (the
+    protocol's value, else the declared one): the nuisance parameters of a fit."""
+    model = culture_model()
+    values = protocol.parameter_values(model)
+    return [(p, float(values.get(p.name, p.value))) for p in model.parameters
+            if p.variability > 0 and p.name not in free]
+
+
 def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-standard",
-                free: Sequence[str] = DEFAULT_FREE, walkers: int = 24, steps: int = 500,
-                burn: int = 250, seed: int = 0) -> list[DonorFit]:
-    """Sample the posterior of ``free`` parameters for every donor (see module docstring)."""
+                free: Sequence[str] = DEFAULT_FREE, walkers: int = 32, steps: int = 500,
+                burn: int = 250, seed: int = 0, marginalise: bool = True) -> list[DonorFit]:
+    """Sample the posterior of ``free`` parameters for every donor (see module docstring).
+
+    ``marginalise`` (default): sample the other donor-varying parameters as nuisance
+    parameters over their between-donor spread; False fixes them at their medians (the
+    narrower, overconfident fit of earlier versions, kept for comparison). ``walkers`` must
+    be at least twice the number of sampled dimensions (fitted + nuisance)."""
     import emcee
 
     model = culture_model()
@@ -204,7 +239,9 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
     if bad or not free:
         raise DataError(f"free: unknown parameter(s) {', '.join(bad) or '(none given)'}; "
                         f"choose from {', '.join(model.parameter_names)}")
-    walkers = check_count("max_walkers", walkers, field="walkers", minimum=2 * len(free))
+    nuis = nuisance_parameters(proto, free) if marginalise else []
+    ndim = len(free) + len(nuis)
+    walkers = check_count("max_walkers", walkers, field="walkers", minimum=2 * ndim)
     steps = check_count("max_steps", steps, field="steps")
     burn = check_count("max_steps", burn, field="burn", minimum=0)
     if steps <= burn:
@@ -215,31 +252,49 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
     lo = np.array([np.log(p.low) if g else p.low for p, g in zip(decl, logs, strict=True)])
     hi = np.array([np.log(p.high) if g else p.high for p, g in zip(decl, logs, strict=True)])
 
+    nf = len(free)
+
     def natural(u: np.ndarray) -> np.ndarray:
-        return np.where(logs, np.exp(u), u)
+        return np.where(logs, np.exp(u[:, :nf]), u[:, :nf])
+
+    def nuisance_values(x: np.ndarray) -> np.ndarray:
+        return np.column_stack([bounded_draw(p, np.full(len(x), med), p.variability,
+                                             x[:, nf + j])
+                                for j, (p, med) in enumerate(nuis)]) \
+            if nuis else np.empty((len(x), 0))
+    names = free + tuple(p.name for p, _ in nuis)
     fits = []
     for d, donor in enumerate(data.donors):
-        loglik, start_cells = donor_log_likelihood(data, donor, proto, free)
+        loglik, start_cells = donor_log_likelihood(data, donor, proto, names)
 
         def log_prob(x: np.ndarray, loglik: Callable = loglik) -> np.ndarray:
             x = np.atleast_2d(x)
-            inside = np.all((x >= lo) & (x <= hi), axis=1)
+            inside = np.all((x[:, :nf] >= lo) & (x[:, :nf] <= hi), axis=1)
             out = np.full(len(x), -np.inf)
             if inside.any():
-                out[inside] = loglik(natural(x[inside]))
+                xi = x[inside]
+                out[inside] = loglik(np.hstack([natural(xi), nuisance_values(xi)])) \
+                    - 0.5 * np.sum(xi[:, nf:] ** 2, axis=1)
             return out
 
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(d,)))
         # start the ensemble at the best of 256 prior draws (one batched evaluation)
-        trial = lo + (hi - lo) * rng.random((max(256, walkers), len(free)))
+        n0 = max(256, walkers)
+        trial = np.hstack([lo + (hi - lo) * rng.random((n0, nf)),
+                           rng.standard_normal((n0, len(nuis)))])
         lp = log_prob(trial)
         best = trial[np.argsort(-lp)[:walkers]]
-        p0 = np.clip(best + 0.01 * (hi - lo) * rng.standard_normal(best.shape), lo, hi)
-        sampler = emcee.EnsembleSampler(walkers, len(free), log_prob, vectorize=True)
+        width = np.concatenate([hi - lo, np.ones(len(nuis))])
+        lower = np.concatenate([lo, np.full(len(nuis), -np.inf)])
+        upper = np.concatenate([hi, np.full(len(nuis), np.inf)])
+        p0 = np.clip(best + 0.01 * width * rng.standard_normal(best.shape), lower, upper)
+        sampler = emcee.EnsembleSampler(walkers, ndim, log_prob, vectorize=True)
         sampler.random_state = np.random.RandomState(int(rng.integers(2**31))).get_state()
         sampler.run_mcmc(p0, steps, progress=False)
         chain = sampler.get_chain(discard=burn, flat=True)
-        fits.append(DonorFit(str(donor), free, natural(chain), start_cells, proto))
+        fits.append(DonorFit(str(donor), free, natural(chain), start_cells, proto,
+                             tuple(p.name for p, _ in nuis),
+                             nuisance_values(chain) if nuis else None))
     return fits
 
 

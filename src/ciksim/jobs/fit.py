@@ -53,7 +53,7 @@ class CultureFitResult(JobResult):
 
 def culture_fit_job(path: str | Path, *, protocol: str = "cik-standard",
                     free: Sequence[str] | None = None, dose: float | None = None,
-                    cells: str = "cd3cd56", steps: int = 500, walkers: int = 24, seed: int = 0,
+                    cells: str = "cd3cd56", steps: int = 500, walkers: int = 32, seed: int = 0,
                     petab: str | Path | None = None, petab_mode: str = "per-donor",
                     origin: str | None = None) -> CultureFitResult:
     """Fit the culture model to the counts in ``path`` (CSV donor,day,quantity,value[,sd]).
