@@ -243,3 +243,37 @@ def test_targets_a1_to_a5_from_the_posterior_predictive(target, check):
     fn = {"A1": t.a1_dli_dose_gvhd, "A2": t.a2_escalating_dli, "A3": t.a3_donor_cik_gvhd,
           "A4": t.a4_donor_cik_cr, "A5": t.a5_preemptive_vs_relapse}[target]
     check(fn())
+
+
+def _tiny_allo() -> dict:
+    data = _shipped()
+    study = copy.deepcopy(next(s for s in data["studies"] if s["id"] == "A3-laport-2011-cik"))
+    study["arms"][0].update({"n": 5, "events": 1, "screen": 1})
+    return {"version": "tiny-1", "studies": [study]}
+
+
+@pytest.mark.slow
+def test_allo_calibration_same_seed_same_posterior_any_workers(tmp_path):
+    ev = parse_allo_evidence(_tiny_allo(), origin="tiny")
+    args = {"particles": 3, "generations": 1, "seed": 5, "ppc_draws": 10, "model": "allo",
+            "effects": ["f_allo_t", "cik_allo_rel"]}
+    one = calibrate(ev, out=tmp_path / "w1", workers=1, **args)
+    two = calibrate(ev, out=tmp_path / "w2", workers=2, **args)
+    assert np.array_equal(one.posterior.samples.to_numpy(), two.posterior.samples.to_numpy())
+    assert np.array_equal(one.posterior.weights, two.posterior.weights)
+    post = Posterior.load(tmp_path / "w1")
+    assert list(post.samples.columns) == ["f_allo_t", "cik_allo_rel",
+                                          "bias:A3-laport-2011-cik"]
+    assert post.manifest["model"] == "allo" and post.manifest["model_hash"] == allo_model_hash()
+    assert list(post.ppc["summary"]) == ["A3-laport-2011-cik/donor-cik"]
+
+
+def test_cli_calibrate_allo_bad_input_is_one_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    r = CliRunner().invoke(app, ["calibrate", "allo", "--parameters", "potency", "--out",
+                                 str(tmp_path / "o")])
+    assert r.exit_code == 2 and "unknown potency" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()
