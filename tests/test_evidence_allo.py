@@ -221,12 +221,16 @@ def test_trigger_days_are_cohort_columns():
 #: not meet (docs/inference.md, "What the allo posterior says"). Strict: a target that
 #: becomes met fails its test until it is taken off this list (and tests/test_validate.py's).
 UNMET = {
+    "A1": "posterior predictive 54%, 28%, 19% (the middle dose group below 33%); the model's "
+          "own prediction without the study's bias terms, 60%, 41%, 29%, is in range and "
+          "increasing: 30 particles x 3 generations do not settle the bias terms",
     "A2": "escalating DLI gives nearly the GvHD of bulk DLI in the model (no stop at "
           "response or GvHD; cumulative dose drives the programmed expansion)",
-    "A3": "donor CIK at 6e6-5e7 CD3+/kg cause no acute GvHD in the model (below the "
-          "precursor number at which the programmed expansion damages tissue), nor does DLI "
-          "at the same dose on day 180",
-    "A4": "donor CIK at overt relapse rarely bring remission in the model (CR well below 15%)",
+    "A3": "donor CIK at 6e6-5e7 CD3+/kg on day 180 cause almost no acute GvHD in the model "
+          "(3-9% in three series, the graft's background), nor does DLI at the same dose, so "
+          "CIK are not below DLI",
+    "A4": "donor CIK at overt relapse: CR 17% (Introna design) but 2% (Linn design) in the "
+          "model (target 15-40% each)",
     "A5": "after a trigger, leukemic death follows within months in both arms (2-year OS "
           "near 0), so pre-emptive DLI of 1e7/kg does not separate from DLI at relapse",
 }
