@@ -189,7 +189,7 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
     error = page.locator("#tr_check .ciksim-error")
     assert "arms[2].cik.dose_per_kg" in error.inner_text()
     _fill(page, {"tr_arm2_dose": "1e8"})
-    page.wait_for_selector("#tr_check .ciksim-valid")
+    page.wait_for_selector("#tr_check .ciksim-valid:has-text('x 40 patients, 2 years, 0 draws')")
     with page.expect_download() as dl:
         page.click("#tr_save")
     saved = Path(dl.value.path())
@@ -212,6 +212,13 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
                                                                        "bad-spec.toml")
     assert page.locator(".ciksim-arm").count() == 4
     assert parse_toml(saved.read_text(), origin="x")["arms"][3]["cik"]["infusions"] == 4
+    # the advanced TOML box: a broken text is not loaded, and says why
+    page.click("text=Advanced: the whole spec as TOML")
+    page.fill("#tr_spec", "name = \n")
+    page.click("#tr_apply")
+    page.wait_for_selector("#tr_check .ciksim-error:has-text('not loaded')")
+    assert "specification: not valid TOML" in page.locator("#tr_check").inner_text()
+    assert page.locator(".ciksim-arm").count() == 4
     context.close()
 
 
@@ -227,7 +234,7 @@ def test_allo_trial_arms_are_donor_cells_and_run_as_the_api(server, browser):
     assert page.input_value("#tr_arm1_cells") == "cik"
     assert page.locator("#tr_arm1_first").count() == 0, "triggered: no fixed first day"
     _fill(page, {"tr_arm1_dose": "2e6", "tr_n_per_arm": 20, "tr_draws": 0})
-    page.wait_for_selector("#tr_check .ciksim-valid")
+    page.wait_for_selector("#tr_check .ciksim-valid:has-text('x 20 patients, 2 years, 0 draws')")
     with page.expect_download() as dl:
         page.click("#tr_save")
     spec = TrialSpec.load(Path(dl.value.path()))
@@ -374,6 +381,7 @@ def test_two_sessions_apart_and_a_cancelled_trial_leaves_no_worker(server, brows
     assert all(s.exists() for s in mine if s != session_a)
     page_b.click("text=Trial")
     _fill(page_b, {"tr_n_per_arm": 200000})
+    page_b.wait_for_selector("#tr_check .ciksim-valid:has-text('x 200000 patients')")
     page_b.click("#tr_run")
     page_b.wait_for_selector("#tr_status .progress")
     assert _workers(proc), "the trial runs in a worker process"

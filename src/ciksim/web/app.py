@@ -44,7 +44,7 @@ def make_app(root: Path | None = None) -> Any:
         ticks = {k: reactive.value(0) for k in SLOTS}
         spec_base: reactive.Value[dict[str, Any]] = reactive.value({})
         arms: reactive.Value[list[dict[str, Any]]] = reactive.value([])
-        form_error = reactive.value("")
+        form_error = reactive.value("")  # why the advanced TOML was not loaded
 
         def end() -> None:
             for job in jobs.values():
@@ -114,8 +114,7 @@ def make_app(root: Path | None = None) -> Any:
         def edit_arms(change: Callable[[list[dict[str, Any]]], None]) -> None:
             try:
                 current = trialform.arms_from_inputs(read, arms(), allo())
-            except CikError as exc:
-                form_error.set(str(exc))
+            except CikError:  # a missing number: the live check below the arms says which
                 return
             change(current)
             arms.set(current)
@@ -145,14 +144,17 @@ def make_app(root: Path | None = None) -> Any:
         @output(id="tr_check")
         @render.ui
         def _check() -> Any:
-            if form_error():
-                return ui.div(form_error(), class_="ciksim-error", role="alert")
+            applied = (ui.div(f"not loaded: {form_error()}", class_="ciksim-error",
+                              role="alert") if form_error() else None)
             try:
                 spec = trialform.check(composed())
             except CikError as exc:
-                return ui.div(str(exc), class_="ciksim-error", role="alert")
-            return ui.div(f"valid spec: {len(spec.arms)} arms x {spec.patients_per_arm} "
-                          f"patients, {spec.follow_up_years:g} years", class_="ciksim-valid")
+                return ui.div(applied, ui.div(str(exc), class_="ciksim-error", role="alert"))
+            return ui.div(applied, ui.div(f"valid spec: {len(spec.arms)} arms x "
+                                          f"{spec.patients_per_arm} patients, "
+                                          f"{spec.follow_up_years:g} years, "
+                                          f"{spec.posterior.get('draws', 0)} draws",
+                                          class_="ciksim-valid"))
 
         @output(id="tr_save")
         @render.download_button(filename="trial.toml")
