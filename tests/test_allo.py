@@ -10,7 +10,7 @@ from pandas.testing import assert_frame_equal
 
 from ciksim.engines.ode import simulate
 from ciksim.engines.stochastic import simulate_stochastic
-from ciksim.errors import CikError
+from ciksim.errors import CikError, SimulationWarning
 from ciksim.model.variability import sample_parameters
 from ciksim.models.allo import STOCHASTIC, AlloScenario, allo_model
 from ciksim.models.patient import patient_model
@@ -94,7 +94,10 @@ def test_cik_carry_fewer_alloreactive_cells_and_less_gvhd_than_dli_at_the_same_d
 def test_scenario_options_and_bad_input_name_the_field():
     base = AlloScenario.load("allo-aml-cr")
     assert (base.donor, base.conditioning) == ("sibling", "mac")
-    haplo = AlloScenario.load("allo-aml-cr", donor="haploidentical", conditioning="ric")
+    with pytest.warns(SimulationWarning, match="post-transplant cyclophosphamide .PTCy."):
+        haplo = AlloScenario.load("allo-aml-cr", donor="haploidentical", conditioning="ric")
+    assert len(haplo.caveats) == 1 and "not comparable" in haplo.caveats[0]
+    assert base.caveats == ()
     assert haplo.parameters["f_allo_t"] > base.parameters["f_allo_t"]
     assert haplo.parameters["H0_frac"] > base.parameters["H0_frac"]
     d0 = allo_model().parameter_by_name["D0_frac"].value
@@ -358,3 +361,17 @@ def test_allo_report_lists_the_infusions_and_triggers():
     assert "trigger &#x27;pre-emptive&#x27;: when mrd is above 0.0001" in html \
         or "trigger 'pre-emptive': when mrd is above 0.0001" in html
     assert "cik 5e+07 cells/kg 28 days later" in html
+
+
+def test_ciksim_patient_warns_that_haploidentical_lacks_ptcy(tmp_path):
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    out = tmp_path / "haplo"
+    r = CliRunner().invoke(app, ["patient", "--scenario", "allo-aml-cr", "--donor",
+                                 "haploidentical", "--years", "0.1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "warning:" in r.output and "PTCy" in r.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Not modelled: donor haploidentical: post-transplant cyclophosphamide" in html

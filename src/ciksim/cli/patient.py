@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from ciksim.cli.common import HELP, JsonFlag, app, console, echo_json, guarded, rich_table, wrote
+from ciksim.cli.common import (
+    HELP,
+    JsonFlag,
+    app,
+    console,
+    echo_json,
+    err_console,
+    guarded,
+    rich_table,
+    wrote,
+)
 
 
 @app.command(context_settings=HELP)
@@ -123,11 +133,23 @@ def patient(
 def _allo(scenario: str, *, donor: str | None, conditioning: str | None,
           chimerism: float | None, dli: list[str], cik: list[str], replicates: int,
           years: float, seed: int, out: Path | None, fmt: str, as_json: bool) -> None:
+    import warnings
+
+    from rich.markup import escape
+
+    from ciksim.errors import CikWarning
     from ciksim.jobs.allo import allo_patient_job
 
-    res = allo_patient_job(scenario, donor=donor, conditioning=conditioning,
-                           chimerism=chimerism, dli=dli, cik=cik, replicates=replicates,
-                           years=years, seed=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = allo_patient_job(scenario, donor=donor, conditioning=conditioning,
+                               chimerism=chimerism, dli=dli, cik=cik, replicates=replicates,
+                               years=years, seed=seed)
+    for w in caught:       # ciksim's own warnings as the CLI's notes, others as Python's
+        if issubclass(w.category, CikWarning):
+            err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     files = res.write(out, fmt) if out is not None else None
     if as_json:
         echo_json(res.summary())

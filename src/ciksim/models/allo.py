@@ -29,13 +29,14 @@ and expansion, so it blunts GvHD and GvL alike. Time is in days.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ciksim.errors import DataError, ProtocolError
+from ciksim.errors import DataError, ProtocolError, SimulationWarning
 from ciksim.model import Assignment, Dose, Model, Parameter, Process, Species
 from ciksim.model.loading import load_parameter_file
 from ciksim.models.killing import (
@@ -308,6 +309,8 @@ class AlloScenario:
     """A post-transplant population: donor type, conditioning, parameter medians and spreads,
     the day of engraftment, the relapse threshold (blast fraction) and a protocol of
     donor-cell infusions, immunosuppression or infections (days after the stem-cell infusion).
+    ``caveats``: what the chosen donor or conditioning option does not model (the option's
+    ``caveat`` text in the scenario file), warned of on loading and shown in reports.
     """
 
     name: str
@@ -320,6 +323,7 @@ class AlloScenario:
     variability: Mapping[str, float] = field(default_factory=dict)
     relapse_threshold: float = 0.05
     source: str = ""
+    caveats: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, name_or_path: str | Path, *, donor: str | None = None,
@@ -369,6 +373,7 @@ class AlloScenario:
         model = allo_model()
         pars: dict[str, float] = {}
         choices = {}
+        caveats = []
         for key, table in (("donor", "donors"), ("conditioning", "conditionings")):
             options = data.get(table) or {}
             choice = data.get(key)
@@ -376,6 +381,9 @@ class AlloScenario:
                 raise DataError(f"{origin}: {key} {choice!r} is not known to this scenario; "
                                 f"use one of {', '.join(options) or '(none declared)'}")
             choices[key] = choice.lower()
+            caveat = options[choices[key]].get("caveat")
+            if caveat:
+                caveats.append(f"{key} {choices[key]}: {caveat}")
             pars.update(_parameter_table(model, options[choices[key]].get("parameters", {}),
                                          f"{origin}: {table}.{choices[key]}.parameters"))
         engraft = _number(data.get("engraftment_day", 21.0), f"{origin}: engraftment_day")
@@ -398,9 +406,11 @@ class AlloScenario:
         except ProtocolError as exc:
             raise DataError(str(exc)) from exc
         _check_infusions(protocol, engraft, origin)
+        for caveat in caveats:
+            warnings.warn(caveat, SimulationWarning, stacklevel=2)
         return cls(str(data.get("name", "allo")), str(data.get("description", "")),
                    choices["donor"], choices["conditioning"], protocol, engraft, pars, var,
-                   threshold, str(data.get("source", "")))
+                   threshold, str(data.get("source", "")), tuple(caveats))
 
 
 def _number(value: Any, where: str) -> float:

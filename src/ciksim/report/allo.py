@@ -132,6 +132,8 @@ def allo_patient_report(result: AlloPatientResult) -> str:
                   f"peak GvHD grade {s['median_peak_grade']:.2f}, median donor chimerism "
                   f"{100 * s['median_donor_chimerism']:.1f}%. Uncalibrated model defaults: "
                   "illustrative, not predictions (docs/models/allo.md).", note=True)
+    for caveat in result.scenario.caveats:
+        rep.paragraph(f"Not modelled: {caveat}", note=True)
     fig = allo_patient_figure(result)
     rep.figure(fig, "Course of one patient, or cumulative incidences")
     pyplot().close(fig)
