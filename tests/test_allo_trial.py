@@ -312,7 +312,9 @@ def test_cli_run_of_cik_vs_dli_skips_the_culture_and_reports_the_trial(tmp_path)
     assert data["trial"]["arms"][0]["n"] == 12 and 0 <= data["trial"]["assurance"] <= 1
     html = (out / "report.html").read_text()
     for text in ("product: not cultured", "Kaplan-Meier GRFS", "GvL against GvHD",
-                 "Assurance", "who got donor cells", "when mrd is above 0.0001"):
+                 "Assurance", "who got donor cells", "when mrd is above 0.0001",
+                 "A2-A5 are unmet", "cannot say how donor CIK compare with DLI in GvHD at "
+                 "equal CD3+ dose", "default (uncalibrated)", "NOT the posterior"):
         assert text in html, text
     assert (out / "trial" / "patients.parquet").is_file()
 

@@ -26,6 +26,25 @@ _KEYS = (("grfs", "GRFS"), ("os", "overall survival"), ("rfs", "relapse-free sur
          ("cir", "relapse"), ("nrm", "non-relapse mortality"),
          ("agvhd", "acute GvHD II-IV"), ("cgvhd", "chronic GvHD"))
 _KINDS = {"dli": "DLI", "cik": "donor CIK"}
+#: What the allo calibration can and cannot support (its status is computed by ``ciksim
+#: validate``, group "allo (calibrated)", and described in docs/inference.md).
+CALIBRATION_CAVEAT = (
+    "Caveat on the allo calibration: of its targets A1-A5 the shipped allo posterior meets "
+    "at most A1 (12-month GvHD rising with the DLI dose: in range in the model's own "
+    "prediction, narrowly missed on the posterior predictive); A2-A5 are unmet (escalating "
+    "DLI, donor-CIK acute GvHD against DLI at the same dose, CR after donor CIK at "
+    "relapse, survival after pre-emptive treatment). In "
+    "particular the posterior cannot say how donor CIK compare with DLI in GvHD at equal "
+    "CD3+ dose, which is the question of a donor CIK against DLI trial such as the "
+    "cik-vs-dli example: the effect and assurance below show the model's assumptions, not "
+    "evidence. Current status: `ciksim validate` (group \"allo (calibrated)\"); details: "
+    "docs/inference.md, \"What the shipped allo posterior says, and what it cannot say\".")
+#: The headline table's parameters differ from the decision section's.
+HEADLINE_PARAMETERS = (
+    "Parameters of this table: the scenario's default (uncalibrated) medians, with its "
+    "between-patient spreads; NOT the posterior. The effect and assurance of the decision "
+    "section are computed over the parameter draws (posterior or prior, as named there), so "
+    "the two can disagree.")
 
 
 def arm_text(arm: Any) -> str:
@@ -174,10 +193,9 @@ def allo_sections(rep: Report, spec: Any, patients: pd.DataFrame, summary: dict[
     names = [a.name for a in spec.arms]
     rep.heading("Arms")
     rep.table(pd.DataFrame([{"arm": a.name, "donor cells": arm_text(a)} for a in spec.arms]))
-    rep.heading("Endpoints per arm (intention to treat)")
-    rep.paragraph("These patients are drawn at the population's parameter medians (the "
-                  "scenario's, with its between-patient spreads), not from the parameter "
-                  "draws of the decision section below.", note=True)
+    rep.heading("Endpoints per arm (intention to treat) at the scenario's default "
+                "(uncalibrated) parameters")
+    rep.paragraph(HEADLINE_PARAMETERS)
     months = summary["milestones_months"]
     rep.table(endpoint_table(summary, months), digits=3)
     if summary["not_modelled"]:
@@ -229,6 +247,8 @@ def allo_sections(rep: Report, spec: Any, patients: pd.DataFrame, summary: dict[
             rep.paragraph("No virtual patient received donor cells in any draw (no trigger "
                           "fired), so the arms cannot differ: the effect is 0 and the trial "
                           "cannot succeed under these draws.", note=True)
+    if decision is not None:
+        rep.paragraph(CALIBRATION_CAVEAT)
     decision_sections(rep, decision, spec, None)
 
 
@@ -243,6 +263,7 @@ def allo_trial_report(spec: Any, run: Any, summary: dict[str, Any], decision: An
         rep.paragraph(text, note=True)
     rep.paragraph(f"{spec.patients_per_arm} patients per arm, {spec.follow_up_years:g} years "
                   f"of follow-up from the stem-cell infusion, seed {spec.seed}.", note=True)
+    rep.paragraph(CALIBRATION_CAVEAT)
     allo_sections(rep, spec, run.patients, summary, decision)
     rep.heading("Specification")
     rep.preformatted(json.dumps(spec.raw, indent=2))
