@@ -99,8 +99,8 @@ def export_model(model: str, **options: Any) -> ModelExport:
       ``start_burden``, ``years``, ``il2_support``, ``protocol`` (a protocol file instead
       of the scenario's);
     - allo: ``scenario`` (default ``allo-aml-cr``), ``donor`` (sibling, unrelated,
-      haploidentical), ``conditioning`` (mac, ric), ``chimerism`` (donor chimerism at
-      engraftment, 0-1), ``start_burden``, ``years`` (default 2), ``protocol`` (a protocol
+      haploidentical), ``conditioning`` (mac, ric), ``chimerism`` (donor share of the
+      marrow on day 0, 0-1), ``start_burden``, ``years`` (default 2), ``protocol`` (a protocol
       TOML whose events and triggers replace the scenario's), ``events`` (protocol event
       tables added to the scenario's, e.g. DLI or CIK infusions; donor-cell infusions come
       after engraftment);
