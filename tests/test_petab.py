@@ -119,7 +119,7 @@ def test_cli_petab_mode(data, tmp_path):
     data.rows.to_csv(csv, index=False)
     out = tmp_path / "petab"
     r = CliRunner().invoke(app, ["fit", "culture", str(csv), "--free", "phi_max,k_conv",
-                                 "--walkers", "6", "--steps", "30", "--petab", str(out),
+                                 "--walkers", "24", "--steps", "30", "--petab", str(out),
                                  "--petab-mode", "hierarchical", "--json"])
     assert r.exit_code == 0, r.output
     pars = pd.read_csv(out / "parameters.tsv", sep="\t")
