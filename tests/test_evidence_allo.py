@@ -281,3 +281,18 @@ def test_cli_calibrate_allo_bad_input_is_one_error(tmp_path):
                                  str(tmp_path / "o")])
     assert r.exit_code == 2 and "unknown potency" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_every_simulated_arm_has_its_own_recipients():
+    from ciksim.errors import DataError
+    from ciksim.evidence.allo import MAX_SIMULATED, recipient_indices
+
+    seen: set[int] = set()
+    for key in (0, 1, 7):
+        for study in range(5):
+            for arm in range(3):
+                idx = recipient_indices(key, study, arm, MAX_SIMULATED)
+                assert seen.isdisjoint(idx.tolist()), (key, study, arm)
+                seen.update(idx.tolist())
+    with pytest.raises(DataError, match="4 arms"):
+        recipient_indices(0, 0, 4, 10)

@@ -83,8 +83,24 @@ SHIPPED_EVIDENCE = ("evidence", "allo.toml")
 #: have severe GvHD before the infusion): an impossible proportion, far from every observed
 #: one (many standard errors) but finite, so the tolerance schedule keeps working.
 NO_PATIENTS = -1.0
-_KEY_SHIFT = 20
 MAX_SIMULATED = 1 << 13  # simulated recipients per arm and draw (n × screen)
+# Bit fields of a recipient's stream index: draw key | study (7 bits) | arm (2) | recipient (13).
+_ARM_SHIFT = 13
+_STUDY_SHIFT = _ARM_SHIFT + 2
+_KEY_SHIFT = _STUDY_SHIFT + 7
+MAX_STUDIES = 1 << (_KEY_SHIFT - _STUDY_SHIFT)
+
+
+def recipient_indices(key: int, study: int, arm: int, n: int) -> np.ndarray:
+    """Stream indices of the ``n`` simulated recipients of ``arm`` of ``study`` for draw
+    ``key``: disjoint for every (key, study, arm), so no two arms share a recipient."""
+    if not (0 <= study < MAX_STUDIES and 0 <= arm < 1 << (_STUDY_SHIFT - _ARM_SHIFT)
+            and 0 <= n <= MAX_SIMULATED):
+        raise DataError(f"allo evidence: at most {MAX_STUDIES} studies, 4 arms and "
+                        f"{MAX_SIMULATED} simulated recipients per arm; got study {study}, "
+                        f"arm {arm}, {n} recipients")
+    return ((int(key) << _KEY_SHIFT) + (study << _STUDY_SHIFT) + (arm << _ARM_SHIFT)
+            + np.arange(n, dtype=np.int64))
 
 
 class AlloPopulation(BaseModel):
@@ -241,7 +257,7 @@ class AlloStudy(Study):
 class AlloEvidence(Evidence):
     """A versioned set of allo studies."""
 
-    studies: tuple[AlloStudy, ...] = Field(min_length=1)
+    studies: tuple[AlloStudy, ...] = Field(min_length=1, max_length=MAX_STUDIES)
 
 
 def parse_allo_evidence(data: Mapping[str, Any], *, origin: str = "allo evidence"
@@ -447,8 +463,7 @@ def simulate_batch(prepared: Sequence[PreparedAlloStudy],
     for s, ps in enumerate(prepared):
         for a, arm in enumerate(ps.arms):
             m = arm.n * arm.screen
-            idx = np.concatenate([(int(k) << _KEY_SHIFT) + (s << 14) + (a << 13)
-                                  + np.arange(m, dtype=np.int64) for k in keys])
+            idx = np.concatenate([recipient_indices(k, s, a, m) for k in keys])
             per_draw = [_medians(arm.scenario, th, ref) for th in thetas]
             arrays = {name: np.repeat([d[name] for d in per_draw], m) for name in per_draw[0]}
             scen = dataclasses.replace(arm.scenario,
