@@ -227,7 +227,11 @@ def test_same_patients_for_any_worker_count_and_chunk_size():
     two = run_trial(spec, workers=2, chunk_size=4).patients
     pd.testing.assert_frame_equal(one, two)
     assert (one["status"] == "ok").all() and len(one) == 12
-    assert one.loc[one["arm"] == "CIK", "first_infusion_day"].eq(60).all()
+    cik = one[one["arm"] == "CIK"]
+    # day 60 unless acute GvHD II-IV, chronic GvHD or death came first (then withheld)
+    before = np.fmin(np.fmin(cik["agvhd_day"], cik["cgvhd_day"]), cik["death_day"]) <= 60
+    expected = np.where(before, np.nan, 60.0)
+    np.testing.assert_array_equal(cik["first_infusion_day"].to_numpy(), expected)
 
 
 def test_draws_keep_the_donor_factor_and_come_from_the_declared_ranges():
@@ -329,7 +333,15 @@ def test_draws_same_numbers_for_workers_and_chunks_and_assurance_cli(tmp_path):
     two = run_over_draws(spec, src, DrawDesign(draws=2, cohort=20, sizes=(5,), chunk_draws=2),
                          workers=2).table
     pd.testing.assert_frame_equal(one, two)
-    assert set(one["share_given_treated"]) == {1.0}  # fixed day 60 within follow-up
+    # fixed day 60 within follow-up, withheld after acute GvHD II-IV, chronic GvHD or death
+    from ciksim.trial.allosim import prior_dimensions, simulate_allo_draws
+
+    names = [d.name for d in prior_dimensions()]
+    pat = simulate_allo_draws(spec, one[names], 0, "DLI", "CIK", 20)
+    cik = pat[pat["arm"] == "CIK"]
+    before = np.fmin(np.fmin(cik["agvhd_day"], cik["cgvhd_day"]), cik["death_day"]) <= 60
+    expected = (~before).groupby(cik["draw"]).mean().to_numpy()
+    np.testing.assert_allclose(one["share_given_treated"].to_numpy(), expected)
     spec_file = tmp_path / "s.toml"
     import tomli_w
 
@@ -341,3 +353,34 @@ def test_draws_same_numbers_for_workers_and_chunks_and_assurance_cli(tmp_path):
     curve = json.loads(r.output)["assurance_curve"]
     assert [c["n_per_arm"] for c in curve] == [5, 10]
     assert all(0 <= c["assurance"] <= 1 for c in curve)
+
+
+def test_no_donor_cells_once_acute_gvhd_ii_iv_or_chronic_gvhd_has_begun():
+    from ciksim.analysis.allo import simulate_allo_cohort
+    from ciksim.models.allo import AlloScenario
+    from ciksim.trial.allosim import donor_cell_doses, withheld_cohort
+
+    scen = AlloScenario.load("allo-aml-cr", events=[
+        {"action": "dose", "dose": "dli", "amount": 1e8, "days": [30, 60, 90, 120, 150]}],
+        triggers=[{"name": "mrd-cik", "watch": "mrd", "above": 1e-4,
+                   "monitor": {"first": 30, "every": 30, "last": 150},
+                   "doses": [{"offset": 0, "dose": "cik", "amount": 1e7},
+                             {"offset": 28, "dose": "cik", "amount": 5e7}]}])
+    idx = np.arange(16)
+    raw = simulate_allo_cohort(scen, 16, 5, horizon_days=240, indices=idx).table
+    table, given, redone = withheld_cohort(scen, 240.0, 5, idx)
+
+    def onset(t):
+        return np.fmin(t["agvhd_day"], t["cgvhd_day"]).to_numpy(float)
+
+    raw_doses = donor_cell_doses(scen, raw)
+    late = [i for i in range(16) if any(d >= onset(raw)[i] for d, _, _ in raw_doses[i])]
+    assert late and set(np.flatnonzero(redone)) >= set(late)  # the rule had work to do
+    sev, death = onset(table), table["death_day"].to_numpy(float)
+    for i in range(16):
+        assert all(not (sev[i] <= d) and not (death[i] <= d) for d, _, _ in given[i]), i
+        # the course up to the first withheld dose is unchanged: the same GvHD onset
+        assert sev[i] == onset(raw)[i] or (np.isnan(sev[i]) and np.isnan(onset(raw)[i])), i
+    kept = [i for i in range(16) if not redone[i]]
+    pd.testing.assert_frame_equal(table.iloc[kept], raw.reset_index(drop=True).iloc[kept],
+                                  check_dtype=False)

@@ -177,6 +177,11 @@ def allo_defaults(spec: Any) -> pd.DataFrame:
          "source": "Holtan et al., Blood 2015 (the conventional definition, not in the "
                    "reference pack); chronic GvHD counts whatever its severity (the model "
                    "has none)"},
+        {"setting": "donor cells during GvHD",
+         "value": "withheld (fixed or triggered) from the onset of acute GvHD grade II-IV or "
+                  "chronic GvHD on, and after death",
+         "source": "clinical practice (no DLI or CIK during active GvHD); the same rule as "
+                   "the allo evidence layer's eligibility (ciksim.evidence.allo.arm_outcome)"},
         {"setting": "donor-cell delivery", "value": DELIVERY_NOTE,
          "source": "assumed (donor cells are collected from a healthy donor)"},
         {"setting": "planned analysis", "value": spec.analysis.as_dict()["description"],

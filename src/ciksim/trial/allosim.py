@@ -18,6 +18,10 @@ row of the trial table (times in months, as the autologous trial tables):
   ``cgvhd_event`` (chronic GvHD), coded 1 = the GvHD, 2 = relapse or death first
   (competing), 0 = censored, for Aalen-Johansen cumulative incidences.
 
+Donor cells (fixed or triggered) are withheld from a patient once acute GvHD grade II-IV
+or chronic GvHD has begun (:func:`withheld_cohort`), as in clinical practice and in the
+allo evidence layer's eligibility.
+
 An event column the allo model does not produce (an older model version) is reported as
 not modelled (:func:`not_modelled`) and never happens in the table.
 
@@ -171,13 +175,97 @@ def first_infusion_day(cohort: pd.DataFrame, arm: Any) -> np.ndarray:
     return out
 
 
-def _simulate(spec: AlloTrialSpec, scen: Any, arm: int, seed: int, idx: np.ndarray
-              ) -> pd.DataFrame:
+def donor_cell_doses(scen: Any, cohort: pd.DataFrame) -> list[list[tuple[float, str, Any]]]:
+    """Per patient of ``cohort`` (simulated with ``scen``): the (day, dose, amount) of every
+    donor-cell dose its protocol gave, fixed or triggered, in the order of the days."""
+    from ciksim.trial.allo import DONOR_CELLS
+
+    fixed = [(float(e.day), str(e.dose), e.amount) for e in scen.protocol.events
+             if e.action == "dose" and e.dose in DONOR_CELLS]
+    out = [list(fixed) for _ in range(len(cohort))]
+    for t in scen.protocol.triggers:
+        col = f"{t.name}_day"
+        if col not in cohort:
+            continue
+        fired = cohort[col].to_numpy(float)
+        for i in np.flatnonzero(np.isfinite(fired)):
+            out[i] += [(float(fired[i]) + d.offset, d.dose, d.amount) for d in t.doses
+                       if d.dose in DONOR_CELLS]
+    return [sorted(d, key=lambda x: x[0]) for d in out]
+
+
+def allowed_doses(row: pd.DataFrame, doses: list[tuple[float, str, Any]]) -> np.ndarray:
+    """Which of one patient's donor-cell ``doses`` may be given: none once acute GvHD grade
+    II-IV or chronic GvHD has begun (nor after death): the eligibility rule of the allo
+    evidence layer (:func:`ciksim.evidence.allo.arm_outcome`), applied to each dose day."""
+    from ciksim.evidence.allo import arm_outcome
+
+    if not doses:
+        return np.zeros(0, bool)
+    rows = row.iloc[np.zeros(len(doses), dtype=int)].reset_index(drop=True)
+    eligible, _ = arm_outcome("agvhd", rows, np.array([d[0] for d in doses]), 0.0)
+    return eligible
+
+
+def _without_doses(scen: Any, doses: list[tuple[float, str, Any]], keep: np.ndarray) -> Any:
+    """``scen`` with its triggers and donor-cell events replaced by the kept ``doses`` as
+    fixed events (the other fixed events unchanged)."""
+    from ciksim.protocol import Event
+    from ciksim.trial.allo import DONOR_CELLS
+
+    events = [e for e in scen.protocol.events
+              if not (e.action == "dose" and e.dose in DONOR_CELLS)]
+    events += [Event(day=d, action="dose", dose=name, amount=amount)
+               for (d, name, amount), k in zip(doses, keep, strict=True) if k]
+    proto = dataclasses.replace(scen.protocol, events=tuple(events), triggers=())
+    return dataclasses.replace(scen, protocol=proto)
+
+
+#: Re-simulations of a patient whose donor cells fall on or after the GvHD onset.
+WITHHOLD_PASSES = 3
+
+
+def withheld_cohort(scen: Any, n_days: float, seed: int, idx: np.ndarray
+                    ) -> tuple[pd.DataFrame, list[list[tuple[float, str, Any]]], np.ndarray]:
+    """The cohort table of patients ``idx`` of ``scen`` over ``n_days``, with donor cells
+    withheld from a patient once acute GvHD grade II-IV or chronic GvHD has begun (clinical
+    practice; :func:`allowed_doses`): such a patient is simulated again with the same random
+    stream and only the doses before the onset (its course up to the first withheld dose
+    is unchanged; doses after death are dropped). Returns the table, each patient's given
+    donor-cell doses, and whether the patient was simulated again."""
     from ciksim.analysis.allo import simulate_allo_cohort
 
-    cohort = simulate_allo_cohort(scen, idx.size, seed, horizon_days=spec.horizon_days,
-                                  indices=idx)
-    return outcome_table(cohort.table, spec, arm)
+    table = simulate_allo_cohort(scen, idx.size, seed, horizon_days=n_days,
+                                 indices=idx).table.reset_index(drop=True)
+    given = donor_cell_doses(scen, table)
+    redone = np.zeros(len(table), bool)
+    for i, doses in enumerate(given):
+        own = scen
+        for _ in range(WITHHOLD_PASSES):
+            keep = allowed_doses(table.iloc[[i]], doses)
+            if keep.all():
+                break
+            withheld = doses[int(np.argmin(keep))][0]
+            dead = float(table.loc[i, "death_day"]) <= withheld
+            own = _without_doses(own, doses, keep)
+            doses = [d for d, k in zip(doses, keep, strict=True) if k]
+            if dead:  # nothing withheld before death: the course is unchanged
+                break
+            new = simulate_allo_cohort(own, 1, seed, horizon_days=n_days,
+                                       indices=idx[i:i + 1]).table
+            cols = [c for c in new.columns if c in table.columns]
+            table.loc[i, cols] = new[cols].to_numpy()[0]
+            redone[i] = True
+        given[i] = doses
+    return table, given, redone
+
+
+def _simulate(spec: AlloTrialSpec, scen: Any, arm: int, seed: int, idx: np.ndarray
+              ) -> pd.DataFrame:
+    table, given, _ = withheld_cohort(scen, spec.horizon_days, seed, idx)
+    out = outcome_table(table, spec, arm)
+    out["first_infusion_day"] = [d[0][0] if d else np.nan for d in given]
+    return out
 
 
 def simulate_allo_chunk(spec: AlloTrialSpec, arm: int, start: int, stop: int, *,
