@@ -171,7 +171,7 @@ def test_outcome_table_events_and_competing_codes():
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
 def test_allo_estimands_equal_lifelines_on_the_table():
     from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
-    from lifelines.statistics import logrank_test
+    from lifelines.statistics import logrank_test, proportional_hazard_test
 
     _, df = _table()
     s = summarize_allo(df, ["DLI", "CIK"], 24, "grfs", 24)
@@ -205,7 +205,19 @@ def test_allo_estimands_equal_lifelines_on_the_table():
         np.where(np.isnan(first), h, first) / DAYS_PER_MONTH, code, event_of_interest=1)
     cif = aj.cumulative_density_.iloc[:, 0]
     assert arm["agvhd_6m"] == pytest.approx(float(cif[cif.index <= 6].iloc[-1]), rel=1e-9)
-    assert 0 < arm["agvhd_6m"] < 1 and 0 < arm["cgvhd_24m"] < 1 and 0 < arm["nrm_24m"] < 1
+    # chronic GvHD (relapse, death competing) and NRM (relapse competing) at 24 months
+    first = np.fmin(c["cgvhd_day"], comp)
+    code = np.where(np.isnan(first), 0, np.where(c["cgvhd_day"] == first, 1, 2))
+    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+        np.where(np.isnan(first), h, first) / DAYS_PER_MONTH, code, event_of_interest=1)
+    cif = aj.cumulative_density_.iloc[:, 0]
+    assert arm["cgvhd_24m"] == pytest.approx(float(cif[cif.index <= 24].iloc[-1]), rel=1e-9)
+    code = np.where(np.isnan(rfs_first), 0, np.where(c["relapse_day"] == rfs_first, 1, 2))
+    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+        np.where(np.isnan(rfs_first), h, rfs_first) / DAYS_PER_MONTH, code,
+        event_of_interest=2)
+    cif = aj.cumulative_density_.iloc[:, 0]
+    assert arm["nrm_24m"] == pytest.approx(float(cif[cif.index <= 24].iloc[-1]), rel=1e-9)
     # comparison on the primary endpoint: Cox and log-rank as lifelines computes them
     a, b = df[df["arm"] == "DLI"], df[df["arm"] == "CIK"]
     data = pd.DataFrame({"t": np.r_[a["grfs_duration"], b["grfs_duration"]],
@@ -218,7 +230,8 @@ def test_allo_estimands_equal_lifelines_on_the_table():
     assert comp["logrank_p"] == pytest.approx(logrank_test(
         a["grfs_duration"], b["grfs_duration"], a["grfs_event"], b["grfs_event"]).p_value,
         rel=1e-9)
-    assert comp["ph_test_p"] is not None
+    ph = proportional_hazard_test(cph, data, time_transform="rank")
+    assert comp["ph_test_p"] == pytest.approx(float(np.ravel(ph.p_value)[0]), rel=1e-9)
 
 
 def test_same_patients_for_any_worker_count_and_chunk_size():
@@ -262,9 +275,33 @@ def test_cli_trial_of_an_allo_spec_reports_grfs_gvhd_and_assurance(tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["setting"] == "allo" and [a["name"] for a in data["arms"]] == ["DLI", "CIK"]
-    for key in ("grfs_12m", "os_12m", "cir_12m", "nrm_12m", "agvhd_6m", "cgvhd_12m"):
-        assert 0 <= data["arms"][0][key] <= 1, key
-    assert 0 <= data["assurance"] <= 1 and data["source"]["kind"] == "prior"
+    # the JSON's figures are lifelines' on the written table, the assurance its draws'
+    from lifelines import AalenJohansenFitter, KaplanMeierFitter
+
+    pat = pd.read_parquet(out / "patients.parquet")
+    dli = pat[pat["arm"] == "DLI"]
+    for key, dur, ev in (("grfs_12m", "grfs_duration", "grfs_event"),
+                         ("os_12m", "os_duration", "os_event")):
+        km = KaplanMeierFitter().fit(dli[dur], dli[ev])
+        assert data["arms"][0][key] == pytest.approx(
+            float(km.survival_function_at_times(12).iloc[0]), rel=1e-9), key
+    rfs_code = dli["event"].map({"censored": 0, "relapse": 1, "death": 2})
+    for key, dur, code, of in (("cir_12m", "duration", rfs_code, 1),
+                               ("nrm_12m", "duration", rfs_code, 2),
+                               ("agvhd_6m", "agvhd_duration", dli["agvhd_event"], 1),
+                               ("cgvhd_12m", "cgvhd_duration", dli["cgvhd_event"], 1)):
+        months = int(key.split("_")[1][:-1])
+        if not (code == of).any():
+            assert data["arms"][0][key] == 0.0, key
+            continue
+        cif = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+            dli[dur], code, event_of_interest=of).cumulative_density_.iloc[:, 0]
+        assert data["arms"][0][key] == pytest.approx(
+            float(cif[cif.index <= months].iloc[-1]), rel=1e-9), key
+    draws = pd.read_parquet(out / "draws" / "draws.parquet")
+    assert data["assurance_n_per_arm"] == 10 and len(draws) == 2
+    assert data["assurance"] == draws["success_10"].mean()
+    assert data["source"]["kind"] == "prior"
     html = (out / "report.html").read_text()
     for text in ("Kaplan-Meier GRFS", "Acute GvHD grade II-IV (relapse and death competing)",
                  "Chronic GvHD (relapse and death competing)",
@@ -313,7 +350,10 @@ def test_cli_run_of_cik_vs_dli_skips_the_culture_and_reports_the_trial(tmp_path)
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["setting"] == "allo" and "not cultured" in data["skipped"][0]
-    assert data["trial"]["arms"][0]["n"] == 12 and 0 <= data["trial"]["assurance"] <= 1
+    assert data["trial"]["arms"][0]["n"] == 12
+    draws = pd.read_parquet(out / "trial" / "draws" / "draws.parquet")
+    n = data["trial"]["assurance_n_per_arm"]
+    assert len(draws) == 2 and data["trial"]["assurance"] == draws[f"success_{n}"].mean()
     html = (out / "report.html").read_text()
     for text in ("product: not cultured", "Kaplan-Meier GRFS", "GvL against GvHD",
                  "Assurance", "who got donor cells", "when mrd is above 0.0001",
@@ -352,7 +392,10 @@ def test_draws_same_numbers_for_workers_and_chunks_and_assurance_cli(tmp_path):
     assert r.exit_code == 0, r.output
     curve = json.loads(r.output)["assurance_curve"]
     assert [c["n_per_arm"] for c in curve] == [5, 10]
-    assert all(0 <= c["assurance"] <= 1 for c in curve)
+    both = run_over_draws(spec, src, DrawDesign(draws=2, cohort=20, sizes=(5, 10)),
+                          workers=1).table  # the same draws and design as the CLI's
+    assert [c["assurance"] for c in curve] == [both["success_5"].mean(),
+                                               both["success_10"].mean()]
 
 
 def test_no_donor_cells_once_acute_gvhd_ii_iv_or_chronic_gvhd_has_begun():
