@@ -29,11 +29,11 @@ _KINDS = {"dli": "DLI", "cik": "donor CIK"}
 #: What the allo calibration can and cannot support (its status is computed by ``ciksim
 #: validate``, group "allo (calibrated)", and described in docs/inference.md).
 CALIBRATION_CAVEAT = (
-    "Caveat on the allo calibration: of its targets A1-A5 the shipped allo posterior meets "
-    "at most A1 (12-month GvHD rising with the DLI dose: in range in the model's own "
-    "prediction, narrowly missed on the posterior predictive); A2-A5 are unmet (escalating "
-    "DLI, donor-CIK acute GvHD against DLI at the same dose, CR after donor CIK at "
-    "relapse, survival after pre-emptive treatment). In "
+    "Caveat on the allo calibration: on its posterior predictive the shipped allo posterior "
+    "meets none of its targets A1-A5; at most its own prediction (without the studies' bias "
+    "terms) reproduces A1, 12-month GvHD rising with the DLI dose (partly the graft's own "
+    "late GvHD). A2-A5 are unmet (escalating DLI, donor-CIK acute GvHD against DLI at the "
+    "same dose, CR after donor CIK at relapse, survival after pre-emptive treatment). In "
     "particular the posterior cannot say how donor CIK compare with DLI in GvHD at equal "
     "CD3+ dose, which is the question of a donor CIK against DLI trial such as the "
     "cik-vs-dli example: the effect and assurance below show the model's assumptions, not "
