@@ -223,6 +223,7 @@ def test_pypesto_objective_is_ciksims_likelihood_plus_the_population_prior(data,
 
 @pytest.mark.slow
 def test_pypesto_map_of_the_hierarchical_export_is_ciksims_penalised_optimum(data, tmp_path):
+    pytest.importorskip("pypesto", reason="pypesto: interop extra")
     import pypesto.optimize
 
     problem, names, truth, penalised, _ = hierarchical_problem(data, tmp_path)
