@@ -47,7 +47,13 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from scipy.special import expit, logit
 
 from ciksim.errors import CikError, DataError
-from ciksim.evidence.effect import BIAS_SD, OFFSET_SD, Dimension
+from ciksim.evidence.effect import (
+    BIAS_SD,
+    OFFSET_SD,
+    Dimension,
+    range_dimension,
+    with_study_terms,
+)
 from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed
 from ciksim.evidence.studies import (
     STRICT,
@@ -568,22 +574,9 @@ def allo_dimensions(evidence: AlloEvidence, names: Sequence[str] | None = None,
         if not lo < hi or not p.low <= lo or not hi <= p.high:
             raise DataError(f"prior for {name}: need {p.low:g} <= low < high <= {p.high:g} "
                             f"(its declared range), got ({lo}, {hi})")
-        if lo > 0 and hi / lo > 10:
-            dims.append(Dimension(name, "effect", "loguniform", math.log10(lo),
-                                  math.log10(hi), p.unit, p.description, p.source))
-        else:
-            dims.append(Dimension(name, "effect", "uniform", lo, hi, p.unit, p.description,
-                                  p.source))
-    for study in evidence.used:
-        for dim in allo_study_terms(study):
-            mean, sd = priors.pop(dim.name, (dim.a, dim.b))
-            if sd <= 0:
-                raise DataError(f"prior for {dim.name}: the SD must be > 0, got {sd}")
-            dims.append(dataclasses.replace(dim, a=mean, b=sd))
-    if priors:
-        raise DataError(f"priors given for unknown coordinate(s) {', '.join(priors)}; the "
-                        f"calibration has {', '.join(d.name for d in dims)}")
-    return dims
+        dims.append(range_dimension(name, lo, hi, lo > 0 and hi / lo > 10, p.unit,
+                                    p.description, p.source))
+    return with_study_terms(dims, [allo_study_terms(s) for s in evidence.used], priors)
 
 
 def allo_model_hash() -> str:

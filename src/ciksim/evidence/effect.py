@@ -32,6 +32,7 @@ log-odds for a population that differs from the model scenario (:data:`OFFSET_SD
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -171,19 +172,29 @@ def dimensions(evidence: Evidence, effects: Sequence[str] = DEFAULT_EFFECTS,
         if not lo < hi or (p.scale == "log" and lo <= 0):
             raise DataError(f"prior for {name}: need 0 < low < high for a log prior "
                             f"(low < high otherwise), got ({lo}, {hi})")
-        if p.scale == "log":
-            dims.append(Dimension(name, "effect", "loguniform", math.log10(lo),
-                                  math.log10(hi), p.unit, p.description, p.source))
-        else:
-            dims.append(Dimension(name, "effect", "uniform", lo, hi, p.unit, p.description,
-                                  p.source))
-    for study in evidence.used:
-        for dim in study_terms(study):
-            mean, sd = priors.pop(dim.name, (dim.a, dim.b))
-            if sd <= 0:
-                raise DataError(f"prior for {dim.name}: the SD must be > 0, got {sd}")
-            dims.append(Dimension(dim.name, dim.kind, "normal", mean, sd, dim.unit,
-                                  dim.description, dim.source))
+        dims.append(range_dimension(name, lo, hi, p.scale == "log", p.unit, p.description,
+                                    p.source))
+    return with_study_terms(dims, [study_terms(s) for s in evidence.used], priors)
+
+
+def range_dimension(name: str, low: float, high: float, log: bool, unit: str,
+                    description: str, source: str) -> Dimension:
+    """An effect coordinate with a log-uniform (``log``) or uniform prior on (low, high)."""
+    if log:
+        return Dimension(name, "effect", "loguniform", math.log10(low), math.log10(high),
+                         unit, description, source)
+    return Dimension(name, "effect", "uniform", low, high, unit, description, source)
+
+
+def with_study_terms(dims: list[Dimension], terms: Sequence[Sequence[Dimension]],
+                     priors: dict[str, tuple[float, float]]) -> list[Dimension]:
+    """``dims`` followed by the studies' bias and offset ``terms``, each with the normal
+    ``(mean, sd)`` taken from ``priors`` where given; every prior must have been used."""
+    for dim in (d for study in terms for d in study):
+        mean, sd = priors.pop(dim.name, (dim.a, dim.b))
+        if sd <= 0:
+            raise DataError(f"prior for {dim.name}: the SD must be > 0, got {sd}")
+        dims.append(dataclasses.replace(dim, a=mean, b=sd))
     if priors:
         raise DataError(f"priors given for unknown coordinate(s) {', '.join(priors)}; the "
                         f"calibration has {', '.join(d.name for d in dims)}")
