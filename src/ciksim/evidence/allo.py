@@ -430,8 +430,8 @@ def _reference_medians() -> dict[str, float]:
     return dict(AlloScenario.load(REFERENCE_SCENARIO).parameters)
 
 
-def _medians(scenario: Any, theta: Mapping[str, float], ref: Mapping[str, float]
-             ) -> dict[str, float]:
+def calibrated_medians(scenario: Any, theta: Mapping[str, float], ref: Mapping[str, float]
+                       ) -> dict[str, float]:
     """The scenario's medians under calibrated reference values ``theta`` (a scenario
     that declares another median than the reference keeps its ratio; clipped to the
     declared range)."""
@@ -470,7 +470,7 @@ def simulate_batch(prepared: Sequence[PreparedAlloStudy],
         for a, arm in enumerate(ps.arms):
             m = arm.n * arm.screen
             idx = np.concatenate([recipient_indices(k, s, a, m) for k in keys])
-            per_draw = [_medians(arm.scenario, th, ref) for th in thetas]
+            per_draw = [calibrated_medians(arm.scenario, th, ref) for th in thetas]
             arrays = {name: np.repeat([d[name] for d in per_draw], m) for name in per_draw[0]}
             scen = dataclasses.replace(arm.scenario,
                                        parameters={**arm.scenario.parameters, **arrays})

@@ -353,21 +353,13 @@ def allo_source(posterior: Any = None, prior: bool = False) -> Any:
 def draw_scenario(scen: Any, reference: Mapping[str, float], row: Mapping[str, float]
                   ) -> Any:
     """The arm's scenario with one draw's parameter medians. Draws describe the reference
-    donor and conditioning (as the allo calibration's, ``ciksim.evidence.allo``): a drawn
-    parameter that the population's options change from the reference (e.g. ``f_allo_t``
-    of an unrelated donor) keeps that option's ratio, clipped to the declared range."""
-    from ciksim.models.allo import allo_model
+    donor and conditioning (as the allo calibration's): a drawn parameter that the
+    population's options change from the reference (e.g. ``f_allo_t`` of an unrelated donor)
+    keeps that option's ratio, clipped to the declared range
+    (:func:`ciksim.evidence.allo.calibrated_medians`, the calibration's own rule)."""
+    from ciksim.evidence.allo import calibrated_medians
 
-    declared = allo_model().parameter_by_name
-    pars = dict(scen.parameters)
-    for name, value in row.items():
-        if name not in declared:
-            continue
-        p = declared[name]
-        ref = float(reference.get(name, p.value))
-        own = float(pars.get(name, ref))
-        v = float(value) * (own / ref if ref > 0 else 1.0)
-        pars[name] = min(max(v, p.low), p.high)
+    pars = {**scen.parameters, **calibrated_medians(scen, row, reference)}
     return dataclasses.replace(scen, parameters=pars)
 
 
