@@ -6,13 +6,13 @@ assurance)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from ciksim.report.html import Report
+from ciksim.report.trial import specification_and_provenance
 
 #: The four competing-risk panels: (incidence key, title).
 INCIDENCE_PANELS = (
@@ -270,12 +270,5 @@ def allo_trial_report(spec: Any, run: Any, summary: dict[str, Any], decision: An
                   f"of follow-up from the stem-cell infusion, seed {spec.seed}.", note=True)
     rep.paragraph(CALIBRATION_CAVEAT)
     allo_sections(rep, spec, run.patients, summary, decision)
-    rep.heading("Specification")
-    rep.preformatted(json.dumps(spec.raw, indent=2))
-    rep.heading("Provenance")
-    m = run.manifest
-    rep.table(pd.DataFrame([{"ciksim": m["ciksim_version"], "seed": m["seed"],
-                             "digest": m["digest"], "backend": m["backend"],
-                             "patients": m["patients"], "failed": m["failed_patients"],
-                             "wall seconds": round(m["wall_seconds"], 1)}]))
+    specification_and_provenance(rep, spec.raw, run.manifest)
     return rep.render()

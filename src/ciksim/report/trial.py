@@ -67,15 +67,22 @@ def trial_report(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],
     rep.paragraph("Relapse is the only event modelled (no deaths in remission), so the "
                   "cumulative incidence of relapse is 1 − relapse-free survival. Hazard "
                   "ratios: Cox model, arm vs the first arm.", note=True)
+    specification_and_provenance(rep, spec.raw, run.manifest)
+    return rep.render()
+
+
+def specification_and_provenance(rep: Report, raw: Mapping[str, Any],
+                                 manifest: Mapping[str, Any]) -> None:
+    """The specification as run and the run's provenance (version, seed, digest, backend,
+    patients, failures, wall time in seconds)."""
     rep.heading("Specification")
-    rep.preformatted(json.dumps(spec.raw, indent=2))
+    rep.preformatted(json.dumps(raw, indent=2))
     rep.heading("Provenance")
-    m = run.manifest
+    m = manifest
     rep.table(pd.DataFrame([{"ciksim": m["ciksim_version"], "seed": m["seed"],
                              "digest": m["digest"], "backend": m["backend"],
                              "patients": m["patients"], "failed": m["failed_patients"],
                              "wall seconds": round(m["wall_seconds"], 1)}]))
-    return rep.render()
 
 
 def chain_report(spec: TrialSpec, run: TrialRun, summary: dict[str, Any],

@@ -27,7 +27,6 @@ naming the field and the fix, raised when the spec is read: before any work or f
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -36,7 +35,6 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from ciksim.errors import CikError, DataError
@@ -329,15 +327,15 @@ class AlloTrialSpec:
 
     def digest(self) -> str:
         """Fingerprint of everything that determines the patients' numbers."""
-        from ciksim._version import __version__
+        from ciksim.trial.spec import spec_digest
 
-        text = json.dumps({"spec": {k: v for k, v in self.raw.items() if k != "chunk_size"},
-                           "ciksim": __version__}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return spec_digest(self.raw)
 
     def arm_seed(self, arm: int) -> int:
         """Each arm has its own patients: a seed derived from the trial seed and arm."""
-        return int(np.random.SeedSequence([self.seed, arm]).generate_state(1)[0])
+        from ciksim.trial.spec import arm_seed
+
+        return arm_seed(self.seed, arm)
 
 
 def _first_day(event: Mapping[str, Any]) -> float:

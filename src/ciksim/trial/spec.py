@@ -146,19 +146,30 @@ class TrialSpec:
 
     def digest(self) -> str:
         """Fingerprint of everything that determines the patients' numbers."""
-        from ciksim._version import __version__
-
-        text = json.dumps({"spec": {k: v for k, v in self.raw.items() if k != "chunk_size"},
-                           "ciksim": __version__}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return spec_digest(self.raw)
 
     def arm_seed(self, arm: int) -> int:
         """Each arm has its own patients: a seed derived from the trial seed and arm."""
-        return int(np.random.SeedSequence([self.seed, arm]).generate_state(1)[0])
+        return arm_seed(self.seed, arm)
 
 
 #: A trial specification: autologous (:class:`TrialSpec`) or allogeneic.
 Spec: TypeAlias = "TrialSpec | AlloTrialSpec"
+
+
+def spec_digest(raw: Mapping[str, Any]) -> str:
+    """Fingerprint of a trial specification as written (all but ``chunk_size``, which does
+    not change the numbers) and the package version: what determines the patients."""
+    from ciksim._version import __version__
+
+    text = json.dumps({"spec": {k: v for k, v in raw.items() if k != "chunk_size"},
+                       "ciksim": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def arm_seed(seed: int, arm: int) -> int:
+    """Each arm has its own patients: a seed derived from the trial ``seed`` and ``arm``."""
+    return int(np.random.SeedSequence([seed, arm]).generate_state(1)[0])
 
 
 def load_spec(spec: str | Path | Spec, n_per_arm: int | None = None) -> Spec:
