@@ -108,8 +108,9 @@ def wrote(out: Any, files: list[str]) -> None:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr: patients done, rate and time left."""
+def progress_bar(label: str, enabled: bool, unit: str = "patients"
+                 ) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr: ``unit`` done, rate and time left."""
     if not enabled:
         yield lambda done, total: None
         return
@@ -134,7 +135,9 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
             prog.start()
             shown = True
         elapsed = prog.tasks[task].elapsed or 0.0
-        rate = f"{done / elapsed:,.0f} patients/s" if elapsed > 0 and done else ""
+        per_s = done / elapsed if elapsed > 0 else 0.0
+        rate = (f"{per_s:,.0f} {unit}/s" if per_s >= 10 else f"{per_s:.2g} {unit}/s"
+                ) if per_s else ""
         prog.update(task, completed=done, total=total, rate=rate)
 
     try:

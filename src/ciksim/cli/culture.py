@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,7 @@ from ciksim.cli.common import (
     echo_json,
     guarded,
     parse_number,
+    progress_bar,
     rich_table,
     wrote,
 )
@@ -93,8 +95,10 @@ def culture(
     elif extra:
         raise DataError(f"unexpected argument(s) {extra}; did you mean --compare or plan?")
     check_formats(fmt)
-    result = culture_job(protocols, days=days, donors=donors, seed=seed, start_cells=start,
-                         donor=donor)
+    with progress_bar("culture", sys.stderr.isatty() and not as_json and len(protocols) > 1,
+                      unit="protocols") as update:
+        result = culture_job(protocols, days=days, donors=donors, seed=seed,
+                             start_cells=start, donor=donor, progress=update)
     if out is not None:
         files = result.write(out, fmt)
     if as_json:

@@ -3,6 +3,7 @@ allogeneic stem-cell transplant (``--scenario allo-aml-cr``) with donor CIK or D
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from ciksim.cli.common import (
     echo_json,
     err_console,
     guarded,
+    progress_bar,
     rich_table,
     wrote,
 )
@@ -80,11 +82,13 @@ def patient(
                                  "for allo scenarios (--scenario allo-aml-cr); for this "
                                  "scenario use --cik-dose, --infusions, --interval")
 
-    res = patient_job(scenario, subtype=subtype, cik=not no_cik, cik_dose=cik_dose,
-                      infusions=infusions, interval=interval,
-                      first_infusion_day=first_infusion_day, il2_support=il2_support,
-                      product=product, start_burden=start_burden, replicates=replicates,
-                      years=years, seed=seed, relapse=relapse)
+    with progress_bar("patients", sys.stderr.isatty() and not as_json) as update:
+        res = patient_job(scenario, subtype=subtype, cik=not no_cik, cik_dose=cik_dose,
+                          infusions=infusions, interval=interval,
+                          first_infusion_day=first_infusion_day, il2_support=il2_support,
+                          product=product, start_burden=start_burden, replicates=replicates,
+                          years=years, seed=seed, relapse=relapse,
+                          progress=update if replicates > 1 else None)
     if out is not None:
         files = res.write(out, fmt)
     if as_json:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,19 +63,26 @@ class CultureResult(JobResult):
 
 def culture_job(protocols: Sequence[str], *, days: float | None = None, donors: int = 200,
                 seed: int = 0, start_cells: float | None = None,
-                donor: str = "healthy") -> CultureResult:
+                donor: str = "healthy",
+                progress: Callable[[int, int], None] | None = None) -> CultureResult:
     """Simulate each protocol (built-in name or TOML file) for ``donors`` donors.
 
     ``days``: days to simulate (default: each protocol's harvest day); ``start_cells``: PBMC
     seeded on day 0 (cells; default: the protocol's, else 1e8); ``donor``: the starting
     material (``healthy``, ``patient-post-chemo`` or a TOML file). The same seed gives every
-    protocol the same donors.
+    protocol the same donors. ``progress(done, total)`` is called after each protocol (the
+    donors of one protocol are one vectorised solve with shared step control, so splitting
+    them would change the numbers).
     """
     if not protocols:
         raise DataError("protocols: give at least one culture protocol")
-    return CultureResult(tuple(run_culture(p, days=days, donors=donors, seed=seed,
-                                           start_cells=start_cells, donor=donor)
-                               for p in protocols))
+    runs = []
+    for p in protocols:
+        runs.append(run_culture(p, days=days, donors=donors, seed=seed,
+                                start_cells=start_cells, donor=donor))
+        if progress is not None:
+            progress(len(runs), len(protocols))
+    return CultureResult(tuple(runs))
 
 
 @dataclass(frozen=True)
