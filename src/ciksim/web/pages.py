@@ -163,7 +163,7 @@ def page_ui() -> Any:
         ui.output_ui("tr_check"),
         ui.accordion(ui.accordion_panel(
             "Advanced: the whole spec as TOML (what `ciksim trial FILE.toml` reads)",
-            ui.input_text_area("tr_spec", None, rows=14, width="100%"),
+            ui.input_text_area("tr_spec", None, rows=14, width="100%", update_on="blur"),
             ui.input_action_button("tr_apply", "Load this TOML into the form",
                                    class_="btn-sm btn-outline-primary")),
             open=False, id="tr_advanced"),
