@@ -250,3 +250,27 @@ def test_cohort_csv_is_a_schema_checked_format(tmp_path, text, message):
     ok = tmp_path / "ok.csv"
     ok.write_text("patient,arm,time_months,event,mrd_m3\nP1,a,3,Relapse,1e-3\nP2,a,9,censored,\n")
     assert read_cohort(ok) == {"a": [(3.0, "relapse"), (9.0, "censored")]}
+
+
+@pytest.mark.parametrize(("data", "message"),
+                         [(b"x = " + b"[" * 3000 + b"]" * 3000, "nested more than 20 levels"),
+                          (b'name = "s"\n\xff\xfe garbage', "line 2: not UTF-8 text")])
+def test_patient_scenario_and_rerun_files_deep_or_binary_are_one_error(tmp_path, data,
+                                                                        message):
+    """``patient --scenario`` (its allo sniff) and ``rerun`` read TOML through the checked
+    reader: a 3,000-deep file or a binary one is one error line, not a RecursionError or
+    UnicodeDecodeError traceback (found by benchmarks/hostile.py)."""
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    p = tmp_path / "d.toml"
+    p.write_bytes(data)
+    for argv in (["patient", "--scenario", str(p), "--replicates", "2", "--years", "0.1"],
+                 ["rerun", str(p), "--out", str(tmp_path / "o")]):
+        r = CliRunner().invoke(app, argv)
+        assert r.exit_code == 2, (argv, r.output, r.exception)
+        assert isinstance(r.exception, SystemExit)
+        assert r.stderr.splitlines() == [r.stderr.splitlines()[0]]
+        assert message in r.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["d.toml"]

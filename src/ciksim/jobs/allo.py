@@ -41,11 +41,12 @@ def is_allo_scenario(name_or_path: str | Path) -> bool:
     path = Path(name_or_path)
     if path.suffix != ".toml" or not path.is_file():
         return False
-    import tomllib
+    from ciksim.errors import CikError
+    from ciksim.schemas.base import read_toml
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    try:  # an unreadable file is not allo: the scenario reader reports why
+        data = read_toml(path, what="scenario")
+    except (OSError, CikError):
         return False
     return "donors" in data or "donor" in data
 

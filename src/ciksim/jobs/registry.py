@@ -15,7 +15,6 @@ folder (calibration) gets the ``--out`` folder of ``ciksim rerun``.
 from __future__ import annotations
 
 import inspect
-import tomllib
 from collections.abc import Callable, Mapping
 from importlib import import_module
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from ciksim.errors import DataError
 from ciksim.jobs.base import JobResult
+from ciksim.schemas.base import read_toml
 
 #: Job name -> "module:function" of the application layer.
 JOBS = {
@@ -100,10 +100,7 @@ def load_inputs(path: str | Path) -> tuple[str, dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"inputs file {str(p)!r} does not exist")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(f"{p}: not valid TOML ({exc})") from exc
+    data = read_toml(p, what="inputs file")
     name = data.get("job")
     inputs = data.get("inputs", {})
     if not isinstance(name, str) or not isinstance(inputs, dict):
