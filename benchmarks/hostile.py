@@ -292,7 +292,7 @@ def silent(rng: np.random.Generator) -> Case:
         (tri, {"t.toml": trial(infusions="1.5")}),
         (tri, {"t.toml": trial(infusions='"3"')}),
         (tri, {"t.toml": trial(relapse="true")}),
-        (tri, {"t.toml": trial(relapse="0.05")}),
+        (tri, {"t.toml": trial(relapse="1.5")}),  # a number is a threshold in (0, 1]
         (["trial", "examples/aml-adjuvant-cik.toml", "--draws", "0", "--n-per-arm", "12",
           "--workers", "1", "--chunk-size", "0"], {}),
     ])
