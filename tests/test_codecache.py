@@ -88,3 +88,22 @@ def test_cached_arrays_are_computed_once_and_read_back_exactly(tmp_path, monkeyp
     c = codecache.cached_arrays("t", ["inputs 1"], compute)
     assert len(calls) == 3 and c["x"].tobytes() == a["x"].tobytes()
     assert not list(tmp_path.glob(".*tmp*")) and len(list(tmp_path.glob("t_*.npz"))) == 2
+
+
+def test_pint_cache_is_per_installation_and_a_broken_one_is_skipped(tmp_path, monkeypatch):
+    """pint's cached definitions name their installation's files by absolute path: each
+    installation gets its own folder, and a cache pint cannot read back is not fatal."""
+    import pint
+
+    from ciksim import units
+
+    monkeypatch.setenv("CIKSIM_CACHE_DIR", str(tmp_path))
+    folder = units.pint_cache_folder()
+    assert folder.parent == tmp_path / "pint" and folder.name != "pint"
+    monkeypatch.setattr(pint, "__file__", "/elsewhere/pint/__init__.py")
+    assert units.pint_cache_folder() != folder
+    monkeypatch.undo()
+    monkeypatch.setenv("CIKSIM_CACHE_DIR", str(tmp_path))
+    folder.parent.mkdir(parents=True)
+    folder.write_text("not a folder")  # a cache pint cannot use
+    assert str(units.new_registry().Unit("cells/mL")) == "cell / milliliter"

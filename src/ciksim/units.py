@@ -6,6 +6,7 @@ declared units, so a unit is only ever a label there.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,16 +25,30 @@ U = IU
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
     """The shared registry: pint defaults plus ``cell`` and ``IU`` (and ``U``)."""
-    from ciksim.cache import cache_dir
+    return new_registry()
 
+
+def new_registry() -> pint.UnitRegistry:
+    """A fresh registry like :func:`registry`'s (quantities of different registries do not
+    mix: use :func:`registry` everywhere else)."""
     try:  # pint keeps its parsed default definitions there: a fresh process skips parsing
-        folder: Path | None = cache_dir() / "pint"
-    except OSError:
-        folder = None
-    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=folder)
+        ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True,
+                                 cache_folder=pint_cache_folder())
+    except OSError:  # no writable cache, or a cache pint cannot read back: parse afresh
+        ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     for line in _DEFINITIONS.strip().splitlines():
         ureg.define(line)
     return ureg
+
+
+def pint_cache_folder() -> Path:
+    """pint's cache of parsed definitions, one per pint installation: the cached entries
+    name the definition files of the installation that wrote them by absolute path, so
+    another environment (or a deleted one) must not share them."""
+    from ciksim.cache import cache_dir
+
+    key = hashlib.sha256(f"{pint.__file__}|{pint.__version__}".encode()).hexdigest()[:16]
+    return cache_dir() / "pint" / key
 
 
 def parse_unit(text: str, *, field: str) -> pint.Unit:
