@@ -175,8 +175,10 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
     context, page = _open(browser, url)
     page.click("text=Trial")
     page.select_option("#tr_example", "dose-finding")
+    # the arms are re-rendered when the example changes: wait for the new four, not the
+    # first arm 3 seen while the old form is being replaced
+    page.wait_for_function("document.querySelectorAll('.ciksim-arm').length == 4")
     page.wait_for_selector("#tr_arm3_name")
-    assert page.locator(".ciksim-arm").count() == 4
     page.click("#tr_arm1_remove")  # CIK 1e7/kg goes
     page.wait_for_function("document.querySelectorAll('.ciksim-arm').length == 3")
     assert page.input_value("#tr_arm1_name") == "CIK 5e7/kg"
@@ -210,7 +212,7 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
     message = page.locator("#tr_upload_msg .ciksim-error")
     assert message.inner_text().strip() == str(cli_error.value).replace(str(bad),
                                                                        "bad-spec.toml")
-    assert page.locator(".ciksim-arm").count() == 4
+    page.wait_for_function("document.querySelectorAll('.ciksim-arm').length == 4")
     assert parse_toml(saved.read_text(), origin="x")["arms"][3]["cik"]["infusions"] == 4
     # the advanced TOML box: a broken text is not loaded, and says why
     page.click("text=Advanced: the whole spec as TOML")
@@ -218,7 +220,7 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
     page.click("#tr_apply")
     page.wait_for_selector("#tr_check .ciksim-error:has-text('not loaded')")
     assert "specification: not valid TOML" in page.locator("#tr_check").inner_text()
-    assert page.locator(".ciksim-arm").count() == 4
+    page.wait_for_function("document.querySelectorAll('.ciksim-arm').length == 4")
     context.close()
 
 
