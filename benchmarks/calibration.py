@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
-import sys
-import time
 from pathlib import Path
 
-from ciksim.evidence import calibrate, load_evidence
+from calibration_run import env_ints, show_and_install, timed_calibration
 
-PARTICLES = int(os.environ.get("PARTICLES", "200"))
-GENERATIONS = int(os.environ.get("GENERATIONS", "12"))
-WORKERS = int(os.environ.get("WORKERS", "2"))
-SEED = int(os.environ.get("SEED", "2026"))
+from ciksim.evidence import load_evidence
+
+PARTICLES, GENERATIONS, WORKERS, SEED = env_ints(PARTICLES=200, GENERATIONS=12, WORKERS=2,
+                                                 SEED=2026)
 OUT = Path(os.environ.get("OUT", "out/calibration"))
 SHIPPED = Path(__file__).resolve().parents[1] / "src/ciksim/data/posterior/patient.parquet"
 
@@ -31,14 +28,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "src/ciksim/data/posterior/patie
 def main() -> None:
     ev = load_evidence()
     patients = sum(a.n for s in ev.used for a in s.arms)
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    t0 = time.perf_counter()
-    res = calibrate(ev, out=OUT, particles=PARTICLES, generations=GENERATIONS,
-                    workers=WORKERS, seed=SEED,
-                    progress=lambda line: print(f"  [{time.perf_counter() - t0:7.1f} s] {line}",
-                                                flush=True))
-    wall = time.perf_counter() - t0
+    res, wall = timed_calibration(ev, OUT, particles=PARTICLES, generations=GENERATIONS,
+                                  workers=WORKERS, seed=SEED)
     cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     print(f"\ndefault calibration: {PARTICLES} particles x {res.generations} generations, "
@@ -51,12 +42,7 @@ def main() -> None:
     m = res.posterior.manifest
     print(f"tolerances {[round(e, 3) for e in m['epsilons']]}, target "
           f"{m['epsilon_target']:.3f}: {'reached' if m['converged'] else 'NOT reached'}")
-    print(res.posterior.summary().round(4).to_string(index=False))
-    print(res.posterior.ppc.round(3).to_string(index=False))
-    if "--install" in sys.argv:
-        SHIPPED.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(OUT / "posterior.parquet", SHIPPED)
-        print(f"installed {SHIPPED.relative_to(SHIPPED.parents[3])}")
+    show_and_install(res, OUT, SHIPPED)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibration_recovery import synthetic, template
+from calibration_run import env_ints
 
 from ciksim.evidence import calibrate, parse_evidence
 from ciksim.evidence.effect import dimensions
@@ -35,14 +36,9 @@ from ciksim.trial.draws import MEASURES, DrawDesign, run_over_draws
 from ciksim.trial.sources import DrawSource
 from ciksim.trial.spec import TrialSpec
 
-FIRST = int(os.environ.get("FIRST", "0"))
-REPLICATES = int(os.environ.get("REPLICATES", "10"))
-PARTICLES = int(os.environ.get("PARTICLES", "60"))
-GENERATIONS = int(os.environ.get("GENERATIONS", "3"))
-WORKERS = int(os.environ.get("WORKERS", "2"))
-DRAWS = int(os.environ.get("DRAWS", "40"))
-COHORT = int(os.environ.get("COHORT", "400"))
-TRUE_COHORT = int(os.environ.get("TRUE_COHORT", "4000"))
+FIRST, REPLICATES, PARTICLES, GENERATIONS, WORKERS, DRAWS, COHORT, TRUE_COHORT = env_ints(
+    FIRST=0, REPLICATES=10, PARTICLES=60, GENERATIONS=3, WORKERS=2, DRAWS=40, COHORT=400,
+    TRUE_COHORT=4000)
 OUT = Path(os.environ.get("OUT", "out/trial-calibration"))
 COMPOSITION = {"f_cik": 0.49, "f_t": 0.47, "f_nk": 0.035}
 SPEC = {"name": "calibration-check", "seed": 12, "patients_per_arm": 100,
