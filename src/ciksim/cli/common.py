@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -33,6 +34,14 @@ HELP = {"help_option_names": ["-h", "--help"]}
 F = TypeVar("F", bound=Callable[..., Any])
 #: The ``--json`` option shared by the verbs.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print only a JSON object.")]
+#: Options several verbs share (the default stays with each verb).
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Scheduler = Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
+TableFormat = Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
+                                                           "units per column).")]
+DataFormat = Annotated[str, typer.Option("--format", help="Data format: csv or parquet.")]
+TargetsPerWell = Annotated[float, typer.Option(help="Target cells per well.")]
+AssayHours = Annotated[float, typer.Option(help="Assay duration (hours).")]
 
 
 def guarded(fn: F) -> F:
@@ -54,6 +63,30 @@ def guarded(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def verb(group: typer.Typer | None = None, name: str | None = None) -> Callable[[F], F]:
+    """Register the decorated function, :func:`guarded`, as the verb ``name`` (default: the
+    function's name) of ``group`` (default: ``app``), with ``-h`` as well as ``--help``."""
+
+    def register(fn: F) -> F:
+        return (group or app).command(name, context_settings=HELP)(guarded(fn))
+
+    return register
+
+
+def emit(res: Any, out: Path | None, as_json: bool, show: Callable[[], None],
+         *write_args: Any) -> None:
+    """A verb's output: write the result ``res`` into ``out`` when given
+    (``res.write(out, *write_args)``), then print ``res.summary()`` as JSON (``--json``), or
+    call ``show`` and say which files were written."""
+    files = res.write(out, *write_args) if out is not None else None
+    if as_json:
+        echo_json(res.summary())
+        return
+    show()
+    if files is not None:
+        wrote(out, files)
 
 
 def _version_callback(value: bool) -> None:

@@ -5,26 +5,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ciksim.cli.common import (
-    HELP,
     JsonFlag,
-    app,
+    Seed,
+    TableFormat,
     console,
-    echo_json,
+    emit,
     err_console,
-    guarded,
     progress_bar,
     rich_table,
-    wrote,
+    verb,
 )
 
+if TYPE_CHECKING:
+    from ciksim.jobs.allo import AlloPatientResult
+    from ciksim.jobs.patient import PatientResult
 
-@app.command(context_settings=HELP)
-@guarded
+
+@verb()
 def patient(
     scenario: Annotated[str, typer.Option(
         help="aml-cr1, aml-elderly, allo-aml-cr (after allogeneic transplant) or a TOML "
@@ -44,15 +46,14 @@ def patient(
     = None,
     replicates: Annotated[int, typer.Option(help="Number of virtual patients.")] = 1,
     years: Annotated[float, typer.Option(help="Follow-up (years).")] = 3.0,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: Seed = 0,
     relapse: Annotated[str, typer.Option(help="haematologic (>= 5% blasts) or molecular "
                                               "(MRD >= 1e-4).")] = "haematologic",
     il2_support: Annotated[bool, typer.Option("--il2-support",
                                               help="Give IL-2 with the infusions.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the table, summary, figure and "
                                                   "report.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
-                                                      "units per column).")] = "csv",
+    fmt: TableFormat = "csv",
     donor: Annotated[str | None, typer.Option(
         help="Allo: sibling, unrelated or haploidentical.")] = None,
     conditioning: Annotated[str | None, typer.Option(help="Allo: mac or ric.")] = None,
@@ -89,11 +90,10 @@ def patient(
                           product=product, start_burden=start_burden, replicates=replicates,
                           years=years, seed=seed, relapse=relapse,
                           progress=update if replicates > 1 else None)
-    if out is not None:
-        files = res.write(out, fmt)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_patients(res, replicates, years, seed), fmt)
+
+
+def _print_patients(res: PatientResult, replicates: int, years: float, seed: int) -> None:
     cik = res.cik
     arm = "chemotherapy alone" if cik is None else (
         f"chemotherapy + CIK {cik.dose_per_kg:.3g} CD3+/kg x {cik.infusions} every "
@@ -130,8 +130,6 @@ def patient(
         med = summary["median_rfs_months"]
         console.print(f"  median relapse-free survival: "
                       f"{'not reached' if med is None else f'{med:.1f} months'}")
-    if out is not None:
-        wrote(out, files)
 
 
 def _allo(scenario: str, *, donor: str | None, conditioning: str | None,
@@ -154,10 +152,10 @@ def _allo(scenario: str, *, donor: str | None, conditioning: str | None,
             err_console.print(f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    files = res.write(out, fmt) if out is not None else None
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_allo(res, replicates, years, seed), fmt)
+
+
+def _print_allo(res: AlloPatientResult, replicates: int, years: float, seed: int) -> None:
     scen = res.scenario
     doses = ", ".join(f"{e.dose} {e.amount:.3g} on day {e.day:g}"
                       for e in scen.protocol.events) or "no donor-cell infusion"
@@ -181,5 +179,3 @@ def _allo(scenario: str, *, donor: str | None, conditioning: str | None,
         rows.append(["cured (leukemia extinct)", f"{100 * t['cured'].mean():.1f}%"])
         console.print(rich_table(f"By day {res.cohort.horizon_days:.0f}", ["", "patients"],
                                  rows))
-    if out is not None and files is not None:
-        wrote(out, files)
