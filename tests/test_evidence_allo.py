@@ -217,6 +217,27 @@ def test_trigger_days_are_cohort_columns():
     assert not np.any(day > np.nan_to_num(t["death_day"].to_numpy(), nan=np.inf))
 
 
+def test_remission_follows_a_recorded_relapse():
+    """remission_day is a return below the threshold after the recorded course reached it
+    (not the recorded step that lags the engine's interpolated crossing, which made
+    remissions precede the at-relapse trigger and hid the response to it, A4)."""
+    from ciksim.analysis.allo import simulate_allo_cohort
+    from ciksim.models.allo import AlloScenario
+
+    trig = {"name": "at-relapse", "watch": "blast_fraction", "above": 0.05,
+            "monitor": {"first": 30, "every": 7, "last": 365},
+            "doses": [{"offset": 0, "dose": "dli", "amount": 1e8}]}
+    scen = AlloScenario.load("allo-aml-cr", triggers=[trig])
+    scen = dataclasses.replace(scen, parameters={**scen.parameters, "start_burden": 1e-3})
+    c = simulate_allo_cohort(scen, 16, 3, horizon_days=300, courses=True)
+    back = c.table.dropna(subset=["remission_day"])
+    assert len(back) >= 2
+    for _, row in back.iterrows():
+        course = c.courses[c.courses.patient == row.patient]
+        seen = course[(course.day >= row.relapse_day) & (course.day < row.remission_day)]
+        assert (seen.blast_fraction >= scen.relapse_threshold).any(), row.patient
+
+
 #: Targets computed from the shipped allo posterior's predictive that today's allo model does
 #: not meet (docs/inference.md, "What the allo posterior says"). Strict: a target that
 #: becomes met fails its test until it is taken off this list (and tests/test_validate.py's).

@@ -146,7 +146,10 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float
     leuk_first = ~np.isnan(death) & (t["leukemic_death"] == death)
     relapse = np.where(leuk_first & np.isnan(relapse), death, relapse)
     bf = s["blast_fraction"]
-    below = (bf < threshold) & (grid[:, None] > np.nan_to_num(relapse, nan=np.inf)[None, :])
+    # below again after the relapse as the course records it too (the engine's interpolated
+    # crossing can come a recorded step before the blast fraction on the grid reaches it)
+    seen = np.fmax(relapse, first_reach(grid, bf, threshold))
+    below = (bf < threshold) & (grid[:, None] > np.nan_to_num(seen, nan=np.inf)[None, :])
     remission = before_death(np.where(below.any(axis=0) & ~np.isnan(relapse),
                                       grid[np.argmax(below, axis=0)], np.nan))
     grade, lic = s["gvhd_grade"], s["LIC"]
