@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -119,6 +120,31 @@ class CultureRun:
         }
 
 
+def time_progress(progress: Callable[[int, int], None] | None, horizons: Sequence[float],
+              k: int, scale: float = 1.0) -> Callable[[float], None] | None:
+    """A ``progress(done, total)`` counter of simulated time, in whole days × ``scale``, over
+    runs one after another lasting ``horizons`` days: returns the function to tell the day
+    run ``k`` has reached (the runs before it count whole), or None without ``progress``."""
+    if progress is None:
+        return None
+    before, exact = sum(horizons[:k]) * scale, sum(horizons) * scale
+    total = math.ceil(exact)
+
+    def tell(t: float) -> None:
+        x = before + t * scale
+        progress(total if x >= exact else int(x), total)
+
+    return tell
+
+
+def culture_days(protocol: Protocol, days: float | None = None) -> float:
+    """Days a run of ``protocol`` simulates: ``days`` (checked against the horizon limit),
+    else the protocol's harvest day, else 21."""
+    return check_horizon("max_culture_days",
+                         days if days is not None else (protocol.harvest_day or 21.0),
+                         field="days")
+
+
 def run_culture(
     protocol: str | Path | Protocol = "cik-standard",
     *,
@@ -128,6 +154,7 @@ def run_culture(
     start_cells: float | None = None,
     parameters: Mapping[str, float] | None = None,
     donor: str | Path | Donor = "healthy",
+    progress: Callable[[float], None] | None = None,
 ) -> CultureRun:
     """Simulate a culture protocol for ``donors`` donors (log-normal parameter spread).
 
@@ -136,6 +163,8 @@ def run_culture(
     the starting material (``healthy``, ``patient-post-chemo`` or a TOML file): its
     parameters, and those the protocol sets, are the medians donors are drawn around.
     ``start_cells`` (PBMC seeded) defaults to the protocol's, else the model's 1e8.
+    ``progress(day)`` is told the culture day the donors' batched solve has reached (it
+    does not change the numbers).
     """
     proto = protocol if isinstance(protocol, Protocol) else Protocol.load(protocol)
     start_material = donor if isinstance(donor, Donor) else Donor.load(donor)
@@ -146,16 +175,15 @@ def run_culture(
     if not np.isfinite(start_cells) or start_cells <= 0:
         raise DataError(f"start_cells: must be > 0 cells, got {start_cells!r}")
     check_count("max_donors", donors, field="donors")
-    t_end = check_horizon("max_culture_days",
-                          days if days is not None else (proto.harvest_day or 21.0),
-                          field="days")
+    t_end = culture_days(proto, days)
     pars: dict[str, object] = dict(medians)
     if donors > 1:
         pars.update(sample_parameters(model, donors, seed, medians=medians))
     pars.update(parameters or {})
     pars["start_cells"] = float(start_cells)
     times = np.arange(0.0, np.floor(t_end) + 1.0)
-    result = simulate(model, proto, t_end, times=times, parameters=pars, seed=seed)
+    result = simulate(model, proto, t_end, times=times, parameters=pars, seed=seed,
+                      progress=progress)
     return CultureRun(protocol=proto, result=result, seed=seed, start_cells=float(start_cells),
                       donor=start_material.name)
 

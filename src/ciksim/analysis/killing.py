@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ciksim.analysis.culture import CultureRun, run_culture
+from ciksim.analysis.culture import CultureRun, run_culture, time_progress
 from ciksim.engines import simulate
 from ciksim.errors import DataError
 from ciksim.model.variability import sample_parameters
@@ -108,23 +108,36 @@ def product_from_folder(path: str | Path) -> Product:
                    last["nk_pct"].to_numpy() / 100)
 
 
-def builtin_product(name: str, donors: int = 200, seed: int = 0) -> Product:
-    """``cik``/``lak``: day-21 harvest of the culture model; ``nk``/``t``: pure subsets."""
+#: Culture days of a built-in product's run (its harvest).
+PRODUCT_DAYS = 21.0
+
+
+def builtin_product(name: str, donors: int = 200, seed: int = 0,
+                    progress: Callable[[float], None] | None = None) -> Product:
+    """``cik``/``lak``: day-21 harvest of the culture model; ``nk``/``t``: pure subsets.
+    ``progress(day)``: the culture day reached (see :func:`run_culture`)."""
     if name not in PRODUCTS:
         raise DataError(f"effector: unknown product {name!r}; use {', '.join(PRODUCTS)} or a "
                         "culture output folder")
     protocol = PRODUCTS[name]
     if protocol is not None:
-        return product_from_culture(run_culture(protocol, donors=donors, seed=seed, days=21))
+        return product_from_culture(run_culture(protocol, donors=donors, seed=seed,
+                                                days=PRODUCT_DAYS, progress=progress))
     ones, zeros = np.ones(donors), np.zeros(donors)
     return Product(name, zeros, ones if name == "t" else zeros, ones if name == "nk" else zeros)
 
 
-def resolve_product(effector: str | Path | Product, donors: int, seed: int) -> Product:
+def cultured(effector: str | Path | Product) -> bool:
+    """Whether :func:`resolve_product` simulates a culture for ``effector``."""
+    return not isinstance(effector, Product) and PRODUCTS.get(str(effector)) is not None
+
+
+def resolve_product(effector: str | Path | Product, donors: int, seed: int,
+                    progress: Callable[[float], None] | None = None) -> Product:
     if isinstance(effector, Product):
         return effector
     if str(effector) in PRODUCTS:
-        return builtin_product(str(effector), donors, seed)
+        return builtin_product(str(effector), donors, seed, progress)
     path = Path(effector)
     if path.is_dir():
         return product_from_folder(path)
@@ -182,11 +195,15 @@ def run_assay(
     donors: int = 200,
     seed: int = 0,
     parameters: Mapping[str, float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AssayRun:
     """Simulate a release (or flow) assay; % specific lysis = 100·(1 − live/live_control).
 
     Each donor has its own product composition (from the culture model) and per-cell kill
     rates (log-normal draws); the control well (no effectors) is simulated alongside.
+    ``progress(done, total)`` counts simulated hours: the product's culture (a built-in
+    ``cik``/``lak``, 24 per culture day) then the assay, as each batched solve advances (it
+    watches the solver, so the numbers are the same with or without it).
     """
     et_arr = np.asarray(list(et), dtype=float)
     if et_arr.size == 0 or np.any(~np.isfinite(et_arr)) or np.any(et_arr <= 0):
@@ -195,8 +212,10 @@ def run_assay(
     check_count("max_donors", donors, field="donors")
     if block is not None and block not in BLOCKS:
         raise DataError(f"block: use {' or '.join(BLOCKS)}, not {block!r}")
-    product = resolve_product(effector, donors, seed)
-    target_name, tparams = resolve_target(target)
+    # simulated time in hours: the product's culture (days), then the assay
+    spans = [PRODUCT_DAYS, hours / 24] if cultured(effector) else [hours / 24]
+    target_name, tparams = resolve_target(target)  # checked before the product's culture
+    product = resolve_product(effector, donors, seed, time_progress(progress, spans, 0, 24.0))
     n_don = product.donors
     model = killing_model()
     draws = sample_parameters(model, n_don, seed) if n_don > 1 else {}
@@ -209,7 +228,9 @@ def run_assay(
     if block is not None:
         pars[f"block_{block}"] = 1.0
     pars.update(parameters or {})
-    r = simulate(model, None, hours, times=[0.0, hours], parameters=pars, seed=seed)
+    tell = time_progress(progress, spans, len(spans) - 1, 24.0)
+    r = simulate(model, None, hours, times=[0.0, hours], parameters=pars, seed=seed,
+                 progress=None if tell is None else (lambda t: tell(t / 24)))
     live = r["live_targets"][-1].reshape(n_don, n_et)
     lysis = 100 * (1 - live[:, 1:] / live[:, :1])
     return AssayRun(product.name, target_name, et_arr, float(hours), block, lysis.T)

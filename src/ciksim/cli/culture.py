@@ -75,9 +75,12 @@ def culture(
             raise DataError(f"plan: unexpected argument(s) {extra[1:]}")
         if dose is None:
             raise DataError("plan: give --dose (cells per kg, or per infusion with --per infusion)")
-        plan = harvest_plan_job(protocol, dose=parse_number(dose, "dose"), per=per,
-                                weight=weight, infusions=infusions, cells=cells, days=days,
-                                donors=donors, seed=seed, start_cells=start, donor=donor)
+        with progress_bar("culture", sys.stderr.isatty() and not as_json,
+                          unit="days") as update:
+            plan = harvest_plan_job(protocol, dose=parse_number(dose, "dose"), per=per,
+                                    weight=weight, infusions=infusions, cells=cells, days=days,
+                                    donors=donors, seed=seed, start_cells=start, donor=donor,
+                                    progress=update)
         if out is not None:
             files = plan.write(out, fmt)
         if as_json:
@@ -95,8 +98,7 @@ def culture(
     elif extra:
         raise DataError(f"unexpected argument(s) {extra}; did you mean --compare or plan?")
     check_formats(fmt)
-    with progress_bar("culture", sys.stderr.isatty() and not as_json and len(protocols) > 1,
-                      unit="protocols") as update:
+    with progress_bar("culture", sys.stderr.isatty() and not as_json, unit="days") as update:
         result = culture_job(protocols, days=days, donors=donors, seed=seed,
                              start_cells=start, donor=donor, progress=update)
     if out is not None:

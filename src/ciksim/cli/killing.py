@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from ciksim.cli.common import (
     echo_json,
     guarded,
     num,
+    progress_bar,
     rich_table,
     wrote,
 )
@@ -40,8 +42,12 @@ def killing(
     """Simulate a cytotoxicity assay: % specific lysis per E:T with the spread over donors."""
     from ciksim.jobs.killing import killing_job, parse_ratios
 
-    res = killing_job(effector, target, et=parse_ratios(et, "--et"), hours=hours, block=block,
-                      donors=donors, seed=seed)
+    ratios = parse_ratios(et, "--et")
+    # simulated hours: the product's culture (built-in cik/lak), then the assay
+    with progress_bar("killing (simulated hours)", sys.stderr.isatty() and not as_json,
+                      unit="h") as update:
+        res = killing_job(effector, target, et=ratios, hours=hours, block=block,
+                          donors=donors, seed=seed, progress=update)
     if out is not None:
         files = res.write(out)
     if as_json:

@@ -9,7 +9,7 @@ segments.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +50,7 @@ def simulate(
     parameters: Mapping[str, float | Sequence[float] | np.ndarray] | None = None,
     settings: SolverSettings | None = None,
     seed: int | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Result:
     """Simulate ``model`` under ``protocol`` from time 0 to ``t_end``.
 
@@ -58,7 +59,10 @@ def simulate(
     ``parameters`` overrides defaults; a 1-D array value makes a batch (all arrays the same
     length). ``times`` are the output times in days (default: every day). Output at an
     event's time is the state just after the event. ``seed`` is only recorded (this engine
-    is deterministic) so results of stochastic wrappers carry it.
+    is deterministic) so results of stochastic wrappers carry it. ``progress(t)`` is told
+    the time reached as the batch advances (from the solver's right-hand-side evaluations,
+    about 200 times per run at most, and at each protocol event and the end); it only
+    watches, so the numbers are the same with or without it.
     """
     protocol = protocol or Protocol(name="none")
     if protocol.triggers:  # monitoring acts per individual: the stochastic engines do it
@@ -91,6 +95,14 @@ def simulate(
     kept_out = np.ones((out_t.size, n))
     kept = np.ones(n)
 
+    reached = 0.0  # the time last told to progress
+
+    def tell(tt: float, every: float = t_end / 200) -> None:
+        nonlocal reached
+        if progress is not None and tt >= reached + every:
+            reached = float(tt)
+            progress(reached)
+
     # Patient-major layout: individuals are independent, so the Jacobian is block-diagonal
     # and banded (bandwidth ns - 1); implicit methods are told so instead of estimating a
     # dense (ns*n)^2 matrix.
@@ -106,6 +118,7 @@ def simulate(
         p = pmat[:, idx]
 
         def rhs(tt: float, flat: np.ndarray) -> np.ndarray:
+            tell(tt)
             return compiled.rhs(tt, flat.reshape(k, ns).T, p).T.ravel()
 
         # small linear algebra: more BLAS threads would only spin
@@ -162,6 +175,7 @@ def simulate(
                 record(sel, traj[:-1])
             y = traj[-1].copy()
             t = stop
+        tell(t, every=0.0)
         for e in events:
             if e.day == stop:
                 e.apply(y, kept, pmat)

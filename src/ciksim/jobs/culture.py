@@ -10,12 +10,15 @@ from ciksim.analysis.culture import (
     SUMMARY_UNITS,
     CultureRun,
     HarvestPlan,
+    culture_days,
     plan_harvest,
     run_culture,
+    time_progress,
 )
 from ciksim.errors import DataError
 from ciksim.io import Staging
 from ciksim.jobs.base import JobResult, jsonable
+from ciksim.protocol import Protocol
 
 
 def run_summary(run: CultureRun) -> dict[str, Any]:
@@ -70,19 +73,19 @@ def culture_job(protocols: Sequence[str], *, days: float | None = None, donors: 
     ``days``: days to simulate (default: each protocol's harvest day); ``start_cells``: PBMC
     seeded on day 0 (cells; default: the protocol's, else 1e8); ``donor``: the starting
     material (``healthy``, ``patient-post-chemo`` or a TOML file). The same seed gives every
-    protocol the same donors. ``progress(done, total)`` is called after each protocol (the
-    donors of one protocol are one vectorised solve with shared step control, so splitting
-    them would change the numbers).
+    protocol the same donors. Every protocol is read before any is simulated.
+    ``progress(done, total)`` counts culture days simulated over all protocols, as each
+    protocol's batched solve advances (its donors are one vectorised solve with shared step
+    control, so it is watched, not split: the numbers are the same with or without it).
     """
     if not protocols:
         raise DataError("protocols: give at least one culture protocol")
-    runs = []
-    for p in protocols:
-        runs.append(run_culture(p, days=days, donors=donors, seed=seed,
-                                start_cells=start_cells, donor=donor))
-        if progress is not None:
-            progress(len(runs), len(protocols))
-    return CultureResult(tuple(runs))
+    protos = [p if isinstance(p, Protocol) else Protocol.load(p) for p in protocols]
+    horizons = [culture_days(p, days) for p in protos]
+    return CultureResult(tuple(
+        run_culture(p, days=days, donors=donors, seed=seed, start_cells=start_cells,
+                    donor=donor, progress=time_progress(progress, horizons, k))
+        for k, p in enumerate(protos)))
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,15 @@ class HarvestPlanResult(JobResult):
 def harvest_plan_job(protocol: str = "cik-standard", *, dose: float, per: str = "kg",
                      weight: float = 70.0, infusions: int = 1, cells: str = "cd3cd56",
                      days: float | None = None, donors: int = 200, seed: int = 0,
-                     start_cells: float | None = None, donor: str = "healthy"
+                     start_cells: float | None = None, donor: str = "healthy",
+                     progress: Callable[[int, int], None] | None = None
                      ) -> HarvestPlanResult:
     """When a course of ``infusions`` × ``dose`` cells (per kg of ``weight`` or per infusion)
-    is ready; ``cells``: count ``cd3cd56`` or ``cd3`` cells; ``donor``: starting material."""
-    run = run_culture(protocol, days=days, donors=donors, seed=seed, start_cells=start_cells,
-                      donor=donor)
+    is ready; ``cells``: count ``cd3cd56`` or ``cd3`` cells; ``donor``: starting material;
+    ``progress(done, total)``: culture days simulated (as in :func:`culture_job`)."""
+    proto = Protocol.load(protocol)
+    run = run_culture(proto, days=days, donors=donors, seed=seed, start_cells=start_cells,
+                      donor=donor, progress=time_progress(progress, [culture_days(proto, days)], 0))
     plan = plan_harvest(run, dose=dose, per=per, weight=weight, infusions=infusions,
                         cells=cells)
     return HarvestPlanResult(run, plan, dose, per, weight, infusions)

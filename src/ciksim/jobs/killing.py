@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,13 +64,15 @@ class KillingResult(JobResult):
 
 def killing_job(effector: str | Path = "cik", target: str | Path = "k562", *,
                 et: Sequence[float] = (40, 20, 10, 5, 2.5), hours: float = 4.0,
-                block: str | None = None, donors: int = 200, seed: int = 0) -> KillingResult:
+                block: str | None = None, donors: int = 200, seed: int = 0,
+                progress: Callable[[int, int], None] | None = None) -> KillingResult:
     """Simulate a ``hours``-hour release assay of ``effector`` (cik, lak, nk, t or a culture
-    folder) against ``target`` (built-in name or TOML file) at each E:T ratio."""
+    folder) against ``target`` (built-in name or TOML file) at each E:T ratio.
+    ``progress(done, total)``: simulated hours (the product's culture, then the assay)."""
     from ciksim.analysis.killing import run_assay
 
     assay = run_assay(effector, target, et=et, hours=hours, block=block, donors=donors,
-                      seed=seed)
+                      seed=seed, progress=progress)
     return KillingResult(assay, assay.donors, seed)
 
 
