@@ -79,3 +79,19 @@ def test_culture_and_killing_cli_json_stay_clean_with_progress():
         r = CliRunner().invoke(app, [*verb, "--json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["donors"] == 3
+
+
+def test_culture_fit_reports_mcmc_steps_and_gives_the_same_samples():
+    from ciksim.inference.culture import CultureData, fit_culture, simulated_counts
+
+    counts = pd.concat([simulated_counts({}, days=[0, 3], seed=s, donor=f"d{s}")
+                        for s in (1, 2)])
+    data = CultureData(counts.assign(sd=np.nan))
+    calls = []
+    kw = dict(walkers=24, steps=60, burn=10, seed=3)
+    watched = fit_culture(data, progress=lambda d, t: calls.append((d, t)), **kw)
+    plain = fit_culture(data, **kw)
+    assert calls == [(50, 120), (60, 120), (110, 120), (120, 120)]
+    for a, b in zip(watched, plain, strict=True):
+        assert np.array_equal(a.samples, b.samples)
+        assert np.array_equal(a.nuisance_samples, b.nuisance_samples)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ciksim.cli.common import JsonFlag, app, console, echo_json, guarded, num, rich_table, wrote
+from ciksim.cli.common import (
+    JsonFlag,
+    app,
+    console,
+    echo_json,
+    guarded,
+    num,
+    progress_bar,
+    rich_table,
+    wrote,
+)
 
 fit_app = typer.Typer(help="Fit models to your own data.", no_args_is_help=True)
 app.add_typer(fit_app, name="fit")
@@ -24,7 +35,8 @@ def fit_culture(
     dose: Annotated[float | None, typer.Option(help="Forecast the day this many cells are "
                                                     "reached.")] = None,
     cells: Annotated[str, typer.Option(help="cd3cd56, cd3 or total.")] = "cd3cd56",
-    steps: Annotated[int, typer.Option(help="MCMC steps per walker.")] = 500,
+    steps: Annotated[int, typer.Option(help="MCMC steps per walker (the first quarter "
+                                            "discarded as burn-in).")] = 2000,
     walkers: Annotated[int, typer.Option(help="MCMC walkers (at least twice the fitted + "
                                               "marginalised parameters).")] = 32,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -45,9 +57,11 @@ def fit_culture(
     from ciksim.jobs.fit import culture_fit_job
 
     names = [x.strip() for x in free.split(",") if x.strip()] if free else None
-    res = culture_fit_job(path, protocol=protocol, free=names, dose=dose, cells=cells,
-                          steps=steps, walkers=walkers, seed=seed, petab=petab,
-                          petab_mode=petab_mode)
+    with progress_bar("fit (MCMC steps, all donors)", sys.stderr.isatty() and not as_json,
+                      unit="steps") as update:
+        res = culture_fit_job(path, protocol=protocol, free=names, dose=dose, cells=cells,
+                              steps=steps, walkers=walkers, seed=seed, petab=petab,
+                              petab_mode=petab_mode, progress=update)
     if out is not None:
         files = res.write(out)
     if as_json:

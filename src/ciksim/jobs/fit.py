@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,16 +53,17 @@ class CultureFitResult(JobResult):
 
 def culture_fit_job(path: str | Path, *, protocol: str = "cik-standard",
                     free: Sequence[str] | None = None, dose: float | None = None,
-                    cells: str = "cd3cd56", steps: int = 500, walkers: int = 32, seed: int = 0,
+                    cells: str = "cd3cd56", steps: int = 2000, walkers: int = 32, seed: int = 0,
                     petab: str | Path | None = None, petab_mode: str = "per-donor",
-                    origin: str | None = None) -> CultureFitResult:
+                    origin: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> CultureFitResult:
     """Fit the culture model to the counts in ``path`` (CSV donor,day,quantity,value[,sd]).
 
     ``free``: parameters to fit (default phi_max, phi_min, k_conv); ``dose``: forecast the
     day each donor reaches this many ``cells`` (cd3cd56, cd3 or total); ``petab``: also write
     the problem as PEtab into that folder, with the donors' parameters ``petab_mode``
     (per-donor, pooled or hierarchical: see :mod:`ciksim.inference.petab_export`);
-    ``origin`` names the file in error messages.
+    ``origin`` names the file in error messages; ``progress(done, total)``: MCMC steps.
     """
     from ciksim.inference.culture import DEFAULT_FREE, CultureData, fit_culture
     from ciksim.inference.petab_export import MODES
@@ -79,7 +80,7 @@ def culture_fit_job(path: str | Path, *, protocol: str = "cik-standard",
     if dose is not None and (not math.isfinite(dose) or dose <= 0):
         raise DataError("dose: must be a number of cells > 0")
     fits = fit_culture(data, protocol=proto, free=names, steps=steps, walkers=walkers,
-                       burn=steps // 2, seed=seed)
+                       burn=steps // 4, seed=seed, progress=progress)
     import pandas as pd
 
     est = pd.concat([f.estimates() for f in fits], ignore_index=True)

@@ -126,7 +126,7 @@ def page_ui() -> Any:
         ui.input_select("fi_protocol", "Protocol", c["protocols"], selected="cik-standard"),
         ui.input_numeric("fi_dose", "Forecast the day this many cells are reached", None),
         ui.input_select("fi_cells", "Cells", ["cd3cd56", "cd3", "total"]),
-        ui.input_numeric("fi_steps", "MCMC steps per walker", 500, min=10),
+        ui.input_numeric("fi_steps", "MCMC steps per walker", 2000, min=10),
         ui.input_numeric("fi_walkers", "MCMC walkers", 32, min=4),
         ui.input_numeric("fi_seed", "Seed", 0),
         _run_row("fi", "Fit"), width=330),
