@@ -274,3 +274,40 @@ def test_patient_scenario_and_rerun_files_deep_or_binary_are_one_error(tmp_path,
         assert r.stderr.splitlines() == [r.stderr.splitlines()[0]]
         assert message in r.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["d.toml"]
+
+
+@pytest.mark.parametrize(("kind", "text", "message"), [
+    ("donor", 'name = "x"\nsource = "assumed"\nparameters = 5\n', "parameters = 5"),
+    ("donor", 'name = 5\nsource = ["a"]\n', "name = 5"),
+    ("study", '[study]\nid = "x"\nsetting = "autologous-after-chemotherapy"\n'
+              'design = "randomised"\narms = 5\n', "study.arms = 5"),
+    ("study", '[study]\nid = "x"\narms = [5]\n', "study.arms[0] = 5"),
+    ("study", '[study]\nid = "x"\nsetting = "autologous-after-chemotherapy"\n'
+              'design = "single-arm"\n[[study.arms]]\nname = "cik"\n'
+              '[[study.arms]]\nname = "control"\n', "design single-arm takes one arm")])
+def test_donor_and_study_files_are_checked_by_their_schemas(tmp_path, kind, text, message):
+    """A starting-material file (``culture --donor``) and a cohort's study file
+    (``calibrate patient --study``) were checked by hand: ``parameters = 5`` or ``arms = 5``
+    was a TypeError traceback and ``name = 5`` was taken as the name "5". Both are schemas
+    now (in docs/formats.md); a bad file is one error line, before any work."""
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    p = tmp_path / f"{kind}.toml"
+    p.write_text(text, encoding="utf-8")
+    cohort = tmp_path / "c.csv"
+    cohort.write_text("patient,arm,time_months,event\nP1,cik,10,relapse\nP2,control,5,"
+                      "censored\n", encoding="utf-8")
+    out = tmp_path / "o"
+    argv = (["culture", "--donor", str(p), "--donors", "2", "--days", "2", "--out", str(out)]
+            if kind == "donor" else
+            ["calibrate", "patient", "--add-cohort", str(cohort), "--study", str(p),
+             "--particles", "10", "--out", str(out)])
+    for args in (argv, ["schema", kind, "--check", str(p)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2, (args, r.output, r.exception)
+        assert isinstance(r.exception, SystemExit)
+        assert r.stderr.splitlines() == [r.stderr.splitlines()[0]]
+        assert message in r.stderr
+    assert not out.exists()

@@ -351,40 +351,44 @@ def cohort_study(csv_path: str | Path, study_toml: str | Path) -> Study:
     if not p.is_file():
         raise DataError(f"study file {str(p)!r} does not exist; it describes the cohort's "
                         "design (setting, design, population, arms with product and schedule)")
-    from ciksim.schemas import read_toml
+    from ciksim.schemas.study import read_study_file
 
-    data = read_toml(p, what="study file")
-    record = data.get("study", data)
-    if not isinstance(record, dict):
-        raise DataError(f"{p}: field study: write a [study] table (the cohort's design)")
+    return design_study(read_study_file(p), rows, origin=str(p), cohort=str(csv_path))
+
+
+def design_study(record: Mapping[str, Any], rows: Mapping[str, list[tuple[float, str]]], *,
+                 origin: str, cohort: str) -> Study:
+    """The study of a cohort design ``record`` (a checked study file's ``[study]``) with
+    each arm's patients ``rows`` (arm -> [(months, event)], as :func:`read_cohort` gives)
+    from the file ``cohort``; ``origin`` names the study file in messages."""
     record = dict(record)
     arms_in = [dict(a) for a in record.get("arms", [])]
     names = [a.get("name") for a in arms_in]
     unknown = sorted(set(rows) - set(names))
     if unknown or not arms_in:
-        raise DataError(f"{p}: field arms: the cohort's arm(s) {', '.join(unknown or rows)} "
+        raise DataError(f"{origin}: field arms: the cohort's arm(s) {', '.join(unknown or rows)} "
                         f"have no [[study.arms]] record; arms in the file: {names}")
     for arm in arms_in:
         got = rows.get(arm.get("name"), [])
         if not got:
-            raise DataError(f"{p}: field arms: arm {arm.get('name')!r} has no patients in "
-                            f"{csv_path}")
+            raise DataError(f"{origin}: field arms: arm {arm.get('name')!r} has no patients in "
+                            f"{cohort}")
         arm["n"] = len(got)
         arm["times_months"] = tuple(t for t, _ in got)
         arm["relapsed"] = tuple(e == "relapse" for _, e in got)
     follow = max(t for arm in rows.values() for t, _ in arm)
-    endpoint = dict(record.get("endpoint", {}))
+    endpoint = dict(record.get("endpoint") or {})
     endpoint.setdefault("kind", "survival")
     endpoint.setdefault("at_months", max(follow, 1e-3))
     record.update({"arms": arms_in, "endpoint": endpoint})
-    record.setdefault("source", f"user cohort {Path(csv_path).name}")
+    record.setdefault("source", f"user cohort {Path(cohort).name}")
     try:
         study = Study.model_validate(record)
     except ValidationError as exc:
-        raise_validation(exc, {"studies": [record]}, str(p), ("studies", 0))
+        raise_validation(exc, {"studies": [record]}, origin, ("studies", 0))
         raise  # unreachable: raise_validation raises
     if study.endpoint.kind != "survival":
-        raise DataError(f"{p}: field endpoint.kind: a cohort is a survival study; remove kind "
-                        "or set it to 'survival'")
-    check_against_model(study, str(p))
+        raise DataError(f"{origin}: field endpoint.kind: a cohort is a survival study; remove "
+                        "kind or set it to 'survival'")
+    check_against_model(study, origin)
     return study

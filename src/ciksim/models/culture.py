@@ -20,7 +20,6 @@ from typing import Any
 from ciksim.errors import DataError
 from ciksim.model import Assignment, Model, Process, Species
 from ciksim.model.loading import load_parameter_file
-from ciksim.units import convert
 
 _T = ("cells", "cd3", "cd3cd56neg")
 
@@ -172,27 +171,14 @@ class Donor:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "donor") -> Donor:
-        allowed = {"name", "description", "source", "parameters"}
-        extra = sorted(set(data) - allowed)
-        if extra:
-            raise DataError(f"{origin}: unknown field(s) {', '.join(extra)}; allowed: "
-                            f"{', '.join(sorted(allowed))}")
-        if not str(data.get("source", "")).strip():
-            raise DataError(f"{origin}: source is missing; cite the reference (or 'assumed: "
-                            "<reason>') the donor's parameters come from")
-        model = culture_model()
-        pars = {}
-        for k, v in dict(data.get("parameters", {})).items():
-            p = model.parameter_by_name.get(k)
-            if p is None:
-                raise DataError(f"{origin}: parameters.{k} is not a culture-model parameter")
-            x = convert(v, p.unit, field=f"{origin}: parameters.{k}")
-            if not p.low <= x <= p.high:
-                raise DataError(f"{origin}: parameters.{k} = {x:g} is outside its range "
-                                f"[{p.low:g}, {p.high:g}] {p.unit}")
-            pars[k] = x
-        return cls(str(data.get("name", origin)), str(data.get("description", "")),
-                   str(data["source"]), pars)
+        """Starting material from parsed TOML, checked against its schema
+        (:func:`ciksim.schemas.donor.donor_schema`)."""
+        from ciksim.schemas import table_values, validate
+        from ciksim.schemas.donor import donor_schema
+
+        d = validate(donor_schema(), data, origin=origin)
+        pars = table_values(d.parameters) if d.parameters is not None else {}
+        return cls(d.name or origin, d.description, d.source, pars)
 
 
 def builtin_donors() -> list[str]:

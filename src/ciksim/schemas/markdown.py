@@ -30,6 +30,13 @@ with a TOML extension, and the web page, use them); from Python:
 `ciksim.schemas` (declare a schema, read through `validate`/`read_table`, `register` it).
 This page is generated: `python -m ciksim.schemas docs`.
 
+Uploads to the web page (`ciksim serve`) are these same formats, checked by the same
+readers when the file arrives (the error shows next to the upload; nothing runs): a lysis
+plate (lysis), culture counts (counts), a trial spec (trial or allo-trial; one naming other
+files is refused, since the page cannot see them), evidence (evidence, or the allo
+calibration's evidence, `ciksim.evidence.allo.AlloEvidence`), a cohort (cohort) and its
+study file (study). Each upload is at most 5 MiB and kept in the session's own folder.
+
 ## Limits
 
 | limit | value | unit | what it bounds |
@@ -37,21 +44,23 @@ This page is generated: `python -m ciksim.schemas docs`.
 """
 
 
-def _type(prop: dict[str, Any]) -> str:
+def _type(prop: dict[str, Any], defs: dict[str, Any] | None = None) -> str:
     if "anyOf" in prop:
-        return " or ".join(_type(p) for p in prop["anyOf"] if p.get("type") != "null")
+        return " or ".join(_type(p, defs) for p in prop["anyOf"] if p.get("type") != "null")
     if "$ref" in prop:
-        return "table `" + prop["$ref"].rsplit("/", 1)[-1] + "`"
+        name = prop["$ref"].rsplit("/", 1)[-1]
+        target = (defs or {}).get(name, {})
+        return _type(target) if "enum" in target else f"table `{name}`"
     if "enum" in prop:
         return " / ".join(f"`{v}`" for v in prop["enum"])
     if "const" in prop:
         return f"`{prop['const']!r}`"
     t = prop.get("type", "any")
     if t == "array":
-        return f"array of {_type(prop.get('items', {}))}"
+        return f"array of {_type(prop.get('items', {}), defs)}"
     if t == "object":
         extra = prop.get("additionalProperties")
-        return f"table of {_type(extra)}" if isinstance(extra, dict) else "table"
+        return f"table of {_type(extra, defs)}" if isinstance(extra, dict) else "table"
     return str(t)
 
 
@@ -69,7 +78,10 @@ def _bounds(prop: dict[str, Any]) -> str:
     return ", ".join(dict.fromkeys(parts))
 
 
-def _table(schema: dict[str, Any], title: str, skip_many: bool = False) -> list[str]:
+def _table(schema: dict[str, Any], title: str, skip_many: bool = False,
+           defs: dict[str, Any] | None = None) -> list[str]:
+    if "enum" in schema:  # a named choice, shown where it is used
+        return []
     props = schema.get("properties", {})
     required = set(schema.get("required", []))
     lines = [f"**{title}**" + (f": {schema['description']}" if schema.get("description")
@@ -87,7 +99,7 @@ def _table(schema: dict[str, Any], title: str, skip_many: bool = False) -> list[
             default = "(table)"
         else:
             default = f"`{json.dumps(prop['default'])}`"
-        lines.append(f"| `{name}` | {_type(prop)} | {'yes' if name in required else ''} | "
+        lines.append(f"| `{name}` | {_type(prop, defs)} | {'yes' if name in required else ''} | "
                      f"{_bounds(prop)} | {default} |")
     return [*lines, ""]
 
@@ -107,9 +119,10 @@ def render() -> str:
                     "below must be present, unknown columns and rows with extra fields are "
                     "refused" + (" (except the optional columns named in the summary)"
                                  if schema.get("additionalProperties") else "") + ".", ""]
-        out += _table(schema, "top level" if fmt.kind == "toml" else "columns")
-        for sub, sub_schema in schema.get("$defs", {}).items():
-            out += _table(sub_schema, f"`{sub}`", skip_many=True)
+        defs = schema.get("$defs", {})
+        out += _table(schema, "top level" if fmt.kind == "toml" else "columns", defs=defs)
+        for sub, sub_schema in defs.items():
+            out += _table(sub_schema, f"`{sub}`", skip_many=True, defs=defs)
         fence = "toml" if fmt.kind == "toml" else "csv"
         out += ["Example:", "", f"```{fence}", fmt.example.rstrip("\n"), "```", ""]
     return "\n".join(out).rstrip("\n") + "\n"

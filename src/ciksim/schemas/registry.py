@@ -46,6 +46,18 @@ def _allo_trial_schema() -> Any:
     return allo_trial_schema()
 
 
+def _donor(path: Path) -> Any:
+    from ciksim.models.culture import Donor
+
+    return Donor.load(path)
+
+
+def _donor_schema() -> Any:
+    from ciksim.schemas.donor import donor_schema
+
+    return donor_schema()
+
+
 def _target(path: Path) -> Any:
     from ciksim.analysis.killing import resolve_target
 
@@ -86,6 +98,18 @@ def _release_schema() -> Any:
     from ciksim.analysis.product import ReleaseRow
 
     return ReleaseRow
+
+
+def _study(path: Path) -> Any:
+    from ciksim.schemas.study import check_study_file
+
+    return check_study_file(path)
+
+
+def _study_schema() -> Any:
+    from ciksim.schemas.study import study_file_schema
+
+    return study_file_schema()
 
 
 def _evidence(path: Path) -> Any:
@@ -140,6 +164,20 @@ top_up = { IL2 = "300 IU/mL" }
 day = 14
 action = "harvest"
 ''', _protocol))
+
+register(Format(
+    "donor", "toml",
+    "Starting material of a culture: whose cells are cultured, as culture-model parameter "
+    "medians that donors are drawn around (`ciksim culture --donor FILE.toml`; built in: "
+    "`healthy`, `patient-post-chemo`).",
+    _donor_schema,
+    '''name = "my-donor"
+description = "leukapheresis of a patient in remission after consolidation"
+source = "assumed: expansion measured as half of a healthy donor's in our lab"
+
+[parameters]
+donor_fitness = 0.5
+''', _donor))
 
 register(Format(
     "scenario", "toml",
@@ -303,6 +341,33 @@ P02,cik,36,censored,
 P03,control,8.2,relapse,0.01
 P04,control,20.1,death,0
 ''', _cohort))
+
+register(Format(
+    "study", "toml",
+    "The design of a user's own cohort: one [study] record as an evidence study, without "
+    "what the cohort CSV gives (each arm's patients; the endpoint is survival) "
+    "(`ciksim calibrate patient --add-cohort FILE.csv --study FILE.toml`; see "
+    "docs/inference.md).",
+    _study_schema,
+    '''[study]
+id = "my-cohort"
+setting = "autologous-after-chemotherapy"
+design = "randomised"
+
+[study.population]
+scenario = "aml-cr1"
+
+[[study.arms]]
+name = "cik"
+product = { culture_protocol = "cik-gmp" }
+dose_per_kg = 5e7
+infusions = 3
+interval_days = 21
+first_day = 30
+
+[[study.arms]]
+name = "control"
+''', _study))
 
 register(Format(
     "evidence", "toml",

@@ -351,9 +351,9 @@ def make_app(root: Path | None = None) -> Any:
             read_cohort(path)
 
         def check_study(path: Path, name: str) -> None:
-            from ciksim.schemas import parse_toml, read_text
+            from ciksim.schemas.study import check_study_file
 
-            parse_toml(read_text(path, what="study file", origin=name), origin=name)
+            check_study_file(path, origin=name)
 
         for key, check in (("ly", check_lysis), ("fi", check_counts), ("tr", take_spec),
                            ("ev", check_evidence), ("co", check_cohort),
