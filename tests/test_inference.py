@@ -86,6 +86,11 @@ def test_cli_fit_culture_and_killing(tmp_path):
     assert {e["parameter"] for e in out["estimates"]} == set(TRUTH)
     assert out["forecast"][0]["dose"] == 1e9
     assert (tmp_path / "f" / "fit.png").is_file()
+    # 45 steps kept are fewer than 20 autocorrelation times: said in the JSON and the table
+    [sampler] = out["sampler"]
+    assert sampler["steps_kept"] == 45 and sampler["long_enough"] is False
+    r = CliRunner().invoke(app, ["fit", "culture", str(csv), "--steps", "60", "--walkers", "24"])
+    assert r.exit_code == 0 and "chains short for donor(s) sim" in r.output
     from ciksim.assays.examples import example_path
 
     r = CliRunner().invoke(app, ["fit", "killing", str(example_path("cik-vs-lak")), "--json"])

@@ -80,6 +80,13 @@ def fit_culture(
                           f"{f['day_median']:g} (95% prediction interval {f['day_low']:g}-"
                           + ("after 28" if f["day_high"] is None else f"{f['day_high']:g}")
                           + ")")
+    short = [d for d in (f.diagnostics() for f in res.fits) if not d["long_enough"]]
+    if short:
+        console.print("[yellow]chains short for donor(s) "
+                      + ", ".join(f"{d['donor']} ({d['steps_kept']} steps kept, "
+                                  f"autocorrelation {num(d['autocorrelation_steps'], '.0f')})"
+                                  for d in short)
+                      + ": the intervals may be too narrow; give more --steps[/]")
     console.print(f"[dim]{FIT_METHOD}[/]")
     if out is not None:
         wrote(out, files)

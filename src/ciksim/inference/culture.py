@@ -52,6 +52,8 @@ COUNT_CV = 0.15
 PCT_SD = 3.0
 FORECAST_DAYS = 28
 SOLVER = SolverSettings(method="compiled")
+#: A kept chain shorter than this many autocorrelation times is flagged as too short.
+MIN_AUTOCORR = 20
 
 
 def sampler_moves() -> list[tuple[Any, float]]:
@@ -168,6 +170,18 @@ class DonorFit:
     #: estimate; unreliable when the kept chain is shorter than ~50 of them)
     acceptance: float = float("nan")
     autocorr: np.ndarray | None = None
+    #: steps per walker after burn-in
+    steps_kept: int = 0
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The sampler's acceptance, longest autocorrelation time (steps), the steps kept,
+        and whether the kept chain spans at least ``MIN_AUTOCORR`` autocorrelation times
+        (shorter, the intervals may be too narrow: give more steps)."""
+        tau = float(np.nanmax(self.autocorr)) if self.autocorr is not None and \
+            np.isfinite(self.autocorr).any() else float("nan")
+        return {"donor": self.donor, "acceptance": self.acceptance,
+                "autocorrelation_steps": tau, "steps_kept": self.steps_kept,
+                "long_enough": bool(self.steps_kept >= MIN_AUTOCORR * tau)}
 
     def estimates(self) -> pd.DataFrame:
         model = culture_model()
@@ -327,7 +341,7 @@ def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-sta
         fits.append(DonorFit(str(donor), free, natural(chain), start_cells, proto,
                              tuple(p.name for p, _ in nuis),
                              nuisance_values(chain) if nuis else None,
-                             float(np.mean(sampler.acceptance_fraction)), tau))
+                             float(np.mean(sampler.acceptance_fraction)), tau, steps - burn))
     return fits
 
 

@@ -32,7 +32,8 @@ class CultureFitResult(JobResult):
         from ciksim.inference.culture import FIT_METHOD
 
         return jsonable({"method": FIT_METHOD, "estimates": self.estimates.to_dict("records"),
-                         "forecast": list(self.forecast)})
+                         "forecast": list(self.forecast),
+                         "sampler": [f.diagnostics() for f in self.fits]})
 
     def report_html(self) -> str:
         from ciksim.report.pages import culture_fit_report
