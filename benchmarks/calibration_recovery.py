@@ -113,7 +113,8 @@ def run_cell(r: int, size: float, truth: dict[str, float]) -> dict[str, object]:
         "replicate": r, "size": size, "evaluations": res.evaluations,
         "generations": res.generations, "final_epsilon": m["epsilons"][-1],
         "converged": m["converged"], "wall_s": round(time.perf_counter() - t0, 1),
-        "ess": _ess(res.posterior.weights)}
+        "ess": _ess(res.posterior.weights), "terms": m.get("terms", "sampled"),
+        "pooled_generations": len(m.get("pooled_generations", [1]))}
     for name in res.posterior.effects:
         lo, hi = float(summ.loc[name, "q05"]), float(summ.loc[name, "q95"])
         row[f"{name}_true"] = truth[name]
@@ -132,7 +133,7 @@ def _ess(w: np.ndarray) -> float:
 def cells() -> list[tuple[int, float]]:
     """All (replicate, size) cells: each replicate at the shipped sizes (coverage) and at
     SIZES, replicate by replicate; then BIG_SIZES for the first NARROW replicates."""
-    out = [(r, size) for r in range(REPLICATES) for size in [1.0, *SIZES]]
+    out = [(r, size) for size in [1.0, *SIZES] for r in range(REPLICATES)]
     for size in BIG_SIZES:
         out += [(r, size) for r in range(min(NARROW, REPLICATES))]
     return out

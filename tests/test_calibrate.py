@@ -66,6 +66,7 @@ def test_same_seed_same_posterior_any_workers_and_resume(small, tmp_path):
     assert post.manifest["seed"] == 11 and post.manifest["package_version"]
     assert post.manifest["epsilon_target"] == pytest.approx(2 ** 0.5)  # two summaries
     assert post.manifest["converged"] == (post.manifest["epsilons"][-1] <= 2 ** 0.5)
+    assert post.manifest["terms"] == "marginalised"  # the study terms integrated out
     assert "git_commit" in post.manifest  # the commit, or None outside a git checkout
     assert list(post.samples.columns) == ["potency", "persistence_sd", "bias:small-matched",
                                           "offset:small-matched"]
@@ -109,6 +110,57 @@ def test_tolerance_schedule_stops_at_its_floor(tmp_path):
     eps._update(1, pd.DataFrame({"distance": [0.5, 1.0, 1.5], "w": [1 / 3] * 3}))
     assert eps(1) == 2.0  # never below the target
     assert git_commit(tmp_path) is None  # outside a git checkout: no commit, no error
+
+
+def test_study_terms_shift_the_summaries_as_the_simulator_does(small):
+    from ciksim.evidence.effect import dimensions
+    from ciksim.evidence.marginal import term_model
+    from ciksim.evidence.simulate import (
+        observed,
+        prepare,
+        simulate_batch,
+        summaries,
+        term_shifts,
+    )
+
+    prepared = prepare(small)
+    terms = term_model(dimensions(small), *term_shifts(prepared), observed(prepared))
+    assert terms.names == ("bias:small-matched", "offset:small-matched")
+    theta = {"potency": 0.02, "persistence_sd": 0.5}
+    raw = simulate_batch(prepared, [theta], [7], seed=3)[0]
+    plain = summaries(prepared, raw, theta)
+    b = np.array([0.7, -1.2])
+    shifted = summaries(prepared, raw, {**theta, **dict(zip(terms.names, b, strict=True))})
+    mine = terms.shifted(np.array([plain[k] for k in terms.summaries]), b[None, :])[0]
+    assert mine == pytest.approx([shifted[k] for k in terms.summaries], rel=1e-12)
+
+
+def test_marginal_acceptance_weight_is_the_prior_probability_of_acceptance():
+    from ciksim.evidence.marginal import MarginalAcceptor, TermModel
+
+    # two arms: control shifted by the offset, treated by offset + bias (priors 1.0, 0.6)
+    m = TermModel(("bias:s", "offset:s"), ("s/t", "s/c"), np.array([[1.0, 1.0], [0.0, 1.0]]),
+                  np.array([True, True]), np.zeros(2), np.array([0.6, 1.0]),
+                  np.array([0.45, 0.12]), np.array([0.15, 0.12]))
+    raw = np.array([0.2, 0.3])
+    eps = 2 ** 0.5
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal((400_000, 2)) * m.sd
+    exact = float((m.distances(raw, b) <= eps).mean())  # brute force under the prior
+    acc = MarginalAcceptor(m, draws=512)
+    weights = []
+    for i in range(200):
+        np.random.seed(i)
+        x = {"s/t": raw[0], "s/c": raw[1]}
+        res = acc(None, lambda t: eps, x, None, 0, None)
+        weights.append(res.weight)
+        assert res.accept == (res.weight > 0)
+        if res.accept:  # the kept terms lie inside the tolerance
+            kept = np.array([[x["term:bias:s"], x["term:offset:s"]]])
+            assert m.distances(raw, kept)[0] <= eps
+    assert 0.01 < exact < 0.5
+    assert np.mean(weights) == pytest.approx(exact, rel=0.05)  # unbiased
+    assert np.std(weights) < 0.2 * exact  # and far less noisy than one prior draw
 
 
 def test_posterior_file_errors(tmp_path):

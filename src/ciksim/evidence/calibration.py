@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from ciksim.errors import DataError
 from ciksim.evidence.effect import DEFAULT_EFFECTS, Dimension, dimensions
+from ciksim.evidence.marginal import MarginalAcceptor, TermModel, kept_terms, term_model
 from ciksim.evidence.posterior import Posterior
 from ciksim.evidence.sampler import BatchModel, ChunkRunner, OrderedBatchSampler
 from ciksim.evidence.simulate import (
@@ -37,6 +38,7 @@ from ciksim.evidence.simulate import (
     prepare,
     simulate_batch,
     summaries,
+    term_shifts,
 )
 from ciksim.evidence.studies import Evidence, load_evidence
 
@@ -128,6 +130,10 @@ class Problem:
     prepare: Callable[[Any], tuple[Any, ...]]
     simulate: Callable[..., list[dict[str, float]]]
     model_hash: Callable[[], str]
+    #: How the study terms shift the summaries (``prepared -> (summaries, shifts,
+    #: logodds)``, :func:`ciksim.evidence.marginal.term_model`): given, the terms are
+    #: integrated out of the acceptance; None: sampled jointly with the effect by pyabc.
+    terms: Callable[[Any], tuple[list[str], dict[str, list[str]], list[bool]]] | None = None
 
 
 def _patient_dimensions(ev: Evidence, names: Sequence[str] | None,
@@ -139,7 +145,7 @@ def problem(name: str) -> Problem:
     """The calibration problem ``patient`` or ``allo``."""
     if name == "patient":
         return Problem("patient", load_evidence, _patient_dimensions, prepare, simulate_chunk,
-                       model_hash)
+                       model_hash, term_shifts)
     if name == "allo":
         from ciksim.evidence.allo import allo_problem
 
@@ -169,12 +175,18 @@ class CalibrationResult:
 
 
 def _ppc(prepared: tuple[PreparedStudy, ...], dims: list[Dimension], posterior: Posterior,
-         runner: ChunkRunner, draws: int, seed: int) -> list[dict[str, Any]]:
+         runner: ChunkRunner, draws: int, seed: int, terms: TermModel | None = None
+         ) -> list[dict[str, Any]]:
     df = posterior.sample(draws, seed)
     thetas = [{_internal(j): float(d.to_sampling(r[d.name])) for j, d in enumerate(dims)}
               for r in df.to_dict("records")]
     keys = [((PPC_GENERATION + 2) << 22) + i for i in range(draws)]
     sims = runner(thetas, keys)
+    if terms is not None:  # the simulated summaries without the study terms: shift them
+        b = df[list(terms.names)].to_numpy(float)
+        raw = np.array([[s[k] for k in terms.summaries] for s in sims])
+        sims = [dict(zip(terms.summaries, terms.shifted(r, bi[None, :])[0], strict=True))
+                for r, bi in zip(raw, b, strict=True)]
     rows = []
     for name, o in observed(prepared).items():
         v = np.array([s[name] for s in sims])
@@ -253,9 +265,14 @@ def calibrate(
     if not resume:
         run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
+    target = default_epsilon(len(obs)) if min_epsilon is None else float(min_epsilon)
+    terms = None
+    if prob.terms is not None:
+        terms = term_model(dims, *prob.terms(prepared), obs)
+    fitted = [d for d in dims if d.kind == "effect"] if terms is not None else dims
     prior = pyabc.Distribution(**{_internal(j): pyabc.RV(*_rv_args(d))
-                                  for j, d in enumerate(dims)})
-    payload = (prepared, dims, int(seed))
+                                  for j, d in enumerate(fitted)})
+    payload = (prepared, fitted, int(seed))
     runner = ChunkRunner(prob.simulate, payload, workers=workers, scheduler=scheduler)
     try:
         batch_model = BatchModel(prob.name)
@@ -264,10 +281,17 @@ def calibrate(
         sampler.show_progress = False
         observed_values = {k: o.value for k, o in obs.items()}
         np.random.seed(int(seed) % 2**32)
-        target = default_epsilon(len(obs)) if min_epsilon is None else float(min_epsilon)
-        abc = pyabc.ABCSMC(batch_model, prior, lambda x, y: distance(x, obs),
-                           population_size=int(particles), sampler=sampler,
-                           eps=FloorEpsilon(target))
+        if terms is None:
+            abc = pyabc.ABCSMC(batch_model, prior, lambda x, y: distance(x, obs),
+                               population_size=int(particles), sampler=sampler,
+                               eps=FloorEpsilon(target))
+        else:
+            def abc_factory() -> pyabc.ABCSMC:
+                return pyabc.ABCSMC(batch_model, prior, _TermDistance(terms, target),
+                                    population_size=int(particles), sampler=sampler,
+                                    eps=FloorEpsilon(target),
+                                    acceptor=MarginalAcceptor(terms))
+            abc = abc_factory()
         if resume:
             history = abc.load(f"sqlite:///{db}", 1)
             done = history.max_t + 1
@@ -275,12 +299,21 @@ def calibrate(
             history = abc.new(f"sqlite:///{db}", observed_values)
             done = 0
         remaining = int(generations) - done
-        if remaining > 0:
+        if terms is None and remaining > 0:
             history = abc.run(minimum_epsilon=target, max_nr_populations=remaining,
                               min_acceptance_rate=MIN_ACCEPTANCE)
-        frame, weights = history.get_distribution(m=0, t=history.max_t)
-        natural = pd.DataFrame({d.name: d.to_natural(frame[_internal(j)].to_numpy(float))
-                                for j, d in enumerate(dims)})
+        elif terms is not None:
+            history = _run_pooled(abc, abc_factory, db, history, target, remaining,
+                                  int(particles))
+        pooled = [int(history.max_t)]
+        if terms is None:
+            frame, weights = history.get_distribution(m=0, t=history.max_t)
+            natural = pd.DataFrame({d.name: d.to_natural(frame[_internal(j)]
+                                                         .to_numpy(float))
+                                    for j, d in enumerate(dims)})
+        else:
+            pooled = _final(history, target) or pooled
+            natural, weights = _with_terms(history, pooled, fitted, terms)
         pops = history.get_all_populations()
         manifest = {
             **settings,
@@ -290,6 +323,9 @@ def calibrate(
             "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
             "epsilon_target": target,
             "converged": bool(float(pops["epsilon"].iloc[-1]) <= target),
+            "terms": "marginalised" if terms is not None else "sampled",
+            "ess": _ess(np.asarray(weights, float)),
+            "pooled_generations": pooled,
             "git_commit": commit,
             "evaluations": int(history.total_nr_simulations),
             "studies": [ps.study.id for ps in prepared],
@@ -299,13 +335,98 @@ def calibrate(
         posterior = Posterior(natural, np.asarray(weights, float), manifest)
         if progress:
             progress(f"posterior-predictive check: {ppc_draws} simulated study sets")
-        manifest["ppc"] = _ppc(prepared, dims, posterior, runner, ppc_draws, seed)
+        manifest["ppc"] = _ppc(prepared, fitted, posterior, runner, ppc_draws, seed, terms)
         posterior = Posterior(natural, posterior.weights, manifest)
     finally:
         runner.close()
     posterior.save(folder / "posterior.parquet")
     return CalibrationResult(posterior, folder, manifest["evaluations"],
                              manifest["generations"])
+
+
+#: With the study terms marginalised, the generations at the final tolerance are pooled
+#: (each weighted by its effective sample size) and the run goes on until the pool's
+#: effective sample size is at least this multiple of the particles per generation.
+MIN_ESS_SHARE = 1.0
+
+
+def _ess(w: np.ndarray) -> float:
+    """Effective sample size of importance weights (Kish)."""
+    return float(w.sum() ** 2 / (w ** 2).sum())
+
+
+class _TermDistance(pyabc.distance.Distance):
+    """A particle's distance with the study terms kept with it (MarginalAcceptor), or at
+    the terms' proposal mean when none are kept (pyabc's calibration sample)."""
+
+    def __init__(self, terms: TermModel, eps: float) -> None:
+        super().__init__()
+        self.terms = terms
+        self.eps = float(eps)
+
+    def __call__(self, x: dict, x_0: dict | None = None, t: int | None = None,
+                 par: dict | None = None) -> float:
+        m = self.terms
+        raw = np.array([x[s] for s in m.summaries], float)
+        if "term:" + m.names[0] in x:
+            b = np.array([x["term:" + n] for n in m.names], float)
+            return float(m.distances(raw, b[None, :])[0])
+        return m.best(raw, self.eps)
+
+
+def _final(history: pyabc.History, target: float) -> list[int]:
+    """The generations run at the final tolerance (pooled into the posterior)."""
+    pops = history.get_all_populations()
+    return [int(t) for t, e in zip(pops["t"], pops["epsilon"], strict=True)
+            if t >= 0 and float(e) <= target]
+
+
+def _pool_ess(history: pyabc.History, ts: Sequence[int]) -> float:
+    """Effective sample size of generations ``ts`` pooled with weights ESS_t."""
+    ess = [_ess(np.asarray(history.get_distribution(m=0, t=t)[1], float)) for t in ts]
+    return float(sum(ess))
+
+
+def _run_pooled(abc: pyabc.ABCSMC, factory: Callable[[], pyabc.ABCSMC], db: Path,
+                history: pyabc.History, target: float, remaining: int, particles: int
+                ) -> pyabc.History:
+    """One generation at a time (each from a fresh ABCSMC loaded from the database, so
+    a resumed run takes the same steps) until the generations at the final tolerance
+    pool to an effective sample size of MIN_ESS_SHARE x ``particles``, ``remaining``
+    generations have run, or a generation accepts under MIN_ACCEPTANCE of its proposals."""
+    def done(h: pyabc.History) -> bool:
+        if h.max_t < 0:
+            return False
+        last = h.get_all_populations().iloc[-1]
+        return (_pool_ess(h, _final(h, target)) >= MIN_ESS_SHARE * particles
+                or particles / float(last["samples"]) < MIN_ACCEPTANCE)
+    first = history.max_t < 0
+    while remaining > 0 and not done(history):
+        if not first:
+            abc = factory()
+            abc.load(f"sqlite:///{db}", 1)
+        first = False
+        history = abc.run(minimum_epsilon=0.0, max_nr_populations=1)
+        remaining -= 1
+    return history
+
+
+def _with_terms(history: pyabc.History, ts: Sequence[int], fitted: list[Dimension],
+                terms: TermModel) -> tuple[pd.DataFrame, np.ndarray]:
+    """Effect parameters and kept study terms of generations ``ts``, pooled: each
+    generation's normalised weights times its effective sample size."""
+    rows: list[Any] = []
+    weights: list[np.ndarray] = []
+    for t in ts:
+        particles = list(history.get_population(t).particles)
+        w = np.array([p.weight for p in particles], float)
+        weights.append(w / w.sum() * _ess(w))
+        rows += particles
+    natural = pd.DataFrame({d.name: d.to_natural(np.array(
+        [p.parameter[_internal(j)] for p in rows], float)) for j, d in enumerate(fitted)})
+    for name, values in kept_terms([p.sum_stat for p in rows], terms.names).items():
+        natural[name] = values
+    return natural, np.concatenate(weights)
 
 
 class FloorEpsilon(pyabc.epsilon.QuantileEpsilon):

@@ -324,6 +324,29 @@ def summaries(prepared: Sequence[PreparedStudy], raw: Mapping[str, Any],
     return out
 
 
+def term_shifts(prepared: Sequence[PreparedStudy]
+                ) -> tuple[list[str], dict[str, list[str]], list[bool]]:
+    """How :func:`summaries` applies the study terms: the observed summaries in order,
+    the terms shifting each (``bias:<id>`` on the first arm or the log HR, ``offset:<id>``
+    on every arm), and whether each is shifted on the log-odds scale (else additively)."""
+    names: list[str] = []
+    shifts: dict[str, list[str]] = {}
+    logodds: list[bool] = []
+    for ps in prepared:
+        sid = ps.study.id
+        first = ps.study.arms[0].name
+        for o in ps.observed:
+            names.append(o.name)
+            if ps.study.endpoint.kind == "hazard_ratio":
+                shifts[o.name] = [f"bias:{sid}"]
+                logodds.append(False)
+                continue
+            arm = o.name.split("/")[1]
+            shifts[o.name] = [f"offset:{sid}"] + ([f"bias:{sid}"] if arm == first else [])
+            logodds.append(True)
+    return names, shifts, logodds
+
+
 def observed(prepared: Sequence[PreparedStudy]) -> dict[str, Observed]:
     return {o.name: o for ps in prepared for o in ps.observed}
 
