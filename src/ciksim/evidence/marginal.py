@@ -69,7 +69,7 @@ class TermModel:
     @property
     def scale(self) -> np.ndarray:
         """Each summary's SE on the shifted scale (log-odds or log), at the observation."""
-        o = self.observed
+        o = np.where(self.logodds, self.observed, 0.5)  # (a log HR may be 0)
         return np.where(self.logodds, self.se / (o * (1 - o)), self.se)
 
     def linear(self, values: np.ndarray) -> np.ndarray:
