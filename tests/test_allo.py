@@ -62,8 +62,11 @@ def test_a7_gvhd_is_host_tissue_damage_and_gvl_gvhd_share_the_same_cells():
     assert {"X_t", "X_cik"} <= _depends_on("gvl_active")
 
 
-# Deterministic (ODE) runs of one patient with few graft alloreactive cells, a day-30 infusion.
-_FEW = {"start_burden": 1e-4, "graft_cd3": 1e7, "f_allo_t": 1e-5, "H0_frac": 0.01}
+# Deterministic (ODE) runs of one patient with few graft alloreactive cells, no GvHD
+# prophylaxis (it is held for months) and a leukemia as recognisable as normal recipient
+# haematopoiesis, a day-30 infusion.
+_FEW = {"start_burden": 1e-4, "graft_cd3": 1e7, "f_allo_t": 1e-5, "H0_frac": 0.01, "is_0": 0.0,
+        "leuk_ag": 1.0}
 _DLI = {"action": "dose", "dose": "dli", "amount": 1e8, "days": [30]}
 
 
@@ -228,11 +231,12 @@ def test_mortality_and_chronic_gvhd_hazards_are_declared_mechanisms():
 def test_cohort_nrm_follows_gvhd_grade_and_mrd_is_an_observable():
     from ciksim.analysis.allo import simulate_allo_cohort
 
-    t = simulate_allo_cohort(AlloScenario.load("allo-aml-cr"), 300, 2,
-                             horizon_days=365.0).table
+    # a cohort with more tissue damage than the defaults, for enough grade III-IV patients
+    t = simulate_allo_cohort(AlloScenario.load("allo-aml-cr"), 300, 2, horizon_days=365.0,
+                             parameters={"k_dmg": 0.3}).table
     severe, mild = t[t["peak_grade"] >= 3], t[t["peak_grade"] < 2]
-    assert len(severe) >= 5 and len(mild) >= 50
-    assert severe["nrm_day"].notna().mean() > 2 * mild["nrm_day"].notna().mean()
+    assert len(severe) >= 30 and len(mild) >= 50
+    assert severe["nrm_day"].notna().mean() > 1.8 * mild["nrm_day"].notna().mean()
     assert t["cgvhd_day"].notna().any() and t["nrm_day"].notna().any()
     assert t.loc[t["cgvhd_day"].notna(), "agvhd_day"].notna().mean() > \
         t["agvhd_day"].notna().mean()                      # chronic follows acute damage

@@ -418,7 +418,9 @@ def test_no_donor_cells_once_acute_gvhd_ii_iv_or_chronic_gvhd_has_begun():
         return np.fmin(t["agvhd_day"], t["cgvhd_day"]).to_numpy(float)
 
     raw_doses = donor_cell_doses(scen, raw)
-    late = [i for i in range(16) if any(d >= onset(raw)[i] for d, _, _ in raw_doses[i])]
+    alive = raw["death_day"].fillna(np.inf).to_numpy(float)  # no dose is withheld after death
+    late = [i for i in range(16)
+            if any(onset(raw)[i] <= d < alive[i] for d, _, _ in raw_doses[i])]
     assert late and set(np.flatnonzero(redone)) >= set(late)  # the rule had work to do
     sev, death = onset(table), table["death_day"].to_numpy(float)
     for i in range(16):

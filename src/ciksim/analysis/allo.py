@@ -23,6 +23,11 @@ stochastic engine (exact leukemia-initiating cells). From the recorded course:
   the death;
 - ``<trigger>_day``: the day each trigger of the scenario's protocol fired (NaN: never, or
   after death);
+- ``infusion_day``: the first donor-cell infusion (DLI or CIK: a fixed dose, or a trigger's
+  day plus its first infusion's offset; NaN: none before death or the horizon), and
+  ``gvhd_after_infusion_day``: the first onset of acute GvHD grade I-IV after it, from below
+  grade I (an episode of the graft's own GvHD that resolved before does not hide a new one,
+  and one still at grade I or above at the infusion does not count until it has resolved);
 - after death nothing happens: later events are NaN, ``peak_grade`` and ``donor_chimerism``
   are taken up to death, ``cured`` means no leukemia-initiating cell left at death or at the
   horizon (and no relapse before).
@@ -45,6 +50,7 @@ from ciksim.errors import DataError
 from ciksim.model import Model
 from ciksim.model.variability import sample_parameters
 from ciksim.models.allo import HAZARDS, STOCHASTIC, AlloScenario, allo_model
+from ciksim.protocol import Protocol
 
 #: Overall grade from which GvHD counts as clinically significant (grade II-IV).
 AGVHD_GRADE = 2.0
@@ -54,7 +60,10 @@ ANY_GRADE = 1.0
 SEVERE_GRADE = 3.0
 #: Columns of the cohort table (days after the stem-cell infusion; NaN: not by the horizon).
 COLUMNS = ("relapse_day", "remission_day", "gvhd_any_day", "agvhd_day", "agvhd34_day",
-           "cgvhd_day", "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured")
+           "cgvhd_day", "nrm_day", "death_day", "peak_grade", "donor_chimerism", "cured",
+           "infusion_day", "gvhd_after_infusion_day")
+#: Doses of donor cells (CD3+ cells/kg).
+INFUSIONS = ("dli", "cik")
 #: Patients simulated at once (recorded courses are kept for one chunk at a time only).
 CHUNK = 200
 #: Quantities kept per patient and day when courses are asked for (``courses=True``).
@@ -128,7 +137,44 @@ def recorded(res: StochasticResult, names: tuple[str, ...]) -> dict[str, np.ndar
     return out
 
 
-def _outcomes(res: StochasticResult, threshold: float, horizon: float
+def first_infusion(protocol: Protocol, res: StochasticResult) -> np.ndarray:
+    """Per patient of ``res`` (simulated under ``protocol``), the day of the first
+    donor-cell infusion (a fixed dose, or a trigger's day plus its earliest infusion
+    offset); NaN if none."""
+    fixed = [ev.day for ev in protocol.events if ev.action == "dose" and ev.dose in INFUSIONS]
+    day = np.full(res.indices.size, min(fixed) if fixed else np.nan)
+    for trig in protocol.triggers:
+        offsets = [d.offset for d in trig.doses if d.dose in INFUSIONS]
+        if offsets:
+            day = np.fmin(day, res.trigger_day[trig.name] + min(offsets))
+    return day
+
+
+def onset_after(grid: np.ndarray, series: np.ndarray, level: float, start: np.ndarray, *,
+                strict: bool = False) -> np.ndarray:
+    """Per column, the first time after ``start`` that ``series`` rises to ``level`` from a
+    recorded point below it, not before ``start`` (``strict``: rises above ``level`` from
+    a point at or below it), interpolated linearly; NaN if never or if ``start`` is NaN.
+    A remission is ``onset_after(grid, -blast_fraction, -threshold, relapse, strict=True)``:
+    back below the threshold after a recorded point at or above it."""
+    nt = grid.size
+    steps = np.arange(nt)[:, None]
+    below = (grid[:, None] >= np.nan_to_num(start, nan=np.inf)[None, :]) & (
+        series <= level if strict else series < level)
+    r = np.argmax(below, axis=0)
+    rising = (steps > r[None, :]) & (series > level if strict else series >= level)
+    k = np.argmax(rising, axis=0)
+    hit = below.any(axis=0) & rising.any(axis=0)
+    cols = np.arange(series.shape[1])
+    prev = np.maximum(k - 1, 0)
+    y0, y1 = series[prev, cols], series[k, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(y1 > y0, (level - y0) / (y1 - y0), 1.0)
+    t = grid[prev] + np.clip(frac, 0.0, 1.0) * (grid[k] - grid[prev])
+    return np.where(hit, t, np.nan)
+
+
+def _outcomes(res: StochasticResult, protocol: Protocol, threshold: float, horizon: float
               ) -> dict[str, np.ndarray]:
     grid, idx, seed = res.grid, res.indices, int(res.meta["seed"])
     s = recorded(res, (*HAZARDS.values(), "blast_fraction", "gvhd_grade", "LIC",
@@ -146,13 +192,9 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float
     leuk_first = ~np.isnan(death) & (t["leukemic_death"] == death)
     relapse = np.where(leuk_first & np.isnan(relapse), death, relapse)
     bf = s["blast_fraction"]
-    # below again after the relapse as the course records it too (the engine's interpolated
-    # crossing can come a recorded step before the blast fraction on the grid reaches it)
-    seen = np.fmax(relapse, first_reach(grid, bf, threshold))
-    below = (bf < threshold) & (grid[:, None] > np.nan_to_num(seen, nan=np.inf)[None, :])
-    remission = before_death(np.where(below.any(axis=0) & ~np.isnan(relapse),
-                                      grid[np.argmax(below, axis=0)], np.nan))
+    remission = before_death(onset_after(grid, -bf, -threshold, relapse, strict=True))
     grade, lic = s["gvhd_grade"], s["LIC"]
+    infusion = first_infusion(protocol, res)
     nrm = np.where(~np.isnan(death) & ~(relapse <= death), death, np.nan)
     cured = (_at(grid, lic, end) == 0) & ~(relapse <= end)
     return {
@@ -167,6 +209,8 @@ def _outcomes(res: StochasticResult, threshold: float, horizon: float
         "peak_grade": np.where(alive, grade, 0.0).max(axis=0),
         "donor_chimerism": _at(grid, s["donor_chimerism"], end),
         "cured": cured,
+        "infusion_day": before_death(infusion),
+        "gvhd_after_infusion_day": before_death(onset_after(grid, grade, ANY_GRADE, infusion)),
     }
 
 
@@ -217,7 +261,7 @@ def simulate_allo_cohort(scenario: AlloScenario, n: int, seed: int, *,
             parameters={k: v[sel] for k, v in pars.items()}, seed=seed, indices=idx[sel],
             watch="blast_fraction", threshold=scenario.relapse_threshold,
             stop_after_crossing=False, record=True, engine=engine)
-        out = _outcomes(res, scenario.relapse_threshold, float(horizon_days))
+        out = _outcomes(res, scenario.protocol, scenario.relapse_threshold, float(horizon_days))
         alive_until = np.nan_to_num(out["death_day"], nan=np.inf)
         fired = {f"{name}_day": np.where(day <= alive_until, day, np.nan)
                  for name, day in res.trigger_day.items()}

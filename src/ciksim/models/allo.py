@@ -197,11 +197,11 @@ def _processes() -> list[Process]:
     out = [
         *lic_processes(),
         *blast_processes(),
-        Process("gvl_active", "kill_allo * S_a", {"S_a": -1},
+        Process("gvl_active", "kill_allo * leuk_ag * S_a", {"S_a": -1},
                 "active LIC killed by alloreactive donor cells (GvL)"),
-        Process("gvl_quiescent", "kill_allo * S_q", {"S_q": -1},
+        Process("gvl_quiescent", "kill_allo * leuk_ag * S_q", {"S_q": -1},
                 "quiescent LIC killed by alloreactive donor cells (GvL)"),
-        Process("gvl_blasts", "kill_allo * B", {"B": -1},
+        Process("gvl_blasts", "kill_allo * leuk_ag * B", {"B": -1},
                 "blasts killed by alloreactive donor cells (GvL)"),
         Process("host_growth", "r_N * H * free_marrow", {"H": 1},
                 "recipient normal haematopoiesis regrows into free marrow"),
@@ -235,7 +235,8 @@ def _processes() -> list[Process]:
         Process("cgvhd_exposure", "cgvhd_hazard", {"Lam_cgvhd": 1},
                 "cumulative hazard of chronic GvHD accrues"),
         Process("infl_decay", "k_infl * Infl", {"Infl": -1}, "inflammation resolves"),
-        Process("is_taper", "k_taper * IS", {"IS": -1}, "immunosuppression is tapered"),
+        Process("is_taper", "k_taper * IS * t ** 4 / (t_hold ** 4 + t ** 4)", {"IS": -1},
+                "immunosuppression is held for about t_hold days, then tapered"),
     ]
     for j in DONOR_CELLS:
         out += [
@@ -244,9 +245,10 @@ def _processes() -> list[Process]:
                     "their expansion programme"),
             Process(f"precursor_loss_{j}", f"k_P * P_{j}", {f"P_{j}": -1},
                     f"unprimed alloreactive {j} precursors lost"),
-            Process(f"expand_{j}", f"burst * k_prog * is_on * C_{j}", {f"X_{j}": 1},
-                    f"primed alloreactive {j} cells in their programme make effector progeny "
-                    "(immunosuppression blocks proliferation)"),
+            Process(f"expand_{j}", f"burst * k_prog * drive * C_{j}", {f"X_{j}": 1},
+                    f"primed alloreactive {j} cells in their programme make effector progeny, "
+                    "more the more host antigen they meet (a leukemic relapse, inflammation), "
+                    "immunosuppression blocking proliferation"),
             Process(f"programme_end_{j}", f"k_prog * C_{j}", {f"C_{j}": -1, f"X_{j}": 1},
                     f"the expansion programme of primed {j} cells ends (they join the "
                     "effectors)"),
@@ -266,9 +268,10 @@ def _doses() -> tuple[Dose, ...]:
              adds={"P_t": "amount * weight * f_allo_t"}),
         Dose("cik", "cells/kg", "donor CIK infusion: CD3+ cells per kg; the product's "
              "effectors reaching the marrow kill leukemic cells without alloreactivity (the "
-             "patient model's law), and a much smaller alloreactive share than in a DLI joins "
-             "the CIK precursors (clinical_more M25)",
-             adds={"P_cik": "amount * weight * f_allo_t * cik_allo_rel",
+             "patient model's law), a much smaller alloreactive share than in a DLI joins "
+             "the CIK precursors (clinical_more M25), and the infusion of activated cells "
+             "inflames (fever, chills: clinical S100)",
+             adds={"P_cik": "amount * weight * f_allo_t * cik_allo_rel", "Infl": "infl_cik",
                    "E_cik": f"{_CD3_MARROW} * prod_cik", "E_t": f"{_CD3_MARROW} * prod_t",
                    "E_nk": f"{_CD3_MARROW} * prod_nk"}),
         Dose("immunosuppression", "1", "immunosuppression (re)started: amount is the level "
