@@ -49,6 +49,7 @@ from ciksim.models.killing import (
 from ciksim.models.leukemia import (
     HIERARCHY_PARAMETERS,
     blast_processes,
+    burden_assignments,
     hierarchy_assignments,
     leukemia_species,
     lic_processes,
@@ -118,15 +119,7 @@ def _species() -> tuple[Species, ...]:
 
 def _assignments() -> list[Assignment]:
     return [
-        Assignment("K_marrow", "marrow_per_kg * weight", "cells",
-                   "nucleated cells of a full marrow"),
-        Assignment("LIC", "S_a + S_q", "cells", "recipient leukemia-initiating cells",
-                   roles=("initiating_cells",)),
-        Assignment("L_tot", "S_a + S_q + B", "cells", "recipient leukemic cells",
-                   roles=("leukemic_cells",)),
-        Assignment("blast_fraction", "L_tot / K_marrow", "1",
-                   "leukemic cells as a fraction of the nucleated cells of a full marrow",
-                   roles=("leukemic_burden",)),
+        *burden_assignments("recipient "),
         Assignment("donor_chimerism", "D / (D + H + L_tot)", "1",
                    "donor share of the marrow's nucleated cells", roles=("chimerism",)),
         *hierarchy_assignments(),

@@ -36,6 +36,23 @@ def leukemia_species(owner: str = "") -> tuple[Species, Species, Species]:
     )
 
 
+def burden_assignments(owner: str = "") -> list[Assignment]:
+    """The marrow's size and the leukemic burden: ``K_marrow`` (cells), ``LIC`` and
+    ``L_tot`` (cells), ``blast_fraction`` (leukemic cells per cell of a full marrow).
+    ``owner`` qualifies the descriptions (e.g. ``"recipient "``)."""
+    return [
+        Assignment("K_marrow", "marrow_per_kg * weight", "cells",
+                   "nucleated cells of a full marrow"),
+        Assignment("LIC", "S_a + S_q", "cells", f"{owner}leukemia-initiating cells",
+                   roles=("initiating_cells",)),
+        Assignment("L_tot", "S_a + S_q + B", "cells", f"{owner}leukemic cells",
+                   roles=("leukemic_cells",)),
+        Assignment("blast_fraction", "L_tot / K_marrow", "1",
+                   "leukemic cells as a fraction of the nucleated cells of a full marrow",
+                   roles=("leukemic_burden",)),
+    ]
+
+
 def hierarchy_assignments() -> list[Assignment]:
     """Per-cell rates of the hierarchy (1/day); need ``L_tot`` from the owning model."""
     return [

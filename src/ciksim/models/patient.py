@@ -54,6 +54,7 @@ from ciksim.models.killing import (
 )
 from ciksim.models.leukemia import (
     blast_processes,
+    burden_assignments,
     hierarchy_assignments,
     leukemia_species,
     lic_processes,
@@ -109,15 +110,7 @@ def _species() -> tuple[Species, ...]:
 
 def _assignments() -> list[Assignment]:
     out = [
-        Assignment("K_marrow", "marrow_per_kg * weight", "cells",
-                   "nucleated cells of a full marrow"),
-        Assignment("LIC", "S_a + S_q", "cells", "leukemia-initiating cells",
-                   roles=("initiating_cells",)),
-        Assignment("L_tot", "S_a + S_q + B", "cells", "leukemic cells",
-                   roles=("leukemic_cells",)),
-        Assignment("blast_fraction", "L_tot / K_marrow", "1",
-                   "leukemic cells as a fraction of the nucleated cells of a full marrow",
-                   roles=("leukemic_burden",)),
+        *burden_assignments(),
         Assignment("normal_fraction", "N / K_marrow", "1", "normal marrow cells vs a full marrow",
                    roles=("normal_fraction",)),
         Assignment("leukemic_share", "L_tot / (L_tot + N)", "1",
