@@ -379,3 +379,63 @@ def test_ciksim_patient_warns_that_haploidentical_lacks_ptcy(tmp_path):
     assert "warning:" in r.output and "PTCy" in r.output
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "Not modelled: donor haploidentical: post-transplant cyclophosphamide" in html
+
+
+def test_immunosuppression_is_held_then_tapered():
+    res = simulate(allo_model(), None, 200.0)
+    days, level = res.times, res["IS"][:, 0]
+    at = {d: level[np.searchsorted(days, d)] for d in (30, 60, 120, 180)}
+    assert at[30] > 0.99 and at[60] > 0.9          # held for about two months
+    assert at[120] < 0.5 and at[180] < 0.15         # then tapered
+    assert all(b <= a for a, b in pairwise(level))
+
+
+def test_expansion_follows_the_host_antigen_met():
+    """The same DLI expands more at a relapse (leukemic cells are host cells) than in a
+    full-donor remission, and a CIK infusion inflames while a DLI does not."""
+    dli = Protocol.from_dict({"name": "x", "events": [{**_DLI, "days": [120]}]})
+    peak = {}
+    for label, burden in (("remission", 1e-6), ("relapse", 0.05)):
+        res = simulate(allo_model(), dli, 160.0, parameters={
+            **_FEW, "start_burden": burden, "leuk_ag": 0.0, "H0_frac": 0.0})
+        peak[label] = res["X_t"][res.times > 125, 0].max()   # the DLI's, not the graft's
+    assert peak["relapse"] > 3 * peak["remission"]
+    infl = {}
+    for dose in ("dli", "cik"):
+        proto = Protocol.from_dict({"name": "x", "events": [{**_DLI, "dose": dose,
+                                                             "days": [120]}]})
+        res = simulate(allo_model(), proto, 121.0, parameters=_FEW)
+        infl[dose] = res["Infl"][-1, 0]
+    assert infl["cik"] > infl["dli"] + 0.2
+    assert "leuk_ag" in _depends_on("gvl_blasts") and "leuk_ag" not in _depends_on(
+        "host_haem_kill")
+
+
+def test_gvhd_after_an_infusion_counts_new_onsets_and_rises_with_the_dli_dose():
+    """A resolved grade I of the graft's own GvHD does not hide a new onset after a DLI
+    (gvhd_any_day is the first onset ever); new onsets within 6 months of a day-180 DLI
+    rise with the dose."""
+    from ciksim.analysis.allo import onset_after, simulate_allo_cohort
+
+    grid = np.arange(6.0)
+    series = np.array([[0, 0, 2], [1.5, 0, 2], [0.5, 0, 2], [0.5, 1.2, 0.5],
+                       [1.2, 0.5, 0.5], [1.5, 0.5, 1.5]], float)
+    got = onset_after(grid, series, 1.0, np.array([2.0, 2.0, np.nan]))
+    np.testing.assert_allclose(got[:2], [3 + 0.5 / 0.7, 2 + 1 / 1.2])
+    assert np.isnan(got[2])
+    share = {}
+    for dose in (3e6, 1e8):
+        scen = AlloScenario.load("allo-aml-cr", events=[
+            {"action": "dose", "dose": "dli", "amount": dose, "days": [180]}])
+        t = simulate_allo_cohort(scen, 150, 11, horizon_days=370.0).table
+        alive = t["death_day"].isna() | (t["death_day"] > 180)
+        assert (t.loc[alive, "infusion_day"] == 180).all()
+        new = t["gvhd_after_infusion_day"]
+        assert not (new <= 180).any()
+        share[dose] = new[alive].notna().mean()
+        if dose == 1e8:
+            assert ((t["gvhd_any_day"] < 180) & new.notna()).any()
+    assert share[1e8] > share[3e6] + 0.1
+    none = simulate_allo_cohort(AlloScenario.load("allo-aml-cr"), 5, 11, horizon_days=60.0)
+    assert none.table["infusion_day"].isna().all()
+    assert none.table["gvhd_after_infusion_day"].isna().all()
