@@ -36,6 +36,32 @@ def _hypothesis_profiles() -> None:
 _hypothesis_profiles()
 
 
+def shipped_evidence(name: str) -> dict:
+    """The shipped evidence file ``name`` (``clinical.toml``, ``allo.toml``) as a dict."""
+    import tomllib
+    from importlib import resources
+
+    text = (resources.files("ciksim.data") / "evidence" / name).read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def evidence_refused(parse, name, mutate, *needles) -> str:
+    """The CikError message ``parse`` (``parse_evidence``, ``parse_allo_evidence``) gives for
+    the shipped evidence ``name`` changed by ``mutate``; it must name every needle."""
+    import copy
+
+    from ciksim.errors import CikError
+
+    data = copy.deepcopy(shipped_evidence(name))
+    mutate(data)
+    with pytest.raises(CikError) as err:
+        parse(data, origin=name)
+    msg = str(err.value)
+    for needle in needles:
+        assert needle in msg, msg
+    return msg
+
+
 def whole_initiating_cells(pars=None, n=20):
     """Patient-model parameters giving ``n`` active and ``n`` quiescent initiating cells at day
     0 exactly, so that an SBML export (which rounds the stochastic species' initial counts to

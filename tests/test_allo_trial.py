@@ -169,8 +169,22 @@ def test_outcome_table_events_and_competing_codes():
 
 
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+def _cif(event, competing, h, months, cause=1):
+    """lifelines' Aalen-Johansen cumulative incidence at ``months`` of ``cause`` (1: the
+    ``event`` day comes first, 2: the ``competing`` day does; NaN: neither; censored at
+    ``h`` days)."""
+    from lifelines import AalenJohansenFitter
+
+    first = np.fmin(event, competing)
+    code = np.where(np.isnan(first), 0, np.where(event == first, 1, 2))
+    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
+        np.where(np.isnan(first), h, first) / DAYS_PER_MONTH, code, event_of_interest=cause)
+    cif = aj.cumulative_density_.iloc[:, 0]
+    return float(cif[cif.index <= months].iloc[-1])
+
+
 def test_allo_estimands_equal_lifelines_on_the_table():
-    from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
+    from lifelines import CoxPHFitter, KaplanMeierFitter
     from lifelines.statistics import logrank_test, proportional_hazard_test
 
     _, df = _table()
@@ -191,33 +205,14 @@ def test_allo_estimands_equal_lifelines_on_the_table():
     assert arm["os_24m"] == pytest.approx(float(km_os.survival_function_at_times(24).iloc[0]),
                                           rel=1e-9)
     # Aalen-Johansen: relapse (NRM competing) and acute GvHD II-IV (relapse, death competing)
-    rfs_first = np.fmin(c["relapse_day"], c["nrm_day"])
-    code = np.where(np.isnan(rfs_first), 0, np.where(c["relapse_day"] == rfs_first, 1, 2))
-    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
-        np.where(np.isnan(rfs_first), h, rfs_first) / DAYS_PER_MONTH, code,
-        event_of_interest=1)
-    cif = aj.cumulative_density_.iloc[:, 0]
-    assert arm["cir_12m"] == pytest.approx(float(cif[cif.index <= 12].iloc[-1]), rel=1e-9)
+    assert arm["cir_12m"] == pytest.approx(_cif(c["relapse_day"], c["nrm_day"], h, 12),
+                                           rel=1e-9)
     comp = np.fmin(c["relapse_day"], c["death_day"])
-    first = np.fmin(c["agvhd_day"], comp)
-    code = np.where(np.isnan(first), 0, np.where(c["agvhd_day"] == first, 1, 2))
-    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
-        np.where(np.isnan(first), h, first) / DAYS_PER_MONTH, code, event_of_interest=1)
-    cif = aj.cumulative_density_.iloc[:, 0]
-    assert arm["agvhd_6m"] == pytest.approx(float(cif[cif.index <= 6].iloc[-1]), rel=1e-9)
+    assert arm["agvhd_6m"] == pytest.approx(_cif(c["agvhd_day"], comp, h, 6), rel=1e-9)
     # chronic GvHD (relapse, death competing) and NRM (relapse competing) at 24 months
-    first = np.fmin(c["cgvhd_day"], comp)
-    code = np.where(np.isnan(first), 0, np.where(c["cgvhd_day"] == first, 1, 2))
-    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
-        np.where(np.isnan(first), h, first) / DAYS_PER_MONTH, code, event_of_interest=1)
-    cif = aj.cumulative_density_.iloc[:, 0]
-    assert arm["cgvhd_24m"] == pytest.approx(float(cif[cif.index <= 24].iloc[-1]), rel=1e-9)
-    code = np.where(np.isnan(rfs_first), 0, np.where(c["relapse_day"] == rfs_first, 1, 2))
-    aj = AalenJohansenFitter(seed=0, calculate_variance=False).fit(
-        np.where(np.isnan(rfs_first), h, rfs_first) / DAYS_PER_MONTH, code,
-        event_of_interest=2)
-    cif = aj.cumulative_density_.iloc[:, 0]
-    assert arm["nrm_24m"] == pytest.approx(float(cif[cif.index <= 24].iloc[-1]), rel=1e-9)
+    assert arm["cgvhd_24m"] == pytest.approx(_cif(c["cgvhd_day"], comp, h, 24), rel=1e-9)
+    assert arm["nrm_24m"] == pytest.approx(_cif(c["relapse_day"], c["nrm_day"], h, 24,
+                                                cause=2), rel=1e-9)
     # comparison on the primary endpoint: Cox and log-rank as lifelines computes them
     a, b = df[df["arm"] == "DLI"], df[df["arm"] == "CIK"]
     data = pd.DataFrame({"t": np.r_[a["grfs_duration"], b["grfs_duration"]],

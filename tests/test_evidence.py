@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import math
-import tomllib
-from importlib import resources
 
 import numpy as np
 import pytest
@@ -18,11 +15,7 @@ from ciksim.evidence.effect import (
     effect_parameters,
     model_parameters,
 )
-
-
-def _shipped() -> dict:
-    text = (resources.files("ciksim.data") / "evidence" / "clinical.toml").read_text("utf-8")
-    return tomllib.loads(text)
+from conftest import evidence_refused
 
 
 def test_shipped_evidence_loads_with_version_and_used_studies():
@@ -36,14 +29,7 @@ def test_shipped_evidence_loads_with_version_and_used_studies():
 
 
 def _bad(mutate, *needles):
-    data = copy.deepcopy(_shipped())
-    mutate(data)
-    with pytest.raises(CikError) as err:
-        parse_evidence(data, origin="ev.toml")
-    msg = str(err.value)
-    for needle in needles:
-        assert needle in msg, msg
-    return msg
+    return evidence_refused(parse_evidence, "clinical.toml", mutate, *needles)
 
 
 def test_counts_above_n_name_study_field_and_fix():

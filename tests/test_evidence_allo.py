@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import tomllib
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -25,11 +23,7 @@ from ciksim.evidence.allo import (
     prepare,
 )
 from ciksim.models.allo import allo_model
-
-
-def _shipped() -> dict:
-    text = (resources.files("ciksim.data") / "evidence" / "allo.toml").read_text("utf-8")
-    return tomllib.loads(text)
+from conftest import evidence_refused, shipped_evidence
 
 
 def test_shipped_allo_evidence_records_a1_to_a3():
@@ -52,13 +46,7 @@ def test_shipped_allo_evidence_records_a1_to_a3():
 
 
 def _bad(mutate, *needles):
-    data = copy.deepcopy(_shipped())
-    mutate(data)
-    with pytest.raises(CikError) as err:
-        parse_allo_evidence(data, origin="allo.toml")
-    msg = str(err.value)
-    for needle in needles:
-        assert needle in msg, msg
+    return evidence_refused(parse_allo_evidence, "allo.toml", mutate, *needles)
 
 
 def test_bad_records_name_study_field_and_fix():
@@ -268,7 +256,7 @@ def test_targets_a1_to_a5_from_the_posterior_predictive(target, check):
 
 
 def _tiny_allo() -> dict:
-    data = _shipped()
+    data = shipped_evidence("allo.toml")
     study = copy.deepcopy(next(s for s in data["studies"] if s["id"] == "A3-laport-2011-cik"))
     study["arms"][0].update({"n": 5, "events": 1, "screen": 1})
     return {"version": "tiny-1", "studies": [study]}

@@ -3,9 +3,11 @@
 Shape (one module per group of verbs; add a verb to the module of its group, or a new
 module imported below):
 
-- ``common``: the Typer ``app``, consoles, ``guarded`` (a ``CikError`` becomes ``error: ...``
-  on stderr and exit status 2), ``echo_json``, ``rich_table``, ``progress_bar``,
-  ``parse_number``, ``HELP`` (context settings), ``--version``;
+- ``common``: the Typer ``app``, consoles, ``verb`` (registers a verb with ``-h``, run under
+  ``guarded``: a ``CikError`` becomes ``error: ...`` on stderr and exit status 2), ``emit``
+  (writes ``--out``, prints ``--json`` or the verb's tables), ``echo_json``, ``rich_table``,
+  ``progress_bar``, ``parse_number``, ``HELP`` (context settings), ``--version``;
+- ``options``: the option types several verbs share (``opt.Seed``, ``opt.Scheduler`` ...);
 - ``system`` (``system``), ``culture`` (``culture``, ``culture plan``), ``killing``
   (``killing``, ``lysis``), ``fit`` (``fit culture``, ``fit killing``), ``patient``,
   ``trial`` (``trial``, ``trial power``, ``run``), ``validate``, ``sensitivity``, ``export``
@@ -15,11 +17,11 @@ module imported below):
   ``rerun`` (a job from its saved inputs TOML), ``serve`` (the web page; imports the web
   framework only when run).
 
-A verb parses its options, calls one job function, then prints the result (a table or
-``--json``) and writes ``--out`` with ``result.write``. Heavy modules (numpy, pandas, the
-models) are imported inside the verb bodies so that ``ciksim --version`` and ``--help``
-start fast. Modules here import only public names, from ``common`` and the library; the
-library never imports this package.
+A verb parses its options, calls one job function, then writes ``--out`` with
+``result.write`` and prints the result (a table or ``--json``), usually through ``emit``.
+Heavy modules (numpy, pandas, the models) are imported inside the verb bodies so that
+``ciksim --version`` and ``--help`` start fast. Modules here import only public names, from
+``common``, ``options`` and the library; the library never imports this package.
 """
 
 from __future__ import annotations

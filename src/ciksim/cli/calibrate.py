@@ -9,18 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ciksim.cli.common import (
-    JsonFlag,
-    Scheduler,
-    Seed,
-    app,
-    console,
-    emit,
-    err_console,
-    num,
-    rich_table,
-    verb,
-)
+from ciksim.cli import options as opt
+from ciksim.cli.common import JsonFlag, app, console, emit, err_console, num, rich_table, verb
 
 calibrate_app = typer.Typer(help="Calibrate models to clinical evidence.",
                             no_args_is_help=True)
@@ -46,8 +36,8 @@ def calibrate_patient(
         help="Final tolerance: stop at the first generation with this distance (default: "
              "sqrt of the number of observed summaries).")] = None,
     workers: Workers = 1,
-    scheduler: Scheduler = None,
-    seed: Seed = 0,
+    scheduler: opt.Scheduler = None,
+    seed: opt.Seed = 0,
     resume: Resume = False,
     out: Out = Path("out/calibration"),
     as_json: JsonFlag = False,
@@ -73,8 +63,8 @@ def calibrate_allo(
     min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
                                                            "this distance.")] = None,
     workers: Workers = 1,
-    scheduler: Scheduler = None,
-    seed: Seed = 0,
+    scheduler: opt.Scheduler = None,
+    seed: opt.Seed = 0,
     resume: Resume = False,
     out: Out = Path("out/calibration-allo"),
     as_json: JsonFlag = False,

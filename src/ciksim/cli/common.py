@@ -34,14 +34,6 @@ HELP = {"help_option_names": ["-h", "--help"]}
 F = TypeVar("F", bound=Callable[..., Any])
 #: The ``--json`` option shared by the verbs.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print only a JSON object.")]
-#: Options several verbs share (the default stays with each verb).
-Seed = Annotated[int, typer.Option(help="Random seed.")]
-Scheduler = Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
-TableFormat = Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
-                                                           "units per column).")]
-DataFormat = Annotated[str, typer.Option("--format", help="Data format: csv or parquet.")]
-TargetsPerWell = Annotated[float, typer.Option(help="Target cells per well.")]
-AssayHours = Annotated[float, typer.Option(help="Assay duration (hours).")]
 
 
 def guarded(fn: F) -> F:

@@ -8,26 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import (
-    HELP,
-    JsonFlag,
-    app,
-    console,
-    echo_json,
-    guarded,
-    parse_number,
-    progress_bar,
-    rich_table,
-    wrote,
-)
+from ciksim.cli import options as opt
+from ciksim.cli.common import JsonFlag, console, emit, parse_number, progress_bar, rich_table, verb
 
 if TYPE_CHECKING:
-    from ciksim.analysis.culture import CultureRun
-    from ciksim.jobs.culture import HarvestPlanResult
+    from ciksim.jobs.culture import CultureResult, HarvestPlanResult
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def culture(
     args: Annotated[
         list[str] | None,
@@ -46,7 +34,7 @@ def culture(
         help="Starting material: healthy, patient-post-chemo or a TOML file.")] = "healthy",
     out: Annotated[Path | None, typer.Option(help="Folder for the data, figure and report.")]
     = None,
-    fmt: Annotated[str, typer.Option("--format", help="Data format: csv or parquet.")] = "csv",
+    fmt: opt.DataFormat = "csv",
     as_json: JsonFlag = False,
     compare: Annotated[
         str | None, typer.Option(help="Compare protocols: --compare cik-standard lak")
@@ -81,14 +69,7 @@ def culture(
                                     weight=weight, infusions=infusions, cells=cells, days=days,
                                     donors=donors, seed=seed, start_cells=start, donor=donor,
                                     progress=update)
-        if out is not None:
-            files = plan.write(out, fmt)
-        if as_json:
-            echo_json(plan.summary())
-            return
-        _print_plan(plan, cells)
-        if out is not None:
-            wrote(out, files)
+        emit(plan, out, as_json, lambda: _print_plan(plan, cells), fmt)
         return
     if dose is not None:
         raise DataError("--dose only applies to 'ciksim culture plan'")
@@ -101,30 +82,23 @@ def culture(
     with progress_bar("culture", sys.stderr.isatty() and not as_json, unit="days") as update:
         result = culture_job(protocols, days=days, donors=donors, seed=seed,
                              start_cells=start, donor=donor, progress=update)
-    if out is not None:
-        files = result.write(out, fmt)
-    if as_json:
-        echo_json(result.summary())
-        return
-    for r in result.runs:
-        _print_run(r)
-    if out is not None:
-        wrote(out, files)
+    emit(result, out, as_json, lambda: _print_runs(result), fmt)
 
 
-def _print_run(run: CultureRun) -> None:
-    s = run.summary()
-    rows = [
-        [f"{r.day:g}", f"{r.total_cells:.3g}", f"{r.total_fold:.3g}",
-         f"{r.cd3cd56_pct:.1f} ({r.cd3cd56_pct_p05:.0f}-{r.cd3cd56_pct_p95:.0f})",
-         f"{r.cd3cd56_fold:.3g}", f"{r.cd3_pct:.1f}", f"{r.nk_pct:.1f}", f"{r.il2_iu_ml:.0f}"]
-        for r in s.itertuples()
-    ]
-    cols = ["day", "total cells", "total fold", "% CD3+CD56+ (5-95%)", "CD3+CD56+ fold",
-            "% CD3+", "% NK", "IL-2 IU/mL"]
-    title = (f"{run.protocol.name}: donor medians, {run.donors} donors, seed {run.seed}, "
-             f"{run.start_cells:.3g} PBMC seeded")
-    console.print(rich_table(title, cols, rows))
+def _print_runs(result: CultureResult) -> None:
+    for run in result.runs:
+        s = run.summary()
+        rows = [
+            [f"{r.day:g}", f"{r.total_cells:.3g}", f"{r.total_fold:.3g}",
+             f"{r.cd3cd56_pct:.1f} ({r.cd3cd56_pct_p05:.0f}-{r.cd3cd56_pct_p95:.0f})",
+             f"{r.cd3cd56_fold:.3g}", f"{r.cd3_pct:.1f}", f"{r.nk_pct:.1f}", f"{r.il2_iu_ml:.0f}"]
+            for r in s.itertuples()
+        ]
+        cols = ["day", "total cells", "total fold", "% CD3+CD56+ (5-95%)", "CD3+CD56+ fold",
+                "% CD3+", "% NK", "IL-2 IU/mL"]
+        title = (f"{run.protocol.name}: donor medians, {run.donors} donors, seed {run.seed}, "
+                 f"{run.start_cells:.3g} PBMC seeded")
+        console.print(rich_table(title, cols, rows))
 
 
 def _print_plan(res: HarvestPlanResult, cells: str) -> None:

@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 
-from ciksim.cli.common import HELP, JsonFlag, app, console, echo_json, guarded, rich_table, wrote
+from ciksim.cli.common import JsonFlag, console, echo_json, rich_table, verb, wrote
 from ciksim.errors import DataError
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def describe(
     folder: Annotated[Path, typer.Argument(help="A results folder (the --out of a command).")],
     out: Annotated[Path | None, typer.Option(help="Also write data_dictionary.csv and .md "
@@ -51,8 +50,7 @@ def _thresholds(items: list[str] | None) -> dict[str, float]:
     return out
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def phenotype(
     files: Annotated[list[Path] | None, typer.Argument(help="FCS files.")] = None,
     gates: Annotated[Path | None, typer.Option(help="A Gating-ML 2.0 file or a FlowJo "

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import (
-    JsonFlag,
-    app,
-    console,
-    echo_json,
-    guarded,
-    num,
-    progress_bar,
-    rich_table,
-    wrote,
-)
+from ciksim.cli import options as opt
+from ciksim.cli.common import JsonFlag, app, console, emit, num, progress_bar, rich_table, verb
+
+if TYPE_CHECKING:
+    from ciksim.jobs.fit import CultureFitResult, KillingFitResult
 
 fit_app = typer.Typer(help="Fit models to your own data.", no_args_is_help=True)
 app.add_typer(fit_app, name="fit")
 
 
-@fit_app.command("culture")
-@guarded
+@verb(fit_app, "culture")
 def fit_culture(
     path: Annotated[Path, typer.Argument(help="CSV: donor,day,quantity,value[,sd].")],
     protocol: Annotated[str, typer.Option(help="Culture protocol name or TOML file.")]
@@ -39,7 +32,7 @@ def fit_culture(
                                             "discarded as burn-in).")] = 2000,
     walkers: Annotated[int, typer.Option(help="MCMC walkers (at least twice the fitted + "
                                               "marginalised parameters).")] = 32,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: opt.Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
                                                   "report.")] = None,
     petab: Annotated[Path | None, typer.Option(help="Also write the problem as PEtab here.")]
@@ -53,7 +46,6 @@ def fit_culture(
     as_json: JsonFlag = False,
 ) -> None:
     """Fit the culture model to your donors' counts; forecast the harvest day."""
-    from ciksim.inference.culture import FIT_METHOD
     from ciksim.jobs.fit import culture_fit_job
 
     names = [x.strip() for x in free.split(",") if x.strip()] if free else None
@@ -62,11 +54,12 @@ def fit_culture(
         res = culture_fit_job(path, protocol=protocol, free=names, dose=dose, cells=cells,
                               steps=steps, walkers=walkers, seed=seed, petab=petab,
                               petab_mode=petab_mode, progress=update)
-    if out is not None:
-        files = res.write(out)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_culture_fit(res))
+
+
+def _print_culture_fit(res: CultureFitResult) -> None:
+    from ciksim.inference.culture import FIT_METHOD
+
     rows = [[r.donor, r.parameter, f"{r.estimate:.3g}", f"{r.ci_low:.3g}-{r.ci_high:.3g}",
              r.unit, f"{r.default:.3g}"] for r in res.estimates.itertuples()]
     console.print(rich_table("Culture fit", ["donor", "parameter", "estimate", "95% interval",
@@ -88,16 +81,13 @@ def fit_culture(
                                   for d in short)
                       + ": the intervals may be too narrow; give more --steps[/]")
     console.print(f"[dim]{FIT_METHOD}[/]")
-    if out is not None:
-        wrote(out, files)
 
 
-@fit_app.command("killing")
-@guarded
+@verb(fit_app, "killing")
 def fit_killing(
     path: Annotated[Path, typer.Argument(help="Lysis CSV (as for ciksim lysis).")],
-    targets_per_well: Annotated[float, typer.Option(help="Target cells per well.")] = 1e4,
-    hours: Annotated[float, typer.Option(help="Assay duration (hours).")] = 4.0,
+    targets_per_well: opt.TargetsPerWell = 1e4,
+    hours: opt.AssayHours = 4.0,
     out: Annotated[Path | None, typer.Option(help="Folder for the table and the report.")]
     = None,
     as_json: JsonFlag = False,
@@ -106,15 +96,12 @@ def fit_killing(
     from ciksim.jobs.fit import killing_fit_job
 
     res = killing_fit_job(path, targets_per_well=targets_per_well, hours=hours)
-    if out is not None:
-        files = res.write(out)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_killing_fit(res))
+
+
+def _print_killing_fit(res: KillingFitResult) -> None:
     console.print(rich_table("Killing-model fit", ["effector vs target", "parameter",
                                                    "estimate", "95% interval", "unit"],
                              [[r["donor"], r["parameter"], num(r["estimate"]),
                                f"{num(r['ci_low'])}-{num(r['ci_high'])}", r["unit"]]
                               for r in res.estimates]))
-    if out is not None:
-        wrote(out, files)

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import (
-    HELP,
-    JsonFlag,
-    app,
-    console,
-    echo_json,
-    guarded,
-    num,
-    progress_bar,
-    rich_table,
-    wrote,
-)
+from ciksim.cli import options as opt
+from ciksim.cli.common import JsonFlag, console, emit, num, progress_bar, rich_table, verb
+
+if TYPE_CHECKING:
+    from ciksim.jobs.killing import KillingResult, LysisResult
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def killing(
     effector: Annotated[str, typer.Option(help="cik, lak, nk, t, or a culture --out folder.")]
     = "cik",
@@ -31,10 +23,10 @@ def killing(
         help="k562, aml-blast, b-all-blast, normal-pbmc, normal-pbmc-allogeneic, cd34, or a "
              "TOML file.")] = "k562",
     et: Annotated[str, typer.Option(help="E:T ratios, comma-separated.")] = "40,20,10,5,2.5",
-    hours: Annotated[float, typer.Option(help="Assay duration (hours).")] = 4.0,
+    hours: opt.AssayHours = 4.0,
     block: Annotated[str | None, typer.Option(help="Blocking antibody: nkg2d or hla.")] = None,
     donors: Annotated[int, typer.Option(help="Number of simulated effector donors.")] = 200,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: opt.Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for the curve table, figure and "
                                                   "report.")] = None,
     as_json: JsonFlag = False,
@@ -48,11 +40,10 @@ def killing(
                       unit="h") as update:
         res = killing_job(effector, target, et=ratios, hours=hours, block=block,
                           donors=donors, seed=seed, progress=update)
-    if out is not None:
-        files = res.write(out)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_assay(res, hours, block, seed))
+
+
+def _print_assay(res: KillingResult, hours: float, block: str | None, seed: int) -> None:
     a = res.assay
     title = (f"{a.effector} vs {a.target}, {hours:g} h"
              + (f", anti-{block.upper()} block" if block else "")
@@ -60,32 +51,29 @@ def killing(
     rows = [[f"{r.et_ratio:g}", f"{r.lysis_pct:.1f}", f"{r.lysis_pct_p05:.1f}",
              f"{r.lysis_pct_p95:.1f}"] for r in res.table.itertuples()]
     console.print(rich_table(title, ["E:T", "median %", "5th pct", "95th pct"], rows))
-    if out is not None:
-        wrote(out, files)
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def lysis(
     path: Annotated[Path, typer.Argument(help="Tidy CSV: effector,target,et_ratio,kind,"
                                               "replicate,value.")],
     out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
                                                   "report.")] = None,
-    targets_per_well: Annotated[float, typer.Option(help="Target cells per well.")] = 1e4,
+    targets_per_well: opt.TargetsPerWell = 1e4,
     hours: Annotated[float, typer.Option(help="Assay duration (hours) for the model fit.")]
     = 4.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Analyse release-assay data: % specific lysis, lytic units, killing-rate fit."""
-    from ciksim.assays.lysis import LU_METHOD
     from ciksim.jobs.killing import lysis_job
 
     res = lysis_job(path, targets_per_well=targets_per_well, hours=hours)
-    if out is not None:
-        files = res.write(out)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_plate(res, targets_per_well, hours))
+
+
+def _print_plate(res: LysisResult, targets_per_well: float, hours: float) -> None:
+    from ciksim.assays.lysis import LU_METHOD
+
     an = res.analysis
     rows = [[r.effector, r.target, f"{r.et_ratio:g}", f"{r.lysis_pct_mean:.1f}",
              num(r.lysis_pct_sd, ".1f"), str(r.n)] for r in an.groups.itertuples()]
@@ -105,5 +93,3 @@ def lysis(
                               "susceptible fraction"], rows))
     for w in an.warnings:
         console.print(f"[yellow]warning:[/] {w}")
-    if out is not None:
-        wrote(out, files)

@@ -9,17 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import (
-    JsonFlag,
-    Seed,
-    TableFormat,
-    console,
-    emit,
-    err_console,
-    progress_bar,
-    rich_table,
-    verb,
-)
+from ciksim.cli import options as opt
+from ciksim.cli.common import JsonFlag, console, emit, err_console, progress_bar, rich_table, verb
 
 if TYPE_CHECKING:
     from ciksim.jobs.allo import AlloPatientResult
@@ -46,14 +37,14 @@ def patient(
     = None,
     replicates: Annotated[int, typer.Option(help="Number of virtual patients.")] = 1,
     years: Annotated[float, typer.Option(help="Follow-up (years).")] = 3.0,
-    seed: Seed = 0,
+    seed: opt.Seed = 0,
     relapse: Annotated[str, typer.Option(help="haematologic (>= 5% blasts) or molecular "
                                               "(MRD >= 1e-4).")] = "haematologic",
     il2_support: Annotated[bool, typer.Option("--il2-support",
                                               help="Give IL-2 with the infusions.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for the table, summary, figure and "
                                                   "report.")] = None,
-    fmt: TableFormat = "csv",
+    fmt: opt.TableFormat = "csv",
     donor: Annotated[str | None, typer.Option(
         help="Allo: sibling, unrelated or haploidentical.")] = None,
     conditioning: Annotated[str | None, typer.Option(help="Allo: mac or ric.")] = None,

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ciksim.cli.common import HELP, JsonFlag, app, echo_json, guarded, wrote
+from ciksim.cli.common import JsonFlag, echo_json, verb, wrote
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def rerun(
     inputs: Annotated[Path, typer.Argument(help="Inputs TOML: job = NAME and an [inputs] "
                                                 "table.")],

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ciksim.cli.common import HELP, app, guarded
+from ciksim.cli.common import verb
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def schema(
     name: Annotated[str | None, typer.Argument(help="A format (omit to list them).")] = None,
     check: Annotated[Path | None, typer.Option(help="Validate this file against the format "

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import HELP, JsonFlag, app, console, echo_json, guarded, rich_table, wrote
+from ciksim.cli import options as opt
+from ciksim.cli.common import JsonFlag, console, emit, rich_table, verb
+
+if TYPE_CHECKING:
+    from ciksim.jobs.sensitivity import SensitivityResult
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def sensitivity(
     model: Annotated[str, typer.Argument(help="culture or patient.")],
     output: Annotated[str, typer.Option(help="cd3cd56_yield (culture) or cure_fraction "
@@ -19,7 +22,7 @@ def sensitivity(
     parameters: Annotated[str | None, typer.Option(help="Comma-separated parameters "
                                                         "(default: the model's set).")] = None,
     samples: Annotated[int, typer.Option(help="Sobol base samples (power of 2).")] = 64,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    seed: opt.Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for the table, bar chart and "
                                                   "report.")] = None,
     as_json: JsonFlag = False,
@@ -29,14 +32,11 @@ def sensitivity(
 
     names = [x.strip() for x in parameters.split(",") if x.strip()] if parameters else None
     res = sensitivity_job(model, output, parameters=names, samples=samples, seed=seed)
-    if out is not None:
-        files = res.write(out)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_indices(res, samples))
+
+
+def _print_indices(res: SensitivityResult, samples: int) -> None:
     rows = [[r.parameter, f"{r.S1:.3f} ± {r.S1_conf:.3f}", f"{r.ST:.3f} ± {r.ST_conf:.3f}"]
             for r in res.table.itertuples()]
     console.print(rich_table(f"{res.title} ({samples} base samples, 95% confidence)",
                              ["parameter", "first order", "total"], rows))
-    if out is not None:
-        wrote(out, files)

@@ -6,13 +6,12 @@ from typing import Annotated
 
 import typer
 
-from ciksim.cli.common import app, console, err_console, guarded
+from ciksim.cli.common import console, err_console, verb
 
 LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
-@app.command()
-@guarded
+@verb()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (default: this machine "
                                            "only).")] = "127.0.0.1",

@@ -8,34 +8,36 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ciksim.cli import options as opt
 from ciksim.cli.common import (
-    HELP,
     JsonFlag,
-    app,
     console,
     echo_json,
-    guarded,
+    emit,
     progress_bar,
     rich_table,
+    verb,
     wrote,
 )
 
 if TYPE_CHECKING:
-    from ciksim.jobs.trial import TrialResult
+    from ciksim.jobs.trial import PowerResult, TrialResult
+
+NPerArm = Annotated[int | None, typer.Option(help="Patients per arm (overrides the spec).")]
+SpecSeed = Annotated[int | None, typer.Option(help="Seed (overrides the spec's).")]
+Cohort = Annotated[int | None, typer.Option(
+    help="Virtual patients per arm per draw for the true effect (default 2000).")]
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def trial(
     args: Annotated[list[str], typer.Argument(
         help="SPEC.toml; or: assurance SPEC.toml (assurance curve over the posterior); or: "
              "power SPEC.toml (conditional power at the spec's fixed parameters)")],
-    n_per_arm: Annotated[int | None, typer.Option(help="Patients per arm (overrides the "
-                                                       "spec).")] = None,
+    n_per_arm: NPerArm = None,
     workers: Annotated[int | None, typer.Option(help="Local worker processes (default: "
                                                      "all cores).")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
-    = None,
+    scheduler: opt.Scheduler = None,
     out: Annotated[Path | None, typer.Option(help="Folder for chunks, tables, figures and "
                                                   "the HTML report.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted trial in --out.")]
@@ -44,7 +46,7 @@ def trial(
     n: Annotated[str, typer.Option("--n", help="assurance/power: patients per arm to try.")]
     = "20,40,80,160",
     repeats: Annotated[int, typer.Option(help="power: simulated trials per size.")] = 200,
-    seed: Annotated[int | None, typer.Option(help="Seed (overrides the spec's).")] = None,
+    seed: SpecSeed = None,
     posterior: Annotated[Path | None, typer.Option(
         help="Calibrated posterior (posterior.parquet or its folder); default: the spec's "
              "[posterior] source, the shipped posterior.")] = None,
@@ -53,13 +55,11 @@ def trial(
     draws: Annotated[int | None, typer.Option(
         help="Parameter draws for the decision outputs (0: none; default: the spec's, 200).")]
     = None,
-    cohort: Annotated[int | None, typer.Option(
-        help="Virtual patients per arm per draw for the true effect (default 2000).")] = None,
+    cohort: Cohort = None,
     arm: Annotated[str | None, typer.Option(
         "--arm", help="Arms compared: TREATED or CONTROL,TREATED (default: the first two).")]
     = None,
-    fmt: Annotated[str, typer.Option("--format", help="Table format: csv or parquet (with "
-                                                      "units per column).")] = "csv",
+    fmt: opt.TableFormat = "csv",
     as_json: JsonFlag = False,
 ) -> None:
     """Run a virtual trial: survival per arm, the treatment effect over the posterior and
@@ -79,13 +79,7 @@ def trial(
                                 cohort=cohort, sizes=n, arms=arm, seed=seed, out=out,
                                 resume=resume, workers=workers, scheduler=scheduler,
                                 progress=update)
-        files = dres.write(out) if out is not None else []
-        if as_json:
-            echo_json(dres.summary())
-            return
-        print_decision(dres.summary())
-        if out is not None:
-            wrote(out, files)
+        emit(dres, out, as_json, lambda: print_decision(dres.summary()))
         return
 
     if args[0] == "power":
@@ -97,29 +91,13 @@ def trial(
         with progress_bar("trial power", not as_json) as update:
             res = power_job(Path(args[1]), sizes=sizes, repeats=repeats, workers=workers,
                             scheduler=scheduler, progress=update)
-        if out is not None:
-            files = res.write(out, fmt)
-        if as_json:
-            echo_json(res.summary())
-            return
-        rows = [[str(r.n_per_arm), f"{100 * r.power:.0f}%",
-                 f"{100 * r.power_ci_low:.0f}-{100 * r.power_ci_high:.0f}%"]
-                for r in res.table.itertuples()]
-        arms = res.spec.arms
-        console.print(rich_table(f"Conditional power (at the spec's fixed parameters; "
-                                 f"assurance over the posterior: `ciksim trial assurance`): "
-                                 f"{arms[1].name} vs {arms[0].name}, log-rank "
-                                 f"p < 0.05, {repeats} trials per size",
-                                 ["patients per arm", "power", "95% CI"], rows))
-        if out is not None:
-            wrote(out, files)
+        emit(res, out, as_json, lambda: print_power(res, repeats), fmt)
         return
     if len(args) != 1:
         raise DataError(f"unexpected argument(s) {args[1:]}; give one SPEC.toml")
     if resume and out is None:
         raise DataError("--resume needs the --out folder of the interrupted trial")
-    if n_per_arm is not None and n_per_arm < 1:
-        raise DataError("--n-per-arm must be >= 1")
+    check_n_per_arm(n_per_arm)
     with progress_bar("trial", sys.stderr.isatty() or not as_json) as update:
         res = trial_job(Path(args[0]), n_per_arm=n_per_arm, workers=workers,
                         scheduler=scheduler, out=out, resume=resume, chunk_size=chunk_size,
@@ -137,17 +115,14 @@ def trial(
         wrote(out, ["patients.parquet", "manifest.json", *files])
 
 
-@app.command(name="run", context_settings=HELP)
-@guarded
+@verb(name="run")
 def run_all(
     spec: Annotated[Path, typer.Argument(help="Trial specification (TOML).")],
     out: Annotated[Path, typer.Option(help="Folder for everything.")] = Path("out"),
     workers: Annotated[int | None, typer.Option(help="Local worker processes.")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, tcp://HOST:PORT.")]
-    = None,
-    n_per_arm: Annotated[int | None, typer.Option(help="Patients per arm (overrides the "
-                                                       "spec).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (overrides the spec's).")] = None,
+    scheduler: opt.Scheduler = None,
+    n_per_arm: NPerArm = None,
+    seed: SpecSeed = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")]
     = False,
     posterior: Annotated[Path | None, typer.Option(
@@ -156,18 +131,14 @@ def run_all(
     = False,
     draws: Annotated[int | None, typer.Option(help="Parameter draws (0: no decision "
                                                    "outputs).")] = None,
-    cohort: Annotated[int | None, typer.Option(
-        help="Virtual patients per arm per draw for the true effect (default 2000).")] = None,
+    cohort: Cohort = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The whole chain: culture the product, check it kills, run the trial, and the
     decision outputs (treatment effect over the posterior, assurance), one report."""
     from ciksim.jobs.trial import chain_job
 
-    if n_per_arm is not None and n_per_arm < 1:
-        from ciksim.errors import DataError
-
-        raise DataError("--n-per-arm must be >= 1")
+    check_n_per_arm(n_per_arm)
     with progress_bar("trial", sys.stderr.isatty() and not as_json) as update:
         res = chain_job(spec, out=out, workers=workers, scheduler=scheduler, progress=update,
                         on_step=None if as_json else console.print, n_per_arm=n_per_arm,
@@ -181,6 +152,27 @@ def run_all(
     if res.trial.decision is not None:
         print_decision(res.trial.decision.summary())
     wrote(out, [*files, "trial/"])
+
+
+def check_n_per_arm(n_per_arm: int | None) -> None:
+    """``--n-per-arm``, when given, is at least 1; else a DataError."""
+    if n_per_arm is not None and n_per_arm < 1:
+        from ciksim.errors import DataError
+
+        raise DataError("--n-per-arm must be >= 1")
+
+
+def print_power(res: PowerResult, repeats: int) -> None:
+    """Conditional power per trial size with its 95% interval."""
+    rows = [[str(r.n_per_arm), f"{100 * r.power:.0f}%",
+             f"{100 * r.power_ci_low:.0f}-{100 * r.power_ci_high:.0f}%"]
+            for r in res.table.itertuples()]
+    arms = res.spec.arms
+    console.print(rich_table(f"Conditional power (at the spec's fixed parameters; "
+                             f"assurance over the posterior: `ciksim trial assurance`): "
+                             f"{arms[1].name} vs {arms[0].name}, log-rank "
+                             f"p < 0.05, {repeats} trials per size",
+                             ["patients per arm", "power", "95% CI"], rows))
 
 
 def print_decision(d: dict[str, Any]) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import HELP, JsonFlag, app, console, echo_json, guarded, rich_table, wrote
+from ciksim.cli.common import JsonFlag, console, emit, rich_table, verb
+
+if TYPE_CHECKING:
+    from ciksim.jobs.validation import ValidationResult
 
 
-@app.command(context_settings=HELP)
-@guarded
+@verb()
 def validate(
     out: Annotated[Path | None, typer.Option(help="Folder for validation.html and .json.")]
     = None,
@@ -20,20 +22,18 @@ def validate(
     """Compute every published target (C1-C9, K1-K8, P1-P8, T1-T2, T4-T5) from the default
     models."""
     from ciksim.jobs.validation import validation_job
-    from ciksim.report.validation import short_value
 
     res = validation_job(None if as_json else
                          lambda group: console.print(f"computing {group} targets ..."))
-    if out is not None:
-        files = res.write(out)
-    if as_json:
-        echo_json(res.summary())
-        return
+    emit(res, out, as_json, lambda: _print_checks(res))
+
+
+def _print_checks(res: ValidationResult) -> None:
+    from ciksim.report.validation import short_value
+
     rows = [[c.id, c.description[:60], short_value(c.value), c.range,
              "[green]pass[/]" if c.passed else "[red]FAIL[/]"] for _, c in res.checks]
     console.print(rich_table("Targets", ["id", "target", "model", "range", ""], rows))
     failed = res.failed
     console.print(f"{len(res.checks) - len(failed)} of {len(res.checks)} targets met"
                   + (f"; failed: {', '.join(failed)}" if failed else ""))
-    if out is not None:
-        wrote(out, files)

@@ -191,6 +191,35 @@ def _analysis_schema() -> type[Schema]:
 _SUBTYPE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
 
 
+def _arms_and_size(self: Any) -> Any:
+    """A trial spec's own checks: each arm name once; all arms' patients within the
+    max_patients limit."""
+    names = set()
+    for i, arm in enumerate(self.arms):
+        name = arm.name or f"arm {i + 1}"
+        if name in names:
+            raise ValueError(f"arms[{i}]: arm name {name!r} is used twice")
+        names.add(name)
+    total = self.patients_per_arm * len(self.arms)
+    if total > limit("max_patients"):
+        raise ValueError(f"{total:g} patients in all arms exceed the limit max_patients = "
+                         f"{limit('max_patients'):g}; give fewer patients_per_arm")
+    return self
+
+
+#: The validators of every trial schema (``create_model``'s ``__validators__``).
+TRIAL_VALIDATORS = {"_after": model_validator(mode="after")(_arms_and_size)}
+
+
+def trial_fields(patients_per_arm: int, follow_up_years: float) -> dict[str, Any]:
+    """The fields every trial schema starts with (``create_model`` field definitions): name,
+    description, seed, patients per arm and follow-up (years), with the setting's defaults."""
+    return {"name": (Name, ...), "description": (Text, ""),
+            "seed": (Annotated[int, Field(ge=0, lt=2**63)], 0),
+            "patients_per_arm": (limited("max_patients", int, ge=1), patients_per_arm),
+            "follow_up_years": (limited("max_years", gt=0), follow_up_years)}
+
+
 @cache
 def trial_schema() -> type[Schema]:
     """Schema of a trial spec file (``examples/*.toml``)."""
@@ -221,28 +250,11 @@ def trial_schema() -> type[Schema]:
     )
 
     analysis = _analysis_schema()
-
-    def trial_after(self: Any) -> Any:
-        names = set()
-        for i, arm in enumerate(self.arms):
-            name = arm.name or f"arm {i + 1}"
-            if name in names:
-                raise ValueError(f"arms[{i}]: arm name {name!r} is used twice")
-            names.add(name)
-        total = self.patients_per_arm * len(self.arms)
-        if total > limit("max_patients"):
-            raise ValueError(f"{total:g} patients in all arms exceed the limit max_patients = "
-                             f"{limit('max_patients'):g}; give fewer patients_per_arm")
-        return self
-
     return create_model(
         "TrialSchema", __base__=Schema,
         __doc__="A virtual trial: population, arms, size, follow-up, endpoint and seed.",
-        __validators__={"_after": model_validator(mode="after")(trial_after)},
-        name=(Name, ...), description=(Text, ""),
-        seed=(Annotated[int, Field(ge=0, lt=2**63)], 0),
-        patients_per_arm=(limited("max_patients", int, ge=1), 1000),
-        follow_up_years=(limited("max_years", gt=0), 4.0),
+        __validators__=TRIAL_VALIDATORS,
+        **trial_fields(patients_per_arm=1000, follow_up_years=4.0),
         relapse=(Relapse, "haematologic"),
         chunk_size=(limited("max_chunk_size", int, ge=1), 1000),
         population=(population, ...),

@@ -163,6 +163,7 @@ def allo_trial_schema() -> type[Schema]:
 
     from ciksim.models.allo import allo_model
     from ciksim.schemas.parameters import parameter_table
+    from ciksim.schemas.scenario import TRIAL_VALIDATORS, trial_fields
 
     model = allo_model()
     values, sigma = parameter_table(model, "values"), parameter_table(model, "variability")
@@ -174,26 +175,11 @@ def allo_trial_schema() -> type[Schema]:
         chimerism=(Annotated[float, Field(gt=0, le=1, description="donor chimerism on "
                                           "day 0, the stem-cell infusion (0-1]")] | None, None),
         parameters=(values | None, None), variability=(sigma | None, None))
-
-    def after(self: Any) -> Any:
-        names = set()
-        for i, arm in enumerate(self.arms):
-            name = arm.name or f"arm {i + 1}"
-            if name in names:
-                raise ValueError(f"arms[{i}]: arm name {name!r} is used twice")
-            names.add(name)
-        if self.patients_per_arm * len(self.arms) > limit("max_patients"):
-            raise ValueError("too many patients in all arms (max_patients)")
-        return self
-
     return create_model(
         "AlloTrialSchema", __base__=Schema,
         __doc__="A virtual trial after allogeneic stem-cell transplantation.",
-        __validators__={"_after": model_validator(mode="after")(after)},
-        name=(Name, ...), description=(Text, ""),
-        seed=(Annotated[int, Field(ge=0, lt=2**63)], 0),
-        patients_per_arm=(limited("max_patients", int, ge=1), 200),
-        follow_up_years=(limited("max_years", gt=0), 2.0),
+        __validators__=TRIAL_VALIDATORS,
+        **trial_fields(patients_per_arm=200, follow_up_years=2.0),
         chunk_size=(limited("max_chunk_size", int, ge=1), 1000),
         population=(population, ...),
         posterior=(AlloPosteriorSchema, AlloPosteriorSchema()),
