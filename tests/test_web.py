@@ -28,9 +28,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 if not CHROMIUM:
     pytest.skip("no chromium (apt-get install chromium)", allow_module_level=True)
-# A browser test can lose a race with the page's debounced inputs on a loaded machine: rerun
-# a failure twice (each rerun starts from a fresh page) before calling it a failure.
-pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=2)]
+pytestmark = pytest.mark.slow
 WAIT = 240_000  # ms: a job in a fresh worker process on a busy 2-core machine
 
 
@@ -70,13 +68,23 @@ def browser():
         b.close()
 
 
+@pytest.fixture
+def page(server, browser):
+    """A fresh page of the served app, in its own browser context (a session of its own)."""
+    context, page = _open(browser, server[0])
+    yield page
+    context.close()
+
+
 def _open(browser, url):
     context = browser.new_context(accept_downloads=True, viewport={"width": 1400,
                                                                     "height": 1000})
     page = context.new_page()
     page.set_default_timeout(WAIT)
     page.goto(url)
-    page.wait_for_selector("#cu_run")
+    # the static page is there before Shiny has bound its inputs and started the session: a
+    # click or an upload before that is lost (on a busy machine, a test then waited out WAIT)
+    page.wait_for_function("() => window.Shiny?.initializedPromise?.resolved()")
     return context, page
 
 
@@ -100,15 +108,21 @@ def _workers(proc):
             if "resource_tracker" not in " ".join(c.cmdline())]
 
 
-def test_every_page_runs_its_job_and_matches_the_api(server, browser, tmp_path):
+def _cancel_leaves_no_worker(page, key, proc):
+    """Cancel the running job of slot ``key``: the page says so and no worker is left."""
+    page.click(f"#{key}_cancel")
+    page.wait_for_selector(f"#{key}_status .ciksim-cancelled")
+    _, alive = psutil.wait_procs(_workers(proc), timeout=10)
+    assert alive == []
+
+
+def test_every_page_runs_its_job_and_matches_the_api(page, tmp_path):
     from ciksim.assays.lysis import LysisData
     from ciksim.jobs.culture import culture_job
     from ciksim.jobs.killing import killing_job, lysis_job
     from ciksim.jobs.patient import patient_job
     from ciksim.jobs.trial import trial_job
 
-    url, _, _ = server
-    context, page = _open(browser, url)
     # culture: the day-7 median total cells as the API computes it; a figure download
     _fill(page, {"cu_donors": 10, "cu_days": 7})
     page.click("#cu_run")
@@ -151,7 +165,7 @@ def test_every_page_runs_its_job_and_matches_the_api(server, browser, tmp_path):
     # saved spec; the patients table downloads on its own, as the API's
     page.click("text=Trial")
     _fill(page, {"tr_n_per_arm": 30, "tr_draws": 0})
-    page.wait_for_selector("#tr_check .ciksim-valid")
+    page.wait_for_selector("#tr_check .ciksim-valid:has-text('x 30 patients'):has-text(' 0 draws')")
     page.click("#tr_run")
     page.wait_for_selector("#tr_done")
     with page.expect_download() as dl:
@@ -166,15 +180,12 @@ def test_every_page_runs_its_job_and_matches_the_api(server, browser, tmp_path):
     shown = pd.read_csv(dl.value.path())
     pd.testing.assert_series_equal(shown["relapse_day"], api.patients["relapse_day"],
                                    check_names=False, check_index=False)
-    context.close()
 
 
-def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
+def test_trial_arms_are_a_form_saved_as_the_cli_spec(page, tmp_path):
     from ciksim.schemas import parse_toml
     from ciksim.trial.spec import TrialSpec
 
-    url, _, _ = server
-    context, page = _open(browser, url)
     page.click("text=Trial")
     page.select_option("#tr_example", "dose-finding")
     # the arms are re-rendered when the example changes: wait for the new four, not the
@@ -223,15 +234,12 @@ def test_trial_arms_are_a_form_saved_as_the_cli_spec(server, browser, tmp_path):
     page.wait_for_selector("#tr_check .ciksim-error:has-text('not loaded')")
     assert "specification: not valid TOML" in page.locator("#tr_check").inner_text()
     page.wait_for_function("document.querySelectorAll('.ciksim-arm').length == 4")
-    context.close()
 
 
-def test_allo_trial_arms_are_donor_cells_and_run_as_the_api(server, browser):
+def test_allo_trial_arms_are_donor_cells_and_run_as_the_api(page):
     from ciksim.jobs.trial import trial_job
     from ciksim.trial.spec import TrialSpec
 
-    url, _, _ = server
-    context, page = _open(browser, url)
     page.click("text=Trial")
     page.select_option("#tr_example", "cik-vs-dli")
     page.wait_for_selector("#tr_arm1_cells")
@@ -250,16 +258,13 @@ def test_allo_trial_arms_are_donor_cells_and_run_as_the_api(server, browser):
     api = trial_job(Path(dl.value.path()), workers=1).summary()
     assert page.locator("#tr_done table").nth(1).locator("td").first.inner_text() == \
         fmt(api["hazard_ratio"])
-    context.close()
 
 
-def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, browser,
-                                                                       tmp_path):
+def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, page, tmp_path):
     from ciksim.evidence import read_cohort
     from ciksim.jobs.calibration import calibration_job, posterior_job
 
-    url, _, proc = server
-    context, page = _open(browser, url)
+    _, _, proc = server
     page.click("text=Calibration")
     # the shipped posterior, as the API shows it; its summary table downloads as CSV
     page.click("#po_run")
@@ -285,13 +290,7 @@ def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, b
     _fill(page, {"ca_particles": 30, "ca_generations": 8})
     page.click("#ca_run")
     page.wait_for_selector("#ca_status .progress-bar:has-text('generation')")
-    page.click("#ca_cancel")
-    page.wait_for_selector("#ca_status .ciksim-cancelled")
-    for _ in range(50):
-        if not _workers(proc):
-            break
-        time.sleep(0.2)
-    assert _workers(proc) == []
+    _cancel_leaves_no_worker(page, "ca", proc)
     # a small one: the posterior as the API's with the same settings
     _fill(page, {"ca_particles": 6, "ca_generations": 1, "ca_ppc_draws": 10, "ca_seed": 3})
     page.click("#ca_run")
@@ -305,18 +304,15 @@ def test_calibration_page_runs_cancels_and_shows_the_shipped_posterior(server, b
     first = posterior_job(model="allo").summary()["parameters"][0]
     page.wait_for_selector(f"#po_done td:text-is('{first['parameter']}')")
     assert _cell(page, "po", 0, 2) == fmt(first["median"])
-    context.close()
 
 
-def test_fit_page_fits_uploaded_counts(server, browser, tmp_path):
+def test_fit_page_fits_uploaded_counts(page, tmp_path):
     from ciksim.inference.culture import simulated_counts
     from ciksim.jobs.fit import culture_fit_job
 
-    url, _, _ = server
     counts = tmp_path / "counts.csv"
     simulated_counts({"phi_max": 0.6, "phi_min": 0.2, "k_conv": 0.03}, days=[0, 3, 7],
                      seed=5).to_csv(counts, index=False)
-    context, page = _open(browser, url)
     page.click("text=Fit")
     page.set_input_files("#fi_file", str(counts))
     page.wait_for_selector("#fi_file_progress:has-text('Upload complete')")
@@ -325,14 +321,11 @@ def test_fit_page_fits_uploaded_counts(server, browser, tmp_path):
     page.wait_for_selector("#fi_done")
     api = culture_fit_job(counts, steps=20, walkers=24).summary()["estimates"][0]
     assert _cell(page, "fi", 0, 2) == fmt(api["estimate"])
-    context.close()
 
 
-def test_allo_page_simulates_a_transplant_patient_as_the_api(server, browser):
+def test_allo_page_simulates_a_transplant_patient_as_the_api(page):
     from ciksim.jobs.allo import allo_patient_job, dose_events
 
-    url, _, _ = server
-    context, page = _open(browser, url)
     page.click("text=Allo")
     # a malformed infusion schedule shows the API's message
     page.select_option("#al_donor", "unrelated")
@@ -356,7 +349,6 @@ def test_allo_page_simulates_a_transplant_patient_as_the_api(server, browser):
         page.click("#al_dl_parquet")
     course = pd.read_parquet(dl.value.path())
     assert len(course) > 10 and "gvhd_grade" in " ".join(course.columns)
-    context.close()
 
 
 def test_two_sessions_apart_and_a_cancelled_trial_leaves_no_worker(server, browser):
@@ -389,13 +381,7 @@ def test_two_sessions_apart_and_a_cancelled_trial_leaves_no_worker(server, brows
     page_b.click("#tr_run")
     page_b.wait_for_selector("#tr_status .progress")
     assert _workers(proc), "the trial runs in a worker process"
-    page_b.click("#tr_cancel")
-    page_b.wait_for_selector("#tr_status .ciksim-cancelled")
-    for _ in range(50):
-        if not _workers(proc):
-            break
-        time.sleep(0.2)
-    assert _workers(proc) == []
+    _cancel_leaves_no_worker(page_b, "tr", proc)
     b.close()
 
 
