@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ciksim.engines._ode_loop import dopri_source
+from ciksim.engines._ode_loop import dopri_source, rows, slot
 from ciksim.engines.codecache import load_generated
 from ciksim.engines.scalar import (
     ScalarWriter,
@@ -31,25 +31,30 @@ if TYPE_CHECKING:
     from ciksim.model import Model
 
 _JIT = "@njit(cache=True)"
-_INLINE = '@njit(cache=True, inline="always")'
+_INLINE = ('@njit(cache=True, inline="always", error_model="numpy", '
+           'fastmath={"contract"})')
 
 
 def scalar_source(model: Model) -> str:
     """Python source of ``_pre(_p, _q)`` (parameter-only assignments and terms, once per
-    individual) and ``_f(t, _y, _p, _q)``, the derivatives of one individual as a tuple."""
+    individual) and ``_f(t, _y, _w, _l)``, the derivatives of the individual in lane ``_l``
+    of the integrator's work array ``_w`` (``_ode_loop.rows``) as a tuple."""
     static = {name: i for i, name in enumerate(static_assignments(model))}
     names = [pr.name for pr in model.processes] + [a.name for a in model.assignments
                                                     if a.name not in static]
-    rewritten, terms = hoist_constant_terms(model, names, static)
+    rewritten, terms = hoist_constant_terms(model, names, static, reciprocals=True)
     inner = {**static, **{name: len(static) + k for k, name in enumerate(terms)}}
     w = ScalarWriter(model, inner, rewritten)
     lines = [f"NS = {len(model.species)}", f"NQ = {max(len(inner), 1)}", "", ""]
     lines += pre_source(model, static, _JIT, terms)
-    lines += ["", "", _INLINE, "def _f(t, _y, _p, _q):"]
+    lines += ["", "", _INLINE, "def _f(t, _y, _w, _l):"]
     symbols: set[str] = set()
     for pr in model.processes:
         symbols |= rewritten[pr.name].symbols
-    lines += w.prelude(symbols)
+    first = rows(len(model.species))["P"]
+    n_params = len(model.parameters)
+    lines += w.prelude(symbols, lambda i: slot(first + i, "_l").replace("W", "_w"),
+                       lambda i: slot(first + n_params + i, "_l").replace("W", "_w"))
     lines += [f"    {pr.name} = {rewritten[pr.name].scalar()}" for pr in model.processes]
     derivs = []
     for s in model.species:
@@ -69,7 +74,8 @@ def compiled_module(model: Model) -> ModuleType:
     if hit is not None and hit[0] is model:
         return hit[1]
     header = "import math\n\nimport numpy as np\nfrom numba import njit, prange\n\n\n"
-    source = header + scalar_source(model) + "\n" + dopri_source(len(model.species))
+    source = (header + scalar_source(model) + "\n"
+              + dopri_source(len(model.species), len(model.parameters)))
     module = load_generated("ode", source)
     _COMPILED[id(model)] = (model, module)
     return module

@@ -11,7 +11,7 @@ bit).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ciksim.model.expression import Expression
@@ -51,10 +51,13 @@ class ScalarWriter:
                 todo += self.expression(name).symbols
         return seen
 
-    def prelude(self, symbols: set[str]) -> list[str]:
+    def prelude(self, symbols: set[str], p_at: Callable[[int], str] = "_p[{}]".format,
+                q_at: Callable[[int], str] = "_q[{}]".format) -> list[str]:
+        """Lines that unpack what ``symbols`` need; ``p_at``/``q_at`` write the element
+        holding parameter ``i`` / parameter-only term ``i`` (default ``_p[i]``/``_q[i]``)."""
         need = self.needed(symbols)
-        lines = [f"    {name} = _p[{i}]" for name, i in self.params.items() if name in need]
-        lines += [f"    {name} = _q[{i}]" for name, i in self.static.items() if name in need]
+        lines = [f"    {name} = {p_at(i)}" for name, i in self.params.items() if name in need]
+        lines += [f"    {name} = {q_at(i)}" for name, i in self.static.items() if name in need]
         lines += [f"    {name} = _y[{i}]" for name, i in self.species.items() if name in need]
         lines += [f"    {a.name} = {self.expression(a.name).scalar()}"
                   for a in self.model.assignments if a.name in need and a.name not in self.static]
@@ -87,14 +90,18 @@ def pre_source(model: Model, static: dict[str, int], decorator: str,
     return lines
 
 
-def hoist_constant_terms(model: Model, names: Iterable[str], static: Mapping[str, int]
+def hoist_constant_terms(model: Model, names: Iterable[str], static: Mapping[str, int],
+                         reciprocals: bool = False
                          ) -> tuple[dict[str, Expression], dict[str, Expression]]:
     """The expressions of ``names`` (processes, assignments) with every largest
     parameter-only sub-expression replaced by a name ``_c<k>``, and those terms.
 
     Parameter-only: no species, no time and no assignment that depends on them (names in
     ``static`` and parameters are constant for an individual). Bare names and numbers are
-    left as they are; equal terms share one name.
+    left as they are; equal terms share one name. ``reciprocals``: a division by a
+    parameter-only divisor becomes a multiplication by its reciprocal, hoisted too (a
+    division costs several multiplications; the result may differ in the last bit, so
+    only for engines that need not match another bit for bit).
     """
     dynamic = ({*model.species_names, "t"}
                | {a.name for a in model.assignments if a.name not in static})
@@ -117,6 +124,10 @@ def hoist_constant_terms(model: Model, names: Iterable[str], static: Mapping[str
         seen = [visit(c) for c in children]
         if all(const for _, const in seen):
             return node, True
+        if (reciprocals and isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+                and seen[1][1] and _hoistable(inverse := ast.BinOp(
+                    ast.Constant(1.0), ast.Div(), seen[1][0]))):
+            return ast.BinOp(seen[0][0], ast.Mult(), name_of(inverse)), False
         new = [name_of(c) if const and _hoistable(c) else c for c, const in seen]
         if isinstance(node, ast.BinOp):
             return ast.BinOp(new[0], node.op, new[1]), False
