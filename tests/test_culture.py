@@ -80,9 +80,10 @@ def test_gmp_and_patient_options_are_declared_parameters_not_other_models():
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [('name = "x"\nsource = "s"\n[parameters]\ndonor_fitness = 2.0\n', "outside its range"),
+    [('name = "x"\nsource = "s"\n[parameters]\ndonor_fitness = 2.0\n',
+      "donor_fitness = 2.0: outside the plausible range"),
      ('name = "x"\nsource = "s"\n[parameters]\nfitness = 0.5\n', "not a culture-model"),
-     ('name = "x"\n[parameters]\ndonor_fitness = 0.5\n', "source is missing"),
+     ('name = "x"\n[parameters]\ndonor_fitness = 0.5\n', "missing field 'source'; add it"),
      ('name = "x"\nsource = "s"\nage = 3\n', "unknown field")],
 )
 def test_donor_file_errors(tmp_path, text, message):
