@@ -57,8 +57,8 @@ def calibrate_allo(
                                                        "shipped allo.toml).")] = None,
     parameters: Annotated[str | None, typer.Option(
         help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
-             "cik_allo_rel,cik_tox_rel,k_gvl).")] = None,
-    particles: Particles = 30,
+             "cik_allo_rel,cik_tox_rel,k_gvl,start_burden).")] = None,
+    particles: Particles = 40,
     generations: Generations = 3,
     min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
                                                            "this distance.")] = None,

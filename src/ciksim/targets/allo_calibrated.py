@@ -1,5 +1,5 @@
-"""Targets A1-A5: the allo model's alloreactivity against DLI and donor-CIK studies,
-computed afresh from the shipped allo posterior's predictive.
+"""Targets A1-A6: the allo model's alloreactivity against DLI and donor-CIK studies, and the
+control-arm relapse hazard, computed afresh from the shipped allo posterior's predictive.
 
 Every study of the shipped allo evidence (``data/evidence/allo.toml``, fitted or kept as a
 prediction check) is re-simulated with its own design at draws of the shipped posterior
@@ -12,6 +12,10 @@ the endpoint, half-count (k + 0.5)/(m + 1) as in the calibration):
   increasing with dose, A2 escalating vs bulk, A3 below DLI, A5 pre-emptive vs at relapse)
   are read from it, since a bias term cannot stand in for a mechanism.
 
+A1 also shows the background: Bar 2013's design without the DLI (the graft's own GvHD from
+day 180). A6 follows the fitted control arm (Yanada 2021, no donor cells) for 3 years and
+computes its relapse hazard per 100 patient-years in each interval.
+
 A value check uses the median over draws. A posterior made on another allo model or evidence
 version is flagged ``stale`` in the value (``make calibrate-allo`` regenerates it); the
 check is computed on today's model all the same.
@@ -22,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +39,11 @@ A1_TOLERANCE = 0.12
 A3_RANGE = (0.10, 0.35)
 A4_RANGE = (0.15, 0.40)
 A5_MIN_DIFFERENCE = 0.20
+A6_RANGE = (15.0, 45.0)
+A6_INTERVALS = ((0, 3), (3, 6), (6, 12), (12, 36))  # months after the transplant
+A6_STUDY = "A6-yanada-2021-relapse-hazard"
 AS_DLI = "-as-dli"
+NO_DLI = "-no-dli"
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class AlloPredictive:
     stale: tuple[str, ...]
     draws: int
     missing: dict[str, str]
+    hazards: dict[tuple[int, int], np.ndarray]
 
     def median(self, name: str, *, own: bool = False) -> float:
         """Median over the draws (draws without an eligible patient left out)."""
@@ -59,7 +69,8 @@ class AlloPredictive:
 def allo_predictive(posterior: object = None, draws: int = DRAWS, seed: int = SEED
                     ) -> AlloPredictive:
     """Simulate every shipped allo study (and each A3 donor-CIK design with DLI instead of
-    CIK at the same CD3+ doses) at ``draws`` posterior draws."""
+    CIK at the same CD3+ doses, Bar 2013's design without DLI, the A6 control arm over 3
+    years) at ``draws`` posterior draws."""
     from ciksim.errors import CikError
     from ciksim.evidence import Posterior
     from ciksim.evidence.allo import (
@@ -83,8 +94,11 @@ def allo_predictive(posterior: object = None, draws: int = DRAWS, seed: int = SE
     as_dli = [s.model_copy(update={"id": s.id + AS_DLI, "arms": tuple(
         a.model_copy(update={"cells": "dli"}) for a in s.arms)})
         for s in studies if s.id.startswith("A3-")]
+    no_dli = [s.model_copy(update={"id": s.id + NO_DLI, "arms": tuple(
+        a.model_copy(update={"cells": "none", "dose_per_kg": None, "infusions": None})
+        for a in s.arms)}) for s in studies if s.id.startswith("A1-")]
     prepared, missing = [], {}
-    for study in [*studies, *as_dli]:
+    for study in [*studies, *as_dli, *no_dli]:
         try:
             prepared += prepare_studies([study])
         except CikError as exc:  # e.g. a design the installed engines cannot simulate
@@ -97,7 +111,39 @@ def allo_predictive(posterior: object = None, draws: int = DRAWS, seed: int = SE
     names = list(pred[0])
     return AlloPredictive({n: np.array([p[n] for p in pred]) for n in names},
                           {n: np.array([p[n] for p in own]) for n in names},
-                          tuple(stale), draws, missing)
+                          tuple(stale), draws, missing, _a6_hazards(ev, thetas, seed))
+
+
+def _a6_hazards(ev: Any, thetas: list[dict[str, float]], seed: int
+                ) -> dict[tuple[int, int], np.ndarray]:
+    """Relapse hazard per 100 patient-years in each of :data:`A6_INTERVALS`, one value per
+    draw, of the A6 control arm followed for 3 years (its recipients in the fit's
+    predictive are the first 6 months of these)."""
+    from ciksim.evidence.allo import (
+        DAYS_PER_MONTH,
+        DAYS_PER_YEAR,
+        arm_exposure,
+        arm_table,
+        prepare_studies,
+    )
+
+    study = next((s for s in ev.studies if s.id == A6_STUDY), None)
+    if study is None:
+        return {}
+    last = A6_INTERVALS[-1][1]
+    longer = study.model_copy(update={"endpoint": study.endpoint.model_copy(
+        update={"from_months": 0.0, "at_months": float(last)})})
+    [ps] = prepare_studies([longer])
+    keys = [(1 << 40) + i for i in range(len(thetas))]
+    table, start = arm_table(ps, 0, 0, thetas, keys, seed)
+    m = ps.arms[0].n
+    out = {}
+    for lo, hi in A6_INTERVALS:
+        hit, days = arm_exposure(table, start, lo * DAYS_PER_MONTH, hi * DAYS_PER_MONTH)
+        out[(lo, hi)] = np.array([
+            100 * hit[i * m:(i + 1) * m].sum() / (days[i * m:(i + 1) * m].sum() / DAYS_PER_YEAR)
+            for i in range(len(thetas))])
+    return out
 
 
 @cache
@@ -129,7 +175,10 @@ def a1_dli_dose_gvhd() -> TargetCheck:
                  for a, t in A1_TARGETS.items())
         low, mid, high = (own[a] for a in reversed(A1_TARGETS))
         increasing = low < mid < high
+        background = {arm: round(p.median(f"{sid}{NO_DLI}/{arm}", own=True), 3)
+                      for arm in A1_TARGETS if f"{sid}{NO_DLI}/{arm}" in p.model}
         return TargetCheck("A1", desc, {"predictive": got, "model": own,
+                                        "without_dli": background,
                                         "increasing": increasing, "stale": list(p.stale)},
                            "21%, 45%, 55% each +/- 12 points; model's own increasing",
                            ok and increasing, source)
@@ -224,6 +273,30 @@ def a5_preemptive_vs_relapse() -> TargetCheck:
     return _run("A5", desc, source, compute)
 
 
+def a6_control_relapse_hazard() -> TargetCheck:
+    """A6: the control arm's relapse hazard peaks at 3-6 months after allo-HSCT."""
+    desc = ("control arm after allo-HSCT (no donor cells): relapse hazard per 100 "
+            "patient-years peaks at 3-6 months (posterior predictive)")
+    source = "clinical S109 (Yanada 2021), S110"
+
+    def compute(p: AlloPredictive) -> TargetCheck:
+        if not p.hazards:
+            return TargetCheck("A6", desc, f"not computable: no {A6_STUDY} in the shipped "
+                               "allo evidence", "computable", False, source)
+        med = {f"{lo}-{hi} months": round(float(np.median(v)), 1)
+               for (lo, hi), v in p.hazards.items()}
+        peak = float(np.median(p.hazards[(3, 6)]))
+        spread = np.percentile(p.hazards[(3, 6)], [5, 95]).round(1).tolist()
+        ok = within(peak, *A6_RANGE) and peak == max(
+            float(np.median(v)) for v in p.hazards.values())
+        return TargetCheck("A6", desc, {"median": med, "3-6 months 90% over draws": spread,
+                                        "stale": list(p.stale)},
+                           "3-6 months 15-45 per 100 patient-years (29) and the highest "
+                           "interval (median over draws)", ok, source)
+
+    return _run("A6", desc, source, compute)
+
+
 def all_allo_calibrated_targets() -> list[TargetCheck]:
     return [a1_dli_dose_gvhd(), a2_escalating_dli(), a3_donor_cik_gvhd(), a4_donor_cik_cr(),
-            a5_preemptive_vs_relapse()]
+            a5_preemptive_vs_relapse(), a6_control_relapse_hazard()]
