@@ -154,9 +154,12 @@ def test_endpoints_from_the_cohort_columns():
     nan = np.nan
     table = pd.DataFrame({
         # 0: grade II-IV before the infusion (ineligible); 1: grade I after it (counted);
-        # 2: grade I before it (still eligible), grade II-IV after the 12-month window;
-        # 3: never acute, chronic after it; 4: died before the infusion
+        # 2: grade I before it (still eligible), resolved, a new grade I after it (day 400),
+        # grade II-IV after the 12-month window; 3: never acute, chronic after it; 4: died
+        # before the infusion
         "gvhd_any_day": [100.0, 200.0, 120.0, nan, nan],
+        "infusion_day": [nan, 180.0, 180.0, 180.0, nan],
+        "gvhd_after_infusion_day": [nan, 200.0, 400.0, nan, nan],
         "agvhd_day": [110.0, nan, 600.0, nan, nan],
         "cgvhd_day": [nan, nan, nan, 300.0, nan],
         "death_day": [nan, nan, nan, nan, 150.0],
@@ -165,11 +168,14 @@ def test_endpoints_from_the_cohort_columns():
     })
     eligible, hit = arm_outcome("gvhd", table, 180.0, 365.0)
     assert eligible.tolist() == [False, True, True, True, False]
-    assert hit.tolist() == [False, True, False, True, False]
-    _, acute = arm_outcome("agvhd", table, 180.0, 365.0)
+    assert hit.tolist() == [False, True, True, True, False]
+    _, acute = arm_outcome("agvhd", table, 180.0, 200.0)
     assert acute.tolist() == [False, True, False, False, False]
-    _, later = arm_outcome("agvhd", table, 180.0, 450.0)  # grade II-IV on day 600 counts
+    _, later = arm_outcome("agvhd", table, 180.0, 365.0)  # the new onset on day 400 counts
     assert later.tolist() == [False, True, True, False, False]
+    table["gvhd_after_infusion_day"] = nan  # without it (and with no grade II-IV by then)
+    assert not arm_outcome("agvhd", table, 180.0, 365.0)[1][2]
+    table["gvhd_after_infusion_day"] = [nan, 200.0, 400.0, nan, nan]
     eligible, cr = arm_outcome("cr", table, 180.0, 90.0)
     assert eligible.tolist() == [False, True, False, True, False]
     assert cr.tolist() == [False, True, False, False, False]
@@ -186,14 +192,14 @@ def test_endpoints_from_the_cohort_columns():
     hit, days = arm_exposure(table, 0.0, 150.0, 180.0)  # 4 dead at its beginning
     assert days.tolist() == [30.0, 20.0, 0.0, 0.0, 0.0] and hit.sum() == 1
     # what stops later infusions: GvHD of any grade (0, 1, 2 and chronic in 3), response
-    np.testing.assert_array_equal(stop_days(["gvhd"], table), [100, 200, 120, 300, nan])
+    np.testing.assert_array_equal(stop_days(["gvhd"], table), [100, 200, 400, 300, nan])
     np.testing.assert_array_equal(stop_days(["significant-gvhd"], table),
                                   [110, nan, 600, 300, nan])
     np.testing.assert_array_equal(stop_days(["gvhd", "response"], table),
-                                  [100, 200, 120, 300, nan])
+                                  [100, 200, 400, 300, nan])
     np.testing.assert_array_equal(stop_days(["response"], table), [nan, 230, nan, 500, nan])
     # only what happens after the first infusion stops the later ones
-    np.testing.assert_array_equal(stop_days(["gvhd"], table, 180.0), [nan, 200, 600, 300, nan])
+    np.testing.assert_array_equal(stop_days(["gvhd"], table, 180.0), [nan, 200, 400, 300, nan])
 
 
 def test_prepared_studies_carry_their_schedules_and_observed_summaries():

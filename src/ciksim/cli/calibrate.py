@@ -58,7 +58,7 @@ def calibrate_allo(
     parameters: Annotated[str | None, typer.Option(
         help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
              "cik_allo_rel,cik_tox_rel,k_gvl,start_burden).")] = None,
-    particles: Particles = 40,
+    particles: Particles = 60,
     generations: Generations = 3,
     min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
                                                            "this distance.")] = None,

@@ -200,7 +200,7 @@ def arm_outcome(kind: str, table: Any, start: np.ndarray | float, window: float
         if kind in ("gvhd", "agvhd"):
             severe = np.fmin(_column(table, "agvhd_day"), _column(table, "cgvhd_day"))
             eligible = given & ~(severe <= start)
-            onsets = [_column(table, "gvhd_any_day"), _column(table, "agvhd_day")]
+            onsets = [gvhd_onset(table), _column(table, "agvhd_day")]
             if kind == "gvhd":
                 onsets.append(_column(table, "cgvhd_day"))
             hit = np.zeros(len(table), bool)
@@ -216,6 +216,16 @@ def arm_outcome(kind: str, table: Any, start: np.ndarray | float, window: float
         else:
             raise DataError(f"endpoint {kind!r}: not a proportion; see arm_exposure")
     return eligible, hit & eligible
+
+
+def gvhd_onset(table: Any) -> np.ndarray:
+    """Per recipient, the onset of acute GvHD of any grade that counts: the first one after
+    the first donor-cell infusion, from below grade I (``gvhd_after_infusion_day``: a
+    resolved episode of the graft's own GvHD does not hide it); with no infusion (a control
+    arm), the first one ever (``gvhd_any_day``)."""
+    infused = np.isfinite(_column(table, "infusion_day"))
+    return np.where(infused, _column(table, "gvhd_after_infusion_day"),
+                    _column(table, "gvhd_any_day"))
 
 
 def arm_exposure(table: Any, start: np.ndarray | float, begin: float, end: float
@@ -243,13 +253,12 @@ def stop_days(stops: Sequence[str], table: Any, start: np.ndarray | float = -np.
     day = np.full(len(table), np.nan)
     for stop in stops:
         if stop == "significant-gvhd":
-            cols = ("agvhd_day", "cgvhd_day")
+            cols = [_column(table, "agvhd_day"), _column(table, "cgvhd_day")]
         elif stop == "gvhd":
-            cols = ("gvhd_any_day", "agvhd_day", "cgvhd_day")
+            cols = [gvhd_onset(table), _column(table, "agvhd_day"), _column(table, "cgvhd_day")]
         else:
-            cols = ("remission_day",)
-        for col in cols:
-            values = _column(table, col)
+            cols = [_column(table, "remission_day")]
+        for values in cols:
             with np.errstate(invalid="ignore"):
                 day = np.fmin(day, np.where(values > start, values, np.nan))
     return day
