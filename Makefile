@@ -29,7 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reference_tools.py
 	$(BIN)/python benchmarks/recovery.py
 
-# Regenerate the shipped posterior of the in vivo CIK effect (about 7 min on 2 cores).
+# Regenerate the shipped posterior of the in vivo CIK effect (about 3 min on 2 cores).
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibration.py --install
 

@@ -9,9 +9,14 @@ truth to give its observed counts; the calibration is run on that synthetic evid
 90% posterior interval of each effect parameter is checked against the truth (coverage, at
 the shipped sizes). Every replicate is also calibrated at the study-size factors in SIZES
 (default 0.25: a quarter of each arm, at least one patient), and the first NARROW
-replicates (default 3) at BIG_SIZES (default 4), so that the width of the posterior can be
-compared across sizes for the same truth. (Sizes above 4 cost too much for the project's
-shared 2-core machine: one study set at x16 takes 0.24 CPU s, 15 times one at x1.)
+replicates (default 3) at BIG_SIZES (default 4; e.g. BIG_SIZES=4,16), so that the width
+of the posterior can be compared across sizes for the same truth. Cells run size by size
+(all replicates at x1 first). One study set at x16 takes about 0.24 CPU s, 15 times one
+at x1; with the study terms integrated out a cell needs 300-700 of them.
+
+ONLY (sizes) and FIRST (a replicate index) restrict a process to some cells, so that a
+second process can run the large sizes or further replicates (REPLICATES=20 FIRST=10
+ONLY=1: replicates 10-19 at the shipped sizes; the truths of the first 10 stay the same).
 
 Every (replicate, size) cell is one calibration whose result is kept in
 ``OUT/cells/rep<r>-x<size>.json``: a rerun skips the cells already done (resume), and
@@ -52,6 +57,10 @@ SIZES = [float(x) for x in os.environ.get("SIZES", "0.25").split(",") if x]
 BIG_SIZES = [float(x) for x in os.environ.get("BIG_SIZES", "4").split(",") if x]
 NARROW = int(os.environ.get("NARROW", "3"))
 BUDGET_S = float(os.environ.get("BUDGET_S", "inf"))
+#: Only the cells of these sizes (e.g. ONLY=16 in a second process while another runs the
+#: rest; a cell already done or being written by the other is skipped by its file).
+ONLY = [float(x) for x in os.environ.get("ONLY", "").split(",") if x]
+FIRST = int(os.environ.get("FIRST", "0"))  # skip the cells of replicates below FIRST
 OUT = Path(os.environ.get("OUT", "out/recovery"))
 TRUTH_SEED = 20261130
 
@@ -136,7 +145,7 @@ def cells() -> list[tuple[int, float]]:
     out = [(r, size) for size in [1.0, *SIZES] for r in range(REPLICATES)]
     for size in BIG_SIZES:
         out += [(r, size) for r in range(min(NARROW, REPLICATES))]
-    return out
+    return [c for c in out if (not ONLY or c[1] in ONLY) and c[0] >= FIRST]
 
 
 def run() -> None:

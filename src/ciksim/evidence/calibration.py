@@ -224,7 +224,13 @@ def calibrate(
     differences between simulated and observed summaries); the run stops after the first
     generation at that tolerance, after ``generations`` generations (a maximum), or when a
     generation accepts under :data:`MIN_ACCEPTANCE` of its proposals. The manifest says
-    whether the tolerance was reached (``converged``). ``resume`` continues the run in
+    whether the tolerance was reached (``converged``).
+
+    Where the problem says how its study terms shift the summaries (``patient``), pyabc
+    samples only the effect parameters and the terms are integrated out of the acceptance
+    (:mod:`ciksim.evidence.marginal`); the generations at the final tolerance are then
+    pooled and the run stops once the pool's effective sample size reaches
+    :data:`MIN_ESS_SHARE` x ``particles`` (manifest: ``ess``, ``pooled_generations``). ``resume`` continues the run in
     ``out/calibration.db`` (same evidence, seed and settings) up to ``generations``.
     """
     for name, value, low in (("particles", particles, 2), ("generations", generations, 1),
