@@ -230,8 +230,9 @@ def calibrate(
     samples only the effect parameters and the terms are integrated out of the acceptance
     (:mod:`ciksim.evidence.marginal`); the generations at the final tolerance are then
     pooled and the run stops once the pool's effective sample size reaches
-    :data:`MIN_ESS_SHARE` x ``particles`` (manifest: ``ess``, ``pooled_generations``). ``resume`` continues the run in
-    ``out/calibration.db`` (same evidence, seed and settings) up to ``generations``.
+    :data:`MIN_ESS_SHARE` x ``particles`` (manifest: ``ess``, ``pooled_generations``).
+    ``resume`` continues the run in ``out/calibration.db`` (same evidence, seed and
+    settings) up to ``generations``.
     """
     for name, value, low in (("particles", particles, 2), ("generations", generations, 1),
                              ("ppc-draws", ppc_draws, 10), ("workers", workers, 1)):
