@@ -226,7 +226,8 @@ def calibrate(
     generation accepts under :data:`MIN_ACCEPTANCE` of its proposals. The manifest says
     whether the tolerance was reached (``converged``).
 
-    Where the problem says how its study terms shift the summaries (``patient``), pyabc
+    Where the problem says how its study terms shift the summaries (``patient``,
+    ``allo``), pyabc
     samples only the effect parameters and the terms are integrated out of the acceptance
     (:mod:`ciksim.evidence.marginal`); the generations at the final tolerance are then
     pooled and the run stops once the pool's effective sample size reaches
