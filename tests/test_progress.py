@@ -95,3 +95,65 @@ def test_culture_fit_reports_mcmc_steps_and_gives_the_same_samples():
     for a, b in zip(watched, plain, strict=True):
         assert np.array_equal(a.samples, b.samples)
         assert np.array_equal(a.nuisance_samples, b.nuisance_samples)
+
+
+def test_sensitivity_in_batches_reports_progress_and_gives_the_same_indices(monkeypatch):
+    """The patient model's parameter sets run in batches when watched: same seed, same
+    indices (each virtual patient keeps its random numbers in any batch)."""
+    from ciksim.inference import sensitivity
+
+    monkeypatch.setattr(sensitivity, "PATIENT_BATCH", 5)
+    calls = []
+    kw = dict(parameters=["k_cik", "T_double"], samples=4, seed=3)
+    watched = sensitivity.sobol("cure_fraction", progress=lambda d, t: calls.append((d, t)),
+                                **kw)
+    quiet = sensitivity.sobol("cure_fraction", **kw)
+    assert calls == [(5, 16), (10, 16), (15, 16), (16, 16)]
+    pd.testing.assert_frame_equal(watched, quiet, check_exact=True)
+
+
+def test_culture_sensitivity_reports_the_days_reached_and_gives_the_same_indices():
+    from ciksim.jobs.sensitivity import sensitivity_job
+
+    calls = []
+    kw = dict(parameters=["q_il2", "phi_cik"], samples=4, seed=1)
+    watched = sensitivity_job("culture", "cd3cd56_yield",
+                              progress=lambda d, t: calls.append((d, t)), **kw)
+    quiet = sensitivity_job("culture", "cd3cd56_yield", **kw)
+    assert {t for _, t in calls} == {21} and calls[-1] == (21, 21)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    pd.testing.assert_frame_equal(watched.table, quiet.table, check_exact=True)
+
+
+def test_validation_reports_each_target_by_name(monkeypatch):
+    from functools import partial
+
+    from ciksim.jobs.validation import validation_job
+    from ciksim.targets import registry
+    from ciksim.targets.culture import c3_fold_day21
+    from ciksim.targets.killing import k1_k562, k8_lysis_maths
+
+    monkeypatch.setattr(registry, "target_functions",
+                        lambda: [("killing", lambda: [k1_k562, k8_lysis_maths])])
+    calls = []
+    res = validation_job(progress=lambda *a: calls.append(a))
+    assert calls == [(0, 2, "killing: k1_k562"), (1, 2, "killing: k8_lysis_maths"),
+                     (2, 2, "done")]
+    assert [c.id for _, c in res.checks] == ["K1", "K8"]
+    assert registry.step_name(partial(c3_fold_day21, "cik-standard")) == \
+        "c3_fold_day21(cik-standard)"
+
+
+def test_validate_and_sensitivity_cli_json_stay_clean_with_progress(monkeypatch):
+    from ciksim.targets import registry
+    from ciksim.targets.killing import k8_lysis_maths
+
+    monkeypatch.setattr(registry, "target_functions",
+                        lambda: [("killing", lambda: [k8_lysis_maths])])
+    r = CliRunner().invoke(app, ["validate", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [t["id"] for t in json.loads(r.output)["targets"]] == ["K8"]
+    r = CliRunner().invoke(app, ["sensitivity", "culture", "--output", "cd3cd56_yield",
+                                 "--parameters", "q_il2,phi_cik", "--samples", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["samples"] == 4

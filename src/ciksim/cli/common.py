@@ -134,10 +134,11 @@ def wrote(out: Any, files: list[str]) -> None:
 
 @contextmanager
 def progress_bar(label: str, enabled: bool, unit: str = "patients"
-                 ) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr: ``unit`` done, rate and time left."""
+                 ) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr: ``unit`` done, rate and time left. The update
+    ``(done, total, step=None)`` may name the step under way (shown after ``label``)."""
     if not enabled:
-        yield lambda done, total: None
+        yield lambda done, total, step=None: None
         return
     from rich.progress import (
         BarColumn,
@@ -154,7 +155,7 @@ def progress_bar(label: str, enabled: bool, unit: str = "patients"
     task = prog.add_task(label, total=None, rate="")
     shown = False
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, step: str | None = None) -> None:
         nonlocal shown
         if not shown:  # only once the inputs are checked and the work has started
             prog.start()
@@ -163,7 +164,8 @@ def progress_bar(label: str, enabled: bool, unit: str = "patients"
         per_s = done / elapsed if elapsed > 0 else 0.0
         rate = (f"{per_s:,.0f} {unit}/s" if per_s >= 10 else f"{per_s:.2g} {unit}/s"
                 ) if per_s else ""
-        prog.update(task, completed=done, total=total, rate=rate)
+        prog.update(task, completed=done, total=total, rate=rate,
+                    description=label if step is None else f"{label}: {step}")
 
     try:
         yield update

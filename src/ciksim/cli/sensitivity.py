@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ciksim.cli import options as opt
-from ciksim.cli.common import JsonFlag, console, emit, rich_table, verb
+from ciksim.cli.common import JsonFlag, console, emit, progress_bar, rich_table, verb
 
 if TYPE_CHECKING:
     from ciksim.jobs.sensitivity import SensitivityResult
@@ -28,10 +29,15 @@ def sensitivity(
     as_json: JsonFlag = False,
 ) -> None:
     """Global sensitivity (Sobol indices, SALib) of an output to the parameters' ranges."""
+    from ciksim.inference.sensitivity import OUTPUTS
     from ciksim.jobs.sensitivity import sensitivity_job
 
     names = [x.strip() for x in parameters.split(",") if x.strip()] if parameters else None
-    res = sensitivity_job(model, output, parameters=names, samples=samples, seed=seed)
+    unit = OUTPUTS[output].progress_unit if output in OUTPUTS else "evaluations"
+    with progress_bar(f"sensitivity ({model})", sys.stderr.isatty() and not as_json,
+                      unit=unit) as update:
+        res = sensitivity_job(model, output, parameters=names, samples=samples, seed=seed,
+                              progress=update)
     emit(res, out, as_json, lambda: _print_indices(res, samples))
 
 

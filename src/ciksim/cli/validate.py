@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ciksim.cli.common import JsonFlag, console, emit, rich_table, verb
+from ciksim.cli.common import JsonFlag, console, emit, progress_bar, rich_table, verb
 
 if TYPE_CHECKING:
     from ciksim.jobs.validation import ValidationResult
@@ -23,8 +24,9 @@ def validate(
     models."""
     from ciksim.jobs.validation import validation_job
 
-    res = validation_job(None if as_json else
-                         lambda group: console.print(f"computing {group} targets ..."))
+    with progress_bar("validate", sys.stderr.isatty() and not as_json,
+                      unit="targets") as update:
+        res = validation_job(progress=update)
     emit(res, out, as_json, lambda: _print_checks(res))
 
 

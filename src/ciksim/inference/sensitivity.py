@@ -15,6 +15,12 @@ import pandas as pd
 from ciksim.errors import DataError
 from ciksim.model import Model
 
+#: Parameter sets of the patient model simulated per batch (each with its virtual patients)
+PATIENT_BATCH = 16
+
+#: ``progress(done, total)`` after a parameter set's or a day's work
+Progress = Callable[[int, int], None]
+
 #: Default parameters studied for the patient cure fraction (the uncertain, assumed ones).
 PATIENT_DEFAULT = ("start_burden", "logkill_L", "T_double", "lig_frac", "s_vivo", "f_marrow",
                    "t_half_E", "k_cik", "K_et", "n_kill")
@@ -25,29 +31,46 @@ class Output:
     model: str
     description: str
     unit: str
-    evaluate: Callable[[dict[str, np.ndarray], int], np.ndarray]
+    evaluate: Callable[[dict[str, np.ndarray], int, Progress | None], np.ndarray]
     default_parameters: Callable[[Model], list[str]]
+    progress_unit: str  # what ``progress`` counts
 
 
-def _culture_yield(pars: dict[str, np.ndarray], seed: int) -> np.ndarray:
-    from ciksim.analysis.culture import run_culture
+def _culture_yield(pars: dict[str, np.ndarray], seed: int, progress: Progress | None = None
+                   ) -> np.ndarray:
+    """Day-21 yield per parameter sample: one batched solve (its shared step control is why
+    it is not split), whose ``progress`` counts the culture days reached."""
+    from ciksim.analysis.culture import run_culture, time_progress
 
-    run = run_culture("cik-standard", donors=1, days=21, parameters=pars)
+    run = run_culture("cik-standard", donors=1, days=21, parameters=pars,
+                      progress=time_progress(progress, [21.0], 0))
     return run.result["cd3cd56_cells"][-1]
 
 
-def _cure_fraction(pars: dict[str, np.ndarray], seed: int, patients: int = 200
-                   ) -> np.ndarray:
-    """Cure fraction per parameter sample: all samples in one batched run, each sample with
-    the same virtual patients (common random numbers reduce the noise of the indices)."""
+def _cure_fraction(pars: dict[str, np.ndarray], seed: int, progress: Progress | None = None,
+                   patients: int = 200) -> np.ndarray:
+    """Cure fraction per parameter sample, each sample with the same virtual patients
+    (common random numbers reduce the noise of the indices). Without ``progress`` all
+    samples are one batched run; with it, batches of :data:`PATIENT_BATCH` samples, reported
+    as each ends (patient ``i`` has the same random numbers in any batch: same numbers)."""
     from ciksim.analysis.patient import CikSchedule, run_patients
+    from ciksim.models.patient import Scenario
 
     n = len(next(iter(pars.values())))
-    idx = np.tile(np.arange(patients), n)
-    run = run_patients("aml-cr1", cik=CikSchedule(), replicates=n * patients, years=3,
-                       seed=seed, indices=idx,
-                       parameters={k: np.repeat(v, patients) for k, v in pars.items()})
-    return run.outcomes()["cured"].to_numpy().reshape(n, patients).mean(axis=1)
+    scenario = Scenario.load("aml-cr1")
+    step = n if progress is None else PATIENT_BATCH
+    cured = []
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        k = rows.stop - rows.start
+        run = run_patients(scenario, cik=CikSchedule(), replicates=k * patients, years=3,
+                           seed=seed, indices=np.tile(np.arange(patients), k),
+                           parameters={p: np.repeat(v[rows], patients)
+                                       for p, v in pars.items()})
+        cured.append(run.outcomes()["cured"].to_numpy().reshape(k, patients).mean(axis=1))
+        if progress is not None:
+            progress(rows.stop, n)
+    return np.concatenate(cured)
 
 
 def _culture_defaults(model: Model) -> list[str]:
@@ -57,15 +80,18 @@ def _culture_defaults(model: Model) -> list[str]:
 
 OUTPUTS = {
     "cd3cd56_yield": Output("culture", "CD3+CD56+ cells at day 21 (cik-standard, 1e8 PBMC)",
-                            "cells", _culture_yield, _culture_defaults),
+                            "cells", _culture_yield, _culture_defaults, "culture days"),
     "cure_fraction": Output("patient", "share of aml-cr1 patients cured with default CIK",
-                            "1", _cure_fraction, lambda m: list(PATIENT_DEFAULT)),
+                            "1", _cure_fraction, lambda m: list(PATIENT_DEFAULT),
+                            "parameter sets"),
 }
 
 
 def sobol(output: str, *, parameters: Sequence[str] | None = None, samples: int = 64,
-          seed: int = 0) -> pd.DataFrame:
-    """First-order and total Sobol indices (with 95% confidence) of ``output``."""
+          seed: int = 0, progress: Progress | None = None) -> pd.DataFrame:
+    """First-order and total Sobol indices (with 95% confidence) of ``output``.
+    ``progress(done, total)`` watches the model evaluations (in the output's
+    ``progress_unit``); the indices are the same with or without it."""
     from SALib.analyze import sobol as analyze
     from SALib.sample import sobol as sample
 
@@ -94,7 +120,7 @@ def sobol(output: str, *, parameters: Sequence[str] | None = None, samples: int 
     problem = {"num_vars": len(names), "names": names, "bounds": bounds}
     x = sample.sample(problem, samples, calc_second_order=False, seed=seed)
     values = {n: (10 ** x[:, j] if logs[j] else x[:, j]) for j, n in enumerate(names)}
-    y = np.asarray(spec.evaluate(values, seed), dtype=float)
+    y = np.asarray(spec.evaluate(values, seed, progress), dtype=float)
     if output == "cd3cd56_yield":
         y = np.log10(y)
     res = analyze.analyze(problem, y, calc_second_order=False, seed=seed)

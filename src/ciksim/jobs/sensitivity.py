@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +46,12 @@ class SensitivityResult(JobResult):
 
 
 def sensitivity_job(model: str, output: str, *, parameters: Sequence[str] | None = None,
-                    samples: int = 64, seed: int = 0) -> SensitivityResult:
+                    samples: int = 64, seed: int = 0,
+                    progress: Callable[[int, int], None] | None = None) -> SensitivityResult:
     """Sobol indices of ``output`` (cd3cd56_yield of culture, cure_fraction of patient) with
-    ``samples`` base samples (a power of 2) over ``parameters`` (default: the model's set)."""
+    ``samples`` base samples (a power of 2) over ``parameters`` (default: the model's set).
+    ``progress(done, total)`` watches the model evaluations (culture days of the batched
+    solve, or parameter sets of the patient model); it changes no number."""
     from ciksim.inference.sensitivity import OUTPUTS, sobol
 
     if output not in OUTPUTS or OUTPUTS[output].model != model:
@@ -56,5 +59,5 @@ def sensitivity_job(model: str, output: str, *, parameters: Sequence[str] | None
         raise DataError(f"--output {output!r} is not an output of model {model!r}; use "
                         f"{choices}")
     table = sobol(output, parameters=list(parameters) if parameters else None,
-                  samples=samples, seed=seed)
+                  samples=samples, seed=seed, progress=progress)
     return SensitivityResult(model, output, samples, table)

@@ -42,13 +42,18 @@ class ValidationResult(JobResult):
         stage.json({"targets": [_plain(c.as_dict()) for _, c in self.checks]}, "validation")
 
 
-def validation_job(on_group: Callable[[str], None] | None = None) -> ValidationResult:
-    """Compute every target (C, K, P, T groups); ``on_group(name)`` hears each group start."""
-    from ciksim.targets.registry import target_functions
+def validation_job(progress: Callable[[int, int, str], None] | None = None
+                   ) -> ValidationResult:
+    """Compute every target (C, K, P, T, A groups). ``progress(done, total, name)`` is told
+    each target as it starts (``name``: its group and function) and once more at the end."""
+    from ciksim.targets.registry import step_name, target_functions
 
+    steps = [(group, step) for group, fn in target_functions() for step in fn()]
     checks: list[tuple[str, TargetCheck]] = []
-    for group, fn in target_functions():
-        if on_group is not None:
-            on_group(group)
-        checks += [(group, c) for c in fn()]
+    for k, (group, step) in enumerate(steps):
+        if progress is not None:
+            progress(k, len(steps), f"{group}: {step_name(step)}")
+        checks.append((group, step()))
+    if progress is not None:
+        progress(len(steps), len(steps), "done")
     return ValidationResult(tuple(checks))

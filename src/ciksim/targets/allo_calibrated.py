@@ -297,6 +297,6 @@ def a6_control_relapse_hazard() -> TargetCheck:
     return _run("A6", desc, source, compute)
 
 
-def all_allo_calibrated_targets() -> list[TargetCheck]:
-    return [a1_dli_dose_gvhd(), a2_escalating_dli(), a3_donor_cik_gvhd(), a4_donor_cik_cr(),
-            a5_preemptive_vs_relapse(), a6_control_relapse_hazard()]
+def all_allo_calibrated_targets() -> list[Callable[[], TargetCheck]]:
+    return [a1_dli_dose_gvhd, a2_escalating_dli, a3_donor_cik_gvhd, a4_donor_cik_cr,
+            a5_preemptive_vs_relapse, a6_control_relapse_hazard]

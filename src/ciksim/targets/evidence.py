@@ -3,6 +3,8 @@ the shipped posterior (posterior-predictive check of every study, narrowing, bia
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ciksim.targets.base import TargetCheck
@@ -71,5 +73,5 @@ def _p14(post: object, draws: int, desc: str, source: str) -> TargetCheck:
                        passed, source, {"checks": checks, "bias_sd": bias_sd})
 
 
-def all_evidence_targets() -> list[TargetCheck]:
-    return [p14_calibrated_effect()]
+def all_evidence_targets() -> list[Callable[[], TargetCheck]]:
+    return [p14_calibrated_effect]

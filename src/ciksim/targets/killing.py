@@ -7,6 +7,7 @@ The effector product is the culture model's day-21 cik-standard harvest for 200 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -155,6 +156,6 @@ def k8_lysis_maths() -> TargetCheck:
                        "exact", ok, "killing.md §4")
 
 
-def all_killing_targets() -> list[TargetCheck]:
-    return [k1_k562(), k2_aml(), k3_normal(), k4_allogeneic(), k5_per_cell_ordering(),
-            k6_b_all(), k7_blocking(), k8_lysis_maths()]
+def all_killing_targets() -> list[Callable[[], TargetCheck]]:
+    return [k1_k562, k2_aml, k3_normal, k4_allogeneic, k5_per_cell_ordering, k6_b_all,
+            k7_blocking, k8_lysis_maths]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -139,6 +140,6 @@ def p13_death_in_remission() -> TargetCheck:
                        "clinical S107 Kern 2003, S34 Ganzel 2018 (derived)")
 
 
-def leukemia_targets() -> list[TargetCheck]:
-    return [p9_mrd(), p10_founding(), p11_bounds(), p12_persistence_variability(),
-            p13_death_in_remission()]
+def leukemia_targets() -> list[Callable[[], TargetCheck]]:
+    return [p9_mrd, p10_founding, p11_bounds, p12_persistence_variability,
+            p13_death_in_remission]

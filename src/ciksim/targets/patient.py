@@ -3,6 +3,7 @@ patient model and scenarios."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -161,9 +162,8 @@ def p8_normal_sparing() -> TargetCheck:
                        "within 5%", v <= 0.05, "killing S06, S27")
 
 
-def all_patient_targets() -> list[TargetCheck]:
+def all_patient_targets() -> list[Callable[[], TargetCheck]]:
     from ciksim.targets.leukemia import leukemia_targets
 
-    return [p1_burden(), p2_relapse_definitions(), p3_doubling(), p4_chemo_alone(),
-            p5_elderly(), p6_dosing(), p7_persistence(), p8_normal_sparing(),
-            *leukemia_targets()]
+    return [p1_burden, p2_relapse_definitions, p3_doubling, p4_chemo_alone, p5_elderly,
+            p6_dosing, p7_persistence, p8_normal_sparing, *leukemia_targets()]

@@ -7,6 +7,7 @@ uses (``ciksim.trial.runner.simulate_chunk``) and the patient model's infusion d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -91,5 +92,5 @@ def c12_product_flows() -> TargetCheck:
                        "structural", ok, "targets.md C12")
 
 
-def all_product_targets() -> list[TargetCheck]:
-    return [c12_product_flows()]
+def all_product_targets() -> list[Callable[[], TargetCheck]]:
+    return [c12_product_flows]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from ciksim.targets.base import TargetCheck
 
 
-def target_functions() -> list[tuple[str, Callable[[], list[TargetCheck]]]]:
-    """(group, function returning that group's checks)."""
+def target_functions() -> list[tuple[str, Callable[[], list[Callable[[], TargetCheck]]]]]:
+    """(group, function returning that group's targets, each a function computing its
+    check)."""
     from ciksim.targets.allo_calibrated import all_allo_calibrated_targets
     from ciksim.targets.culture import all_culture_targets
     from ciksim.targets.evidence import all_evidence_targets
@@ -25,7 +27,12 @@ def target_functions() -> list[tuple[str, Callable[[], list[TargetCheck]]]]:
 
 
 def all_targets() -> list[TargetCheck]:
-    out: list[TargetCheck] = []
-    for _, fn in target_functions():
-        out += fn()
-    return out
+    return [step() for _, fn in target_functions() for step in fn()]
+
+
+def step_name(step: Callable[[], TargetCheck]) -> str:
+    """A target function's name for progress, with the arguments it is bound to:
+    ``c3_fold_day21(cik-standard)``."""
+    if isinstance(step, partial):
+        return f"{step_name(step.func)}({', '.join(map(str, step.args))})"
+    return getattr(step, "__name__", repr(step))

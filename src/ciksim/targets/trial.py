@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -154,6 +155,6 @@ def t5_intention_to_treat() -> TargetCheck:
                        ok, "targets.md T5 (clinical_more M14)")
 
 
-def all_trial_targets() -> list[TargetCheck]:
-    return [t1_control_arm(), t2_lifelines_agreement(), t4_estimands_equal_lifelines(),
-            t5_intention_to_treat()]
+def all_trial_targets() -> list[Callable[[], TargetCheck]]:
+    return [t1_control_arm, t2_lifelines_agreement, t4_estimands_equal_lifelines,
+            t5_intention_to_treat]
