@@ -311,3 +311,40 @@ def test_donor_and_study_files_are_checked_by_their_schemas(tmp_path, kind, text
         assert r.stderr.splitlines() == [r.stderr.splitlines()[0]]
         assert message in r.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("n = 11", 'n = "11"'), "field arms[0].n: Input should be a valid integer"),
+    (("n = 11", "n = true"), "field arms[0].n: Input should be a valid integer"),
+    (("events = 4", "events = 4.0"), "field arms[0].events: Input should be a valid integer"),
+    (("events = 4", "events = 40"), "events = 40 is above n = 11"),
+    (("at_months = 6.0", "at_months = nan"), "field endpoint.at_months: Input should be a "
+                                             "finite number"),
+    (("first_day = 180", "first_day = 180\ncolour = 1"), "field arms[0].colour: Extra"),
+    (('kind = "agvhd"', 'kind = "grfs"'), "use one of gvhd, agvhd"),
+    (("[studies.endpoint]", "[studies.population]\nparameters = { not_a_parameter = 1.0 }"
+      "\n\n[studies.endpoint]"), "population.parameters.not_a_parameter: not an allo-model "
+                                 "parameter"),
+    (("[studies.endpoint]", "[studies.population]\nparameters = { x = nan }\n\n"
+      "[studies.endpoint]"), "population.parameters.x: Input should be a finite number")])
+def test_allo_evidence_is_read_strictly(tmp_path, edit, message):
+    """The allo evidence (``calibrate allo --evidence``) is a registered format read
+    strictly: ``"11"`` or ``true`` was taken as a count of 11 or 1 patients; a bad file is
+    one error line naming the study and the field, for the check and the command alike."""
+    from typer.testing import CliRunner
+
+    from ciksim.cli import app
+
+    example = formats()["allo-evidence"].example
+    assert edit[0] in example
+    p = tmp_path / "allo.toml"
+    p.write_text(example.replace(edit[0], edit[1], 1), encoding="utf-8")
+    out = tmp_path / "o"
+    for args in (["schema", "allo-evidence", "--check", str(p)],
+                 ["calibrate", "allo", "--evidence", str(p), "--out", str(out)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2, (args, r.output, r.exception)
+        assert isinstance(r.exception, SystemExit)
+        assert len(r.stderr.splitlines()) == 1
+        assert "study 'A3-introna-2007-cik'" in r.stderr and message in r.stderr, r.stderr
+    assert not out.exists()

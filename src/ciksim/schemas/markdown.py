@@ -33,8 +33,8 @@ This page is generated: `python -m ciksim.schemas docs`.
 Uploads to the web page (`ciksim serve`) are these same formats, checked by the same
 readers when the file arrives (the error shows next to the upload; nothing runs): a lysis
 plate (lysis), culture counts (counts), a trial spec (trial or allo-trial; one naming other
-files is refused, since the page cannot see them), evidence (evidence, or the allo
-calibration's evidence, `ciksim.evidence.allo.AlloEvidence`), a cohort (cohort) and its
+files is refused, since the page cannot see them), evidence (evidence, or allo-evidence
+for the allo calibration), a cohort (cohort) and its
 study file (study). Each upload is at most 5 MiB and kept in the session's own folder.
 
 ## Limits

@@ -124,6 +124,18 @@ def _evidence_schema() -> Any:
     return Evidence
 
 
+def _allo_evidence(path: Path) -> Any:
+    from ciksim.evidence.allo_records import load_allo_evidence
+
+    return load_allo_evidence(path)
+
+
+def _allo_evidence_schema() -> Any:
+    from ciksim.evidence.allo_records import AlloEvidence
+
+    return AlloEvidence
+
+
 def _lysis_schema() -> Any:
     from ciksim.assays.lysis import LysisRow
 
@@ -415,3 +427,39 @@ name = "consolidation"
 n = 24
 events = 2
 ''', _evidence))
+
+register(Format(
+    "allo-evidence", "toml",
+    "Clinical evidence for calibrating the alloreactivity of the post-transplant model: one "
+    "[[studies]] record per study (setting `donor-after-allo-hsct`), an allo population, an "
+    "endpoint counted from each patient's first infusion and up to three arms of donor cells "
+    "(`ciksim calibrate allo --evidence FILE.toml`; shipped: `data/evidence/allo.toml`; see "
+    "docs/inference.md). Each used study is checked against the allo model (scenario, donor, "
+    "conditioning, parameter ranges, schedule) before any simulation.",
+    _allo_evidence_schema,
+    '''version = "example"
+description = "one study record"
+
+[[studies]]
+id = "A3-introna-2007-cik"
+source = "clinical S1, S1b (Introna 2007, Haematologica 92:952); target A3"
+setting = "donor-after-allo-hsct"
+design = "single-arm"
+notes = """Donor CIK for relapse after allo-HSCT: acute GvHD 4/11. Assumed: 2 infusions of \\
+6.2e6 CD3+/kg 21 days apart from day 180, acute GvHD of any grade within 6 months."""
+
+[studies.endpoint]
+kind = "agvhd"
+at_months = 6.0
+
+[[studies.arms]]
+name = "donor-cik"
+n = 11
+events = 4
+cells = "cik"
+dose_per_kg = 6.2e6
+infusions = 2
+interval_days = 21
+first_day = 180
+screen = 2
+''', _allo_evidence))
