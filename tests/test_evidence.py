@@ -38,6 +38,13 @@ def test_counts_above_n_name_study_field_and_fix():
     _bad(m, "study 'S18-dc-cik-mrd'", "arms[0]", "above n = 24")
 
 
+@pytest.mark.parametrize("value", ["24", True, 24.0])
+def test_counts_are_whole_numbers_without_coercion(value):
+    def m(d):
+        d["studies"][0]["arms"][0]["n"] = value
+    _bad(m, "study 'S18-dc-cik-mrd'", "arms[0].n", "valid integer")
+
+
 def test_unknown_scenario_endpoint_protocol_and_parameter():
     def scen(d):
         d["studies"][1]["population"]["scenario"] = "aml-nowhere"

@@ -6,7 +6,6 @@ simulation."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from ciksim.evidence.studies import (
     Setting,
     Study,
     raise_validation,
+    strict_json,
 )
 
 #: Endpoints the allo model computes, counted from each patient's first infusion.
@@ -279,21 +279,13 @@ class AlloEvidence(Evidence):
     studies: tuple[AlloStudy, ...] = Field(min_length=1, max_length=MAX_STUDIES)
 
 
-def _as_json(data: Mapping[str, Any]) -> str:
-    """Parsed TOML as JSON text, validated in pydantic's strict JSON mode: no coercion
-    (``"11"`` and ``true`` are not whole numbers, ``4.0`` is not a count); enums and
-    arrays read from their TOML values as usual. A TOML date or time becomes a table, which
-    no field accepts as a number or text."""
-    return json.dumps(dict(data), allow_nan=True,
-                      default=lambda v: {"toml-date-or-time": str(v)})
-
-
 def parse_allo_evidence(data: Mapping[str, Any], *, origin: str = "allo evidence"
                         ) -> AlloEvidence:
-    """Validate parsed TOML as allo evidence (strictly, see :func:`_as_json`), and the used
-    studies against the allo model."""
+    """Validate parsed TOML as allo evidence (strictly, see
+    :func:`ciksim.evidence.studies.strict_json`), and the used studies against the allo
+    model."""
     try:
-        evidence = AlloEvidence.model_validate_json(_as_json(data), strict=True)
+        evidence = AlloEvidence.model_validate_json(strict_json(data), strict=True)
     except ValidationError as exc:
         raise_validation(exc, data, origin)
     for study in evidence.used:

@@ -14,6 +14,7 @@ survival endpoint through :func:`cohort_study`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import cache
@@ -273,12 +274,21 @@ def raise_validation(exc: ValidationError, data: Mapping[str, Any], origin: str,
     raise DataError(f"{origin}: {_where(data, (*prefix, *err['loc']))}: {msg}{more}") from None
 
 
+def strict_json(data: Mapping[str, Any]) -> str:
+    """Parsed TOML as JSON text, to be validated in pydantic's strict JSON mode: no coercion
+    (``"11"`` and ``true`` are not whole numbers, ``4.0`` is not a count); enums and arrays
+    read from their TOML values as usual. A TOML date or time becomes a table, which no field
+    accepts as a number or text."""
+    return json.dumps(dict(data), allow_nan=True,
+                      default=lambda v: {"toml-date-or-time": str(v)})
+
+
 def parse_evidence(data: Mapping[str, Any], *, origin: str = "evidence") -> Evidence:
-    """Validate parsed TOML as evidence: every record structurally, and the studies used in
-    the fit against today's patient model (a record with use = false may name a scenario
-    the model does not have yet)."""
+    """Validate parsed TOML as evidence, strictly (see :func:`strict_json`): every record
+    structurally, and the studies used in the fit against today's patient model (a record
+    with use = false may name a scenario the model does not have yet)."""
     try:
-        evidence = Evidence.model_validate(dict(data))
+        evidence = Evidence.model_validate_json(strict_json(data), strict=True)
     except ValidationError as exc:
         raise_validation(exc, data, origin)
     for study in evidence.used:
@@ -383,7 +393,7 @@ def design_study(record: Mapping[str, Any], rows: Mapping[str, list[tuple[float,
     record.update({"arms": arms_in, "endpoint": endpoint})
     record.setdefault("source", f"user cohort {Path(cohort).name}")
     try:
-        study = Study.model_validate(record)
+        study = Study.model_validate_json(strict_json(record), strict=True)
     except ValidationError as exc:
         raise_validation(exc, {"studies": [record]}, origin, ("studies", 0))
         raise  # unreachable: raise_validation raises
