@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +21,7 @@ from ciksim.evidence.studies import (
     Setting,
     Study,
     raise_validation,
+    read_evidence_toml,
     strict_json,
 )
 
@@ -295,18 +295,8 @@ def parse_allo_evidence(data: Mapping[str, Any], *, origin: str = "allo evidence
 
 def load_allo_evidence(path: str | Path | None = None) -> AlloEvidence:
     """The shipped allo evidence (``path`` None) or an allo evidence TOML file."""
-    from ciksim.schemas import parse_toml, read_text
-
-    if path is None:
-        text = (resources.files("ciksim.data").joinpath(*SHIPPED_EVIDENCE)).read_text("utf-8")
-        origin = "shipped allo evidence"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"evidence file {str(p)!r} does not exist; give a TOML file or "
-                            "omit --evidence for the shipped allo evidence")
-        text, origin = read_text(p, what="evidence file"), str(p)
-    return parse_allo_evidence(parse_toml(text, origin=origin), origin=origin)
+    data, origin = read_evidence_toml(path, SHIPPED_EVIDENCE[1], "shipped allo evidence")
+    return parse_allo_evidence(data, origin=origin)
 
 
 def _schedule(arm: AlloArm, doses: Sequence[float] | None = None

@@ -326,22 +326,28 @@ def check_against_model(study: Study, origin: str = "evidence") -> None:
                                 f"{', '.join(_builtin_protocols())} or a .toml file")
 
 
-def load_evidence(path: str | Path | None = None) -> Evidence:
-    """The shipped evidence (``path`` None) or an evidence TOML file, validated."""
-    if path is None:
-        text = (resources.files("ciksim.data") / "evidence" / "clinical.toml").read_text("utf-8")
-        origin = "shipped evidence"
-    else:
-        from ciksim.schemas import read_text
+def read_evidence_toml(path: str | Path | None, shipped: str, label: str
+                       ) -> tuple[dict[str, Any], str]:
+    """The parsed TOML of an evidence file and its origin for messages: the packaged
+    ``data/evidence/<shipped>`` when ``path`` is None (called the ``label``)."""
+    from ciksim.schemas import parse_toml, read_text
 
+    if path is None:
+        text = (resources.files("ciksim.data") / "evidence" / shipped).read_text("utf-8")
+        origin = label
+    else:
         p = Path(path)
         if not p.is_file():
             raise DataError(f"evidence file {str(p)!r} does not exist; give a TOML file or "
-                            "omit --evidence for the shipped evidence")
+                            f"omit --evidence for the {label}")
         text, origin = read_text(p, what="evidence file"), str(p)
-    from ciksim.schemas import parse_toml
+    return parse_toml(text, origin=origin), origin
 
-    return parse_evidence(parse_toml(text, origin=origin), origin=origin)
+
+def load_evidence(path: str | Path | None = None) -> Evidence:
+    """The shipped evidence (``path`` None) or an evidence TOML file, validated."""
+    data, origin = read_evidence_toml(path, "clinical.toml", "shipped evidence")
+    return parse_evidence(data, origin=origin)
 
 
 def read_cohort(path: str | Path) -> dict[str, list[tuple[float, str]]]:
