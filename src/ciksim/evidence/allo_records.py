@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from ciksim.errors import CikError, DataError
 from ciksim.evidence.studies import (
@@ -20,9 +20,8 @@ from ciksim.evidence.studies import (
     Positive,
     Setting,
     Study,
-    raise_validation,
     read_evidence_toml,
-    strict_json,
+    validate_strictly,
 )
 
 #: Endpoints the allo model computes, counted from each patient's first infusion.
@@ -282,12 +281,9 @@ class AlloEvidence(Evidence):
 def parse_allo_evidence(data: Mapping[str, Any], *, origin: str = "allo evidence"
                         ) -> AlloEvidence:
     """Validate parsed TOML as allo evidence (strictly, see
-    :func:`ciksim.evidence.studies.strict_json`), and the used studies against the allo
-    model."""
-    try:
-        evidence = AlloEvidence.model_validate_json(strict_json(data), strict=True)
-    except ValidationError as exc:
-        raise_validation(exc, data, origin)
+    :func:`ciksim.evidence.studies.validate_strictly`), and the used studies against the
+    allo model."""
+    evidence = validate_strictly(AlloEvidence, data, origin)
     for study in evidence.used:
         study_scenario(study, origin)
     return evidence

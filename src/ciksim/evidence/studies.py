@@ -20,7 +20,7 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -274,23 +274,33 @@ def raise_validation(exc: ValidationError, data: Mapping[str, Any], origin: str,
     raise DataError(f"{origin}: {_where(data, (*prefix, *err['loc']))}: {msg}{more}") from None
 
 
-def strict_json(data: Mapping[str, Any]) -> str:
-    """Parsed TOML as JSON text, to be validated in pydantic's strict JSON mode: no coercion
+_Record = TypeVar("_Record", bound=BaseModel)
+
+
+def validate_strictly(model: type[_Record], data: Mapping[str, Any], origin: str,
+                      prefix: tuple[Any, ...] = ()) -> _Record:
+    """Parsed TOML validated as ``model`` in pydantic's strict JSON mode: no coercion
     (``"11"`` and ``true`` are not whole numbers, ``4.0`` is not a count); enums and arrays
-    read from their TOML values as usual. A TOML date or time becomes a table, which no field
-    accepts as a number or text."""
-    return json.dumps(dict(data), allow_nan=True,
+    read from their TOML values as usual, and a TOML date or time becomes a table that no
+    field accepts as a number or text. A problem is one :class:`DataError` (see
+    :func:`raise_validation`; ``prefix`` locates ``data`` inside the file)."""
+    text = json.dumps(dict(data), allow_nan=True,
                       default=lambda v: {"toml-date-or-time": str(v)})
+    try:
+        return model.model_validate_json(text, strict=True)
+    except ValidationError as exc:
+        whole: Mapping[str, Any] = data
+        for key in reversed(prefix):
+            whole = {key: whole} if isinstance(key, str) else [whole]  # type: ignore[assignment]
+        raise_validation(exc, whole, origin, prefix)
+        raise  # unreachable: raise_validation raises
 
 
 def parse_evidence(data: Mapping[str, Any], *, origin: str = "evidence") -> Evidence:
-    """Validate parsed TOML as evidence, strictly (see :func:`strict_json`): every record
-    structurally, and the studies used in the fit against today's patient model (a record
-    with use = false may name a scenario the model does not have yet)."""
-    try:
-        evidence = Evidence.model_validate_json(strict_json(data), strict=True)
-    except ValidationError as exc:
-        raise_validation(exc, data, origin)
+    """Validate parsed TOML as evidence, strictly (see :func:`validate_strictly`): every
+    record structurally, and the studies used in the fit against today's patient model (a
+    record with use = false may name a scenario the model does not have yet)."""
+    evidence = validate_strictly(Evidence, data, origin)
     for study in evidence.used:
         check_against_model(study, origin)
     return evidence
@@ -398,11 +408,7 @@ def design_study(record: Mapping[str, Any], rows: Mapping[str, list[tuple[float,
     endpoint.setdefault("at_months", max(follow, 1e-3))
     record.update({"arms": arms_in, "endpoint": endpoint})
     record.setdefault("source", f"user cohort {Path(cohort).name}")
-    try:
-        study = Study.model_validate_json(strict_json(record), strict=True)
-    except ValidationError as exc:
-        raise_validation(exc, {"studies": [record]}, origin, ("studies", 0))
-        raise  # unreachable: raise_validation raises
+    study = validate_strictly(Study, record, origin, ("studies", 0))
     if study.endpoint.kind != "survival":
         raise DataError(f"{origin}: field endpoint.kind: a cohort is a survival study; remove "
                         "kind or set it to 'survival'")
