@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ciksim.schemas import formats
+
 REFUSE, ANY = "refuse", "any"
 
 PROTOCOL = """name = "p"
@@ -74,16 +76,8 @@ cik = {cik}
 CIK = '{{ dose_per_kg = 5e7, infusions = {infusions}, interval_days = 21, first_day = 30, ' \
       'il2_support = {il2_support} }}'
 
-TARGET = """name = {name}
-description = "x"
-recognition = ["nkg2d", "other"]
-lig_frac = 0.5
-lig_level = 0.8
-s_other = 0.3
-hla_i = 1.0
-k_spont = 0.04
-g_tgt = 0.0
-"""
+#: the registered target example, with its name left to fill in (``TARGET.format(name=...)``)
+TARGET = formats()["target"].example.replace('name = "my-blasts"', "name = {name}", 1)
 
 LYSIS_HEAD = "effector,target,et_ratio,kind,replicate,value"
 LYSIS_ROWS = [",k562,,spontaneous,1,100", ",k562,,spontaneous,2,140",

@@ -15,6 +15,7 @@ from ciksim.evidence.effect import (
     effect_parameters,
     model_parameters,
 )
+from ciksim.schemas import formats
 from conftest import evidence_refused
 
 
@@ -93,20 +94,7 @@ def _write(tmp_path, rows, header="patient,arm,time_months,event"):
 
 def _study_toml(tmp_path):
     p = tmp_path / "study.toml"
-    p.write_text("""[study]
-id = "my-cohort"
-setting = "autologous-after-chemotherapy"
-design = "randomised"
-[[study.arms]]
-name = "cik"
-product = { culture_protocol = "cik-gmp" }
-dose_per_kg = 5e7
-infusions = 3
-interval_days = 21
-first_day = 30
-[[study.arms]]
-name = "control"
-""", encoding="utf-8")
+    p.write_text(formats()["study"].example, encoding="utf-8")
     return p
 
 
