@@ -79,11 +79,7 @@ CIK = '{{ dose_per_kg = 5e7, infusions = {infusions}, interval_days = 21, first_
 #: the registered target example, with its name left to fill in (``TARGET.format(name=...)``)
 TARGET = formats()["target"].example.replace('name = "my-blasts"', "name = {name}", 1)
 
-LYSIS_HEAD = "effector,target,et_ratio,kind,replicate,value"
-LYSIS_ROWS = [",k562,,spontaneous,1,100", ",k562,,spontaneous,2,140",
-              ",k562,,maximum,1,1100", ",k562,,maximum,2,1140",
-              "cik,k562,10,experimental,1,620", "cik,k562,10,experimental,2,720",
-              "cik,k562,5,experimental,1,320", "cik,k562,5,experimental,2,420"]
+LYSIS_HEAD, *LYSIS_ROWS = formats()["lysis"].example.splitlines()
 
 TRIAL_FAST = ["--draws", "0", "--workers", "1", "--n-per-arm", "12"]
 

@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ from ciksim.evidence.effect import (
     range_dimension,
     with_study_terms,
 )
-from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed
+from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed, proportion
 
 DAYS_PER_YEAR = 365.25
 #: Calibrated by default: the alloreactive precursor share of T cells (A1), the host-tissue
@@ -125,12 +126,6 @@ class PreparedAlloStudy:
         return self.study.endpoint.kind not in PROPORTIONS
 
 
-def _proportion(k: int, n: int) -> tuple[float, float]:
-    """Observed proportion and SE with a half-count, as :mod:`ciksim.evidence.simulate`."""
-    pt = (k + 0.5) / (n + 1)
-    return pt, math.sqrt(pt * (1 - pt) / n)
-
-
 def observed_rate(rate: float, n: int, years: float) -> tuple[float, float]:
     """An observed rate per 100 patient-years and its Poisson SE, the reported cohort of
     ``n`` taken as all at risk over the ``years`` of the interval (an upper bound of the
@@ -174,7 +169,7 @@ def prepare_studies(studies: Sequence[AlloStudy]) -> tuple[PreparedAlloStudy, ..
                 years = (ep.at_months - ep.from_months) / 12.0
                 v, se = observed_rate(arm.rate_per_100py, arm.n, years)
             else:
-                v, se = _proportion(int(arm.events), arm.n)
+                v, se = proportion(int(arm.events), arm.n)
             observed.append(Observed(f"{study.id}/{arm.name}", v, se))
         out.append(PreparedAlloStudy(study, tuple(arms), window, tuple(observed)))
     return tuple(out)
@@ -290,10 +285,16 @@ def _withhold(arm: PreparedAlloArm, table: Any, start: np.ndarray, seed: int,
     return table
 
 
-def _reference_medians() -> dict[str, float]:
+@cache
+def _reference_parameters() -> tuple[tuple[str, float], ...]:
     from ciksim.models.allo import AlloScenario
 
-    return dict(AlloScenario.load(REFERENCE_SCENARIO).parameters)
+    return tuple(AlloScenario.load(REFERENCE_SCENARIO).parameters.items())
+
+
+def _reference_medians() -> dict[str, float]:
+    """The reference scenario's parameter medians (a fresh dict; the scenario is read once)."""
+    return dict(_reference_parameters())
 
 
 def calibrated_medians(scenario: Any, theta: Mapping[str, float], ref: Mapping[str, float]

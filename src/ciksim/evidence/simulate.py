@@ -94,7 +94,7 @@ def _product(arm: Any) -> Any:
     return Product(name, np.array([cik]), np.array([t]), np.array([nk]))
 
 
-def _proportion(k: int, n: int) -> tuple[float, float]:
+def proportion(k: int, n: int) -> tuple[float, float]:
     """Observed proportion and its SE, both with a half-count ((k + 0.5) / (n + 1), as the
     simulated proportions) so that 0/n and n/n keep a finite log-odds and a scale."""
     pt = (k + 0.5) / (n + 1)
@@ -177,7 +177,7 @@ def prepare(evidence: Evidence) -> tuple[PreparedStudy, ...]:
             months = max(max(a.times_months) for a in study.arms)
         else:
             for arm in study.arms:
-                v, se = _proportion(arm.events, arm.n)
+                v, se = proportion(arm.events, arm.n)
                 observed.append(Observed(f"{study.id}/{arm.name}", v, se))
         threshold = 1.0 if kind in ("mrd_negative", "cr") else 0.05
         out.append(PreparedStudy(study, scen, tuple(arms), max(months, 1e-3) / 12,
