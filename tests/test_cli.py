@@ -103,3 +103,33 @@ def test_user_protocol_file(tmp_path):
                    'values = { IL2 = "5 ng/mL" }\n')
     r = invoke("culture", "--protocol", str(bad))
     assert r.exit_code == 2 and "IU/mL" in r.output
+
+
+def _verbs(cmd, path=()):
+    if hasattr(cmd, "commands"):
+        for name, sub in cmd.commands.items():
+            yield from _verbs(sub, (*path, name))
+    else:
+        yield " ".join(path), cmd
+
+
+def test_shared_options_are_declared_once():
+    """A verb's --seed, --format, --hours, --scheduler or --targets-per-well with a default is
+    one of the shared declarations in ``cli.options`` (an optional override, default None, may
+    say what it overrides)."""
+    from typing import get_args
+
+    import typer.main
+
+    from ciksim.cli import options
+
+    shared = {info.help for name in dir(options) if name[0].isupper()
+              for info in get_args(getattr(options, name))[1:]}
+    flags = {"--seed", "--format", "--hours", "--scheduler", "--targets-per-well"}
+    seen = set()
+    for name, cmd in _verbs(typer.main.get_command(app)):
+        for p in cmd.params:
+            if flags & set(p.opts) and p.default is not None:
+                assert p.help in shared, (name, p.opts, p.help)
+                seen.add((name, p.opts[0]))
+    assert {("rerun", "--format"), ("lysis", "--hours"), ("culture", "--seed")} <= seen

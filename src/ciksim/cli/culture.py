@@ -27,7 +27,7 @@ def culture(
     days: Annotated[float | None, typer.Option(help="Days to simulate (default: harvest day).")]
     = None,
     donors: Annotated[int, typer.Option(help="Number of simulated donors.")] = 200,
-    seed: Annotated[int, typer.Option(help="Random seed for donor variability.")] = 0,
+    seed: opt.Seed = 0,
     start_cells: Annotated[str | None, typer.Option(
         help="PBMC seeded on day 0 (cells; default: the protocol's, else 1e8).")] = None,
     donor: Annotated[str, typer.Option(

@@ -60,8 +60,7 @@ def lysis(
     out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
                                                   "report.")] = None,
     targets_per_well: opt.TargetsPerWell = 1e4,
-    hours: Annotated[float, typer.Option(help="Assay duration (hours) for the model fit.")]
-    = 4.0,
+    hours: opt.AssayHours = 4.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Analyse release-assay data: % specific lysis, lytic units, killing-rate fit."""

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ciksim.cli import options as opt
 from ciksim.cli.common import JsonFlag, echo_json, verb, wrote
 
 
@@ -16,7 +17,7 @@ def rerun(
                                                 "table.")],
     out: Annotated[Path | None, typer.Option(help="Folder for the job's files and report.")]
     = None,
-    fmt: Annotated[str, typer.Option("--format", help="Data format: csv or parquet.")] = "csv",
+    fmt: opt.DataFormat = "csv",
     as_json: JsonFlag = False,
 ) -> None:
     """Rerun a job from an inputs file; prints its JSON summary and writes --out."""
