@@ -133,3 +133,22 @@ def test_shared_options_are_declared_once():
                 assert p.help in shared, (name, p.opts, p.help)
                 seen.add((name, p.opts[0]))
     assert {("rerun", "--format"), ("lysis", "--hours"), ("culture", "--seed")} <= seen
+
+
+def test_fit_culture_defaults_are_the_librarys():
+    """``fit culture``'s --steps and --walkers defaults are the library's and the job's."""
+    import inspect
+
+    import typer.main
+
+    from ciksim.inference import FIT_STEPS, FIT_WALKERS
+    from ciksim.inference.culture import fit_culture
+    from ciksim.jobs.fit import culture_fit_job
+
+    cmd = dict(_verbs(typer.main.get_command(app)))["fit culture"]
+    cli = {p.name: p.default for p in cmd.params}
+    for func in (fit_culture, culture_fit_job):
+        lib = inspect.signature(func).parameters
+        assert (cli["steps"], cli["walkers"]) == (lib["steps"].default, lib["walkers"].default)
+    assert (cli["steps"], cli["walkers"]) == (FIT_STEPS, FIT_WALKERS)
+    assert inspect.signature(fit_culture).parameters["burn"].default == FIT_STEPS // 4

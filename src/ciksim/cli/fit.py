@@ -10,6 +10,7 @@ import typer
 
 from ciksim.cli import options as opt
 from ciksim.cli.common import JsonFlag, app, console, emit, num, progress_bar, rich_table, verb
+from ciksim.inference import FIT_STEPS, FIT_WALKERS
 
 if TYPE_CHECKING:
     from ciksim.jobs.fit import CultureFitResult, KillingFitResult
@@ -29,9 +30,9 @@ def fit_culture(
                                                     "reached.")] = None,
     cells: Annotated[str, typer.Option(help="cd3cd56, cd3 or total.")] = "cd3cd56",
     steps: Annotated[int, typer.Option(help="MCMC steps per walker (the first quarter "
-                                            "discarded as burn-in).")] = 2000,
+                                            "discarded as burn-in).")] = FIT_STEPS,
     walkers: Annotated[int, typer.Option(help="MCMC walkers (at least twice the fitted + "
-                                              "marginalised parameters).")] = 32,
+                                              "marginalised parameters).")] = FIT_WALKERS,
     seed: opt.Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Folder for tables, the figure and the "
                                                   "report.")] = None,

@@ -38,6 +38,7 @@ from pydantic import model_validator
 from ciksim.engines import simulate
 from ciksim.engines.ode import SolverSettings
 from ciksim.errors import CikError, DataError
+from ciksim.inference import FIT_STEPS, FIT_WALKERS
 from ciksim.model import Parameter
 from ciksim.model.variability import bounded_draw
 from ciksim.models.culture import culture_model
@@ -261,8 +262,9 @@ def nuisance_parameters(protocol: Protocol, free: Sequence[str]) -> list[tuple[P
 
 
 def fit_culture(data: CultureData, *, protocol: str | Path | Protocol = "cik-standard",
-                free: Sequence[str] = DEFAULT_FREE, walkers: int = 32, steps: int = 2000,
-                burn: int = 500, seed: int = 0, marginalise: bool = True,
+                free: Sequence[str] = DEFAULT_FREE, walkers: int = FIT_WALKERS,
+                steps: int = FIT_STEPS, burn: int = FIT_STEPS // 4, seed: int = 0,
+                marginalise: bool = True,
                 progress: Callable[[int, int], None] | None = None) -> list[DonorFit]:
     """Sample the posterior of ``free`` parameters for every donor (see module docstring).
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ciksim.errors import DataError
+from ciksim.inference import FIT_STEPS, FIT_WALKERS
 from ciksim.io import Staging
 from ciksim.jobs.base import JobResult, jsonable
 
@@ -54,7 +55,8 @@ class CultureFitResult(JobResult):
 
 def culture_fit_job(path: str | Path, *, protocol: str = "cik-standard",
                     free: Sequence[str] | None = None, dose: float | None = None,
-                    cells: str = "cd3cd56", steps: int = 2000, walkers: int = 32, seed: int = 0,
+                    cells: str = "cd3cd56", steps: int = FIT_STEPS, walkers: int = FIT_WALKERS,
+                    seed: int = 0,
                     petab: str | Path | None = None, petab_mode: str = "per-donor",
                     origin: str | None = None,
                     progress: Callable[[int, int], None] | None = None) -> CultureFitResult:

@@ -7,6 +7,7 @@ from typing import Any
 
 from shiny import ui
 
+from ciksim.inference import FIT_STEPS, FIT_WALKERS
 from ciksim.web.session import MAX_UPLOAD_BYTES
 
 #: Slots: one per job a page runs (key, job name, figure file, report title).
@@ -126,8 +127,8 @@ def page_ui() -> Any:
         ui.input_select("fi_protocol", "Protocol", c["protocols"], selected="cik-standard"),
         ui.input_numeric("fi_dose", "Forecast the day this many cells are reached", None),
         ui.input_select("fi_cells", "Cells", ["cd3cd56", "cd3", "total"]),
-        ui.input_numeric("fi_steps", "MCMC steps per walker", 2000, min=10),
-        ui.input_numeric("fi_walkers", "MCMC walkers", 32, min=4),
+        ui.input_numeric("fi_steps", "MCMC steps per walker", FIT_STEPS, min=10),
+        ui.input_numeric("fi_walkers", "MCMC walkers", FIT_WALKERS, min=4),
         ui.input_numeric("fi_seed", "Seed", 0),
         _run_row("fi", "Fit"), width=330),
         _result("fi")))
