@@ -11,77 +11,86 @@ first failing example of each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import tempfile
 import time
+import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import tomli_w
 
 from ciksim.schemas import formats
 
 REFUSE, ANY = "refuse", "any"
 
-PROTOCOL = """name = "p"
-harvest_day = 14
-[parameters]
-seed_density = {seed_density}
-[[events]]
-day = 0
-action = "set"
-values = {{ IFNg = "1000 IU/mL" }}
-[[events]]
-every = {every}
-from = 3
-until = 12
-action = "feed"
-volume_fraction = 0.5
-top_up = {{ IL2 = {il2} }}
-"""
+Place = tuple[str | int, ...]  # a place in a TOML document: keys and array indices
+#: Places in the registered examples the cases change.
+SEED_DENSITY, EVERY, IL2 = ("parameters", "seed_density"), ("events", 1, "every"), \
+    ("events", 1, "top_up", "IL2")  # protocol (events[1]: the feed)
+WEIGHT, T_DOUBLE_SD = ("parameters", "weight"), ("variability", "T_double")  # scenario
+RELAPSE, ARM_NAME, CIK = ("relapse",), ("arms", 1, "name"), ("arms", 1, "cik")  # trial
+#: The trial example made small: 1 year of follow-up, a product of 3 donors.
+SMALL_TRIAL = {("follow_up_years",): "1", ("product", "donors"): "3"}
 
-SCENARIO = """name = "s"
-relapse_threshold = 0.05
-[parameters]
-start_burden = 6e-4
-weight = {weight}
-{extra}
-[variability]
-T_double = {variability}
-[[events]]
-days = [14, 49, 84]
-action = "dose"
-dose = "chemo"
-amount = 1
-"""
 
-TRIAL = """name = "t"
-seed = 1
-patients_per_arm = 12
-follow_up_years = 1
-relapse = {relapse}
-[population]
-scenario = "aml-cr1"
-[product]
-culture_protocol = "cik-gmp"
-donors = 3
-[[arms]]
-name = "chemotherapy"
-[[arms]]
-name = {arm}
-cik = {cik}
-"""
-CIK = '{{ dose_per_kg = 5e7, infusions = {infusions}, interval_days = 21, first_day = 30, ' \
-      'il2_support = {il2_support} }}'
+def value(text: str) -> Any:
+    """A TOML value written as text: ``'"80 kg"'``, ``'[1]'``, ``'nan'``."""
+    return tomllib.loads(f"v = {text}")["v"]
 
-#: the registered target example, with its name left to fill in (``TARGET.format(name=...)``)
-TARGET = formats()["target"].example.replace('name = "my-blasts"', "name = {name}", 1)
+
+def example(fmt: str, changes: dict[Place, str] | None = None) -> bytes:
+    """The registered example of format ``fmt``, each place in ``changes`` set to the TOML
+    value written there (a small trial for ``fmt`` trial)."""
+    data = tomllib.loads(formats()[fmt].example)
+    for path, text in {**(SMALL_TRIAL if fmt == "trial" else {}), **(changes or {})}.items():
+        *where, key = path
+        node = data
+        for k in where:
+            node = node[k]
+        node[key] = value(text)
+    return tomli_w.dumps(data).encode()
+
 
 LYSIS_HEAD, *LYSIS_ROWS = formats()["lysis"].example.splitlines()
+#: Files every case's folder starts with (a case's own files replace them): a valid trial
+#: spec, lysis plate and counts table, each the registered example.
+SPEC = "t.toml"
+BASE_FILES = {SPEC: example("trial"), "l.csv": formats()["lysis"].example.encode(),
+              "c.csv": formats()["counts"].example.encode()}
 
-TRIAL_FAST = ["--draws", "0", "--workers", "1", "--n-per-arm", "12"]
+
+def command(words: str, **options: object) -> list[str]:
+    """The arguments ``words`` (space-separated) then ``--option value`` for each option
+    (``n_per_arm`` is ``--n-per-arm``; None leaves it out)."""
+    return words.split() + [a for k, v in options.items() if v is not None
+                            for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+# Each verb with small sizes (a case's options replace them).
+def culture(**o: object) -> list[str]:
+    return command("culture", **{"donors": 2, **o})
+
+
+def killing(**o: object) -> list[str]:
+    return command("killing", **{"donors": 2, **o})
+
+
+def patient(**o: object) -> list[str]:
+    return command("patient", **{"replicates": 5, "years": 0.5, **o})
+
+
+def trial(spec: str = SPEC, **o: object) -> list[str]:
+    return command(f"trial {spec}", **{"draws": 0, "workers": 1, "n_per_arm": 12, **o})
+
+
+def fit(path: str, **o: object) -> list[str]:
+    return command(f"fit culture {path}", **{"steps": 5, **o})
 
 
 @dataclass
@@ -94,32 +103,10 @@ class Case:
     preexisting_out: bool = False  # --out names an existing file (it must stay untouched)
 
 
-def protocol(seed_density: str = '"2e6 cells/mL"', every: str = "3",
-             il2: str = '"300 IU/mL"') -> bytes:
-    return PROTOCOL.format(seed_density=seed_density, every=every, il2=il2).encode()
-
-
-def scenario(weight: str = '"80 kg"', variability: str = "0.3", extra: str = "") -> bytes:
-    return SCENARIO.format(weight=weight, variability=variability, extra=extra).encode()
-
-
-def trial(relapse: str = '"haematologic"', arm: str = '"chemotherapy + CIK"',
-          infusions: str = "3", il2_support: str = "false", cik: str | None = None) -> bytes:
-    cik = cik or CIK.format(infusions=infusions, il2_support=il2_support)
-    return TRIAL.format(relapse=relapse, arm=arm, cik=cik).encode()
-
-
-def consumers(name: str) -> list[Case]:
+def consumers(name: str) -> list[list[str]]:
     """Every command that reads a file ``name`` of each kind."""
-    return [
-        Case("", ["lysis", name]),
-        Case("", ["fit", "culture", name, "--steps", "5"]),
-        Case("", ["culture", "--protocol", name, "--donors", "2"]),
-        Case("", ["patient", "--scenario", name, "--replicates", "5", "--years", "0.5"]),
-        Case("", ["trial", name, *TRIAL_FAST]),
-        Case("", ["killing", "--target", name, "--donors", "2"]),
-        Case("", ["rerun", name, "--out", "o"]),
-    ]
+    return [["lysis", name], fit(name), culture(protocol=name), patient(scenario=name),
+            trial(name), killing(target=name), ["rerun", name, "--out", "o"]]
 
 
 def generate(n: int, seed: int) -> list[Case]:
@@ -133,7 +120,7 @@ def generate(n: int, seed: int) -> list[Case]:
     return cases[:n]
 
 
-def pick(rng: np.random.Generator, seq: list) -> object:
+def pick(rng: np.random.Generator, seq: list) -> Any:
     return seq[int(rng.integers(len(seq)))]
 
 
@@ -148,45 +135,33 @@ def binary(rng: np.random.Generator) -> Case:
         data = ("name = \"caf\xe9\"\n" + LYSIS_HEAD + "\n").encode("latin-1")
     else:
         data = "\n".join([LYSIS_HEAD, *LYSIS_ROWS]).encode("utf-16")
-    ext = pick(rng, [".csv", ".toml"])
-    case = pick(rng, consumers("x" + ext))
-    return Case("binary file", case.argv, {"x" + ext: data}, out="o" if "o" in case.argv else None)
+    name = "x" + pick(rng, [".csv", ".toml"])
+    argv = pick(rng, consumers(name))
+    return Case("binary file", argv, {name: data}, out="o" if "o" in argv else None)
 
 
 def containers(rng: np.random.Generator) -> Case:
-    options = [
-        ("p.toml", protocol().replace(b"harvest_day = 14", b"harvest_day = 14\nevents = 5")
-         .split(b"[[events]]")[0], ["culture", "--protocol", "p.toml", "--donors", "2"]),
-        ("p.toml", b'name = "p"\nharvest_day = 14\nparameters = 5\n',
-         ["culture", "--protocol", "p.toml", "--donors", "2"]),
-        ("t.toml", trial(cik="5"), ["trial", "t.toml", *TRIAL_FAST]),
-        ("t.toml", trial(cik="[1]"), ["trial", "t.toml", *TRIAL_FAST]),
-        ("t.toml", trial(relapse="[1]"), ["trial", "t.toml", *TRIAL_FAST]),
-        ("t.toml", trial(relapse="{ a = 1 }"), ["trial", "t.toml", *TRIAL_FAST]),
-        ("t.toml", trial().replace(b"[population]\n", b"[population]\narms = 5\n")
-         .replace(b'scenario = "aml-cr1"', b'scenario = [1]'), ["trial", "t.toml", *TRIAL_FAST]),
-        ("t.toml", b'name = "t"\narms = 5\n', ["trial", "t.toml", *TRIAL_FAST]),
-        ("s.toml", scenario().split(b"[[events]]")[0] + b"events = 5\n",
-         ["patient", "--scenario", "s.toml", "--replicates", "5", "--years", "0.5"]),
-        ("s.toml", scenario(variability="[1]"),
-         ["patient", "--scenario", "s.toml", "--replicates", "5", "--years", "0.5"]),
-        ("s.toml", b'name = "s"\nparameters = "x"\n',
-         ["patient", "--scenario", "s.toml", "--replicates", "5", "--years", "0.5"]),
-        ("g.toml", TARGET.format(name='"g"').replace('["nkg2d", "other"]', "5").encode(),
-         ["killing", "--target", "g.toml", "--donors", "2"]),
-    ]
-    name, data, argv = pick(rng, options)
-    return Case("wrong TOML container", argv, {name: data})
+    p, s, t = culture(protocol="f.toml"), patient(scenario="f.toml"), trial("f.toml")
+    argv, fmt, changes = pick(rng, [
+        (p, "protocol", {("events",): "5"}),
+        (p, "protocol", {("parameters",): "5"}),
+        (t, "trial", {CIK: "5"}),
+        (t, "trial", {CIK: "[1]"}),
+        (t, "trial", {RELAPSE: "[1]"}),
+        (t, "trial", {RELAPSE: "{ a = 1 }"}),
+        (t, "trial", {("population", "arms"): "5", ("population", "scenario"): "[1]"}),
+        (t, "trial", {("arms",): "5"}),
+        (s, "scenario", {("events",): "5"}),
+        (s, "scenario", {T_DOUBLE_SD: "[1]"}),
+        (s, "scenario", {("parameters",): '"x"'}),
+        (killing(target="f.toml"), "target", {("recognition",): "5"}),
+    ])
+    return Case("wrong TOML container", argv, {"f.toml": example(fmt, changes)})
 
 
 def out_file(rng: np.random.Generator) -> Case:
-    argv = pick(rng, [["culture", "--donors", "2", "--days", "3"],
-                      ["killing", "--donors", "2"],
-                      ["patient", "--replicates", "5", "--years", "0.5"],
-                      ["lysis", "l.csv"],
-                      ["trial", "examples/aml-adjuvant-cik.toml", *TRIAL_FAST]])
-    files = {"l.csv": "\n".join([LYSIS_HEAD, *LYSIS_ROWS]).encode()}
-    return Case("--out names a file", [*argv, "--out", "o"], files, REFUSE, "o", True)
+    argv = pick(rng, [culture(days=3), killing(), patient(), ["lysis", "l.csv"], trial()])
+    return Case("--out names a file", [*argv, "--out", "o"], {}, REFUSE, "o", True)
 
 
 MATH = ["$x^$", "$\\frac{1}{$", "$$", "a $\\alpha$ b", "$\\undefinedcommand$", "$_^$", "$"]
@@ -195,37 +170,29 @@ MATH = ["$x^$", "$\\frac{1}{$", "$$", "a $\\alpha$ b", "$\\undefinedcommand$", "
 def mathtext(rng: np.random.Generator) -> Case:
     name = '"' + str(pick(rng, MATH)).replace("\\", "\\\\") + '"'
     if rng.integers(2):
-        return Case("$...$ in names", ["trial", "t.toml", *TRIAL_FAST, "--out", "o"],
-                    {"t.toml": trial(arm=name)}, ANY, "o")
-    return Case("$...$ in names", ["killing", "--target", "g.toml", "--donors", "2",
-                                   "--out", "o"],
-                {"g.toml": TARGET.format(name=name).encode()}, ANY, "o")
+        return Case("$...$ in names", [*trial("n.toml"), "--out", "o"],
+                    {"n.toml": example("trial", {ARM_NAME: name})}, ANY, "o")
+    return Case("$...$ in names", [*killing(target="g.toml"), "--out", "o"],
+                {"g.toml": example("target", {("name",): name})}, ANY, "o")
 
 
 def options(rng: np.random.Generator) -> Case:
-    spec = "examples/aml-adjuvant-cik.toml"
     argv, expect = pick(rng, [
-        (["trial", spec, "--draws", "0", "--n-per-arm", "12", "--workers",
-          str(pick(rng, [-1, 0, -100]))], REFUSE),
-        (["trial", spec, "--draws", "0", "--n-per-arm", "12", "--workers", "1",
-          "--scheduler", str(pick(rng, ["garbage", "tcp://", "tcp://host:notaport", "::"]))],
+        (trial(workers=pick(rng, [-1, 0, -100])), REFUSE),
+        (trial(scheduler=pick(rng, ["garbage", "tcp://", "tcp://host:notaport", "::"])),
          REFUSE),
-        (["trial", spec, "--draws", "0", "--n-per-arm", "12", "--workers", "1",
-          "--chunk-size", str(pick(rng, [0, -5]))], REFUSE),
-        (["fit", "culture", "c.csv", "--walkers", str(pick(rng, [300, 1, 0, -3])),
-          "--steps", "2"], ANY),
+        (trial(chunk_size=pick(rng, [0, -5])), REFUSE),
+        (fit("c.csv", walkers=pick(rng, [300, 1, 0, -3]), steps=2), ANY),
     ])
-    counts = b"donor,day,quantity,value,sd\nA,0,total_cells,1e8,\nA,7,total_cells,9e8,\n" \
-             b"A,14,total_cells,6e9,\n"
-    return Case("CLI options", [*argv, "--out", "o"], {"c.csv": counts}, expect, "o")
+    return Case("CLI options", [*argv, "--out", "o"], {}, expect, "o")
 
 
 def nesting(rng: np.random.Generator) -> Case:
     depth = int(rng.integers(100, 60_000))
     data = pick(rng, [b"x = " + b"[" * depth + b"]" * depth, b"a = {" * depth,
                       b"x = " + b"[" * depth, b'name = "t"\n' + b"[a" + b".a" * depth + b"]\n"])
-    case = pick(rng, consumers("d.toml"))
-    return Case("deep nesting", case.argv, {"d.toml": data}, out="o" if "o" in case.argv else None)
+    argv = pick(rng, consumers("d.toml"))
+    return Case("deep nesting", argv, {"d.toml": data}, out="o" if "o" in argv else None)
 
 
 TOWERS = ['"3 ** 9 ** 9 IU/mL"', '"2 ^ 2 ^ 2 ^ 2 ^ 2 cells/mL"', '"9**9**9**9 cells/mL"',
@@ -234,67 +201,58 @@ TOWERS = ['"3 ** 9 ** 9 IU/mL"', '"2 ^ 2 ^ 2 ^ 2 ^ 2 cells/mL"', '"9**9**9**9 ce
 
 
 def towers(rng: np.random.Generator) -> Case:
-    tower = str(pick(rng, TOWERS))
-    where = int(rng.integers(3))
-    if where == 0:
-        return Case("unit exponent towers", ["culture", "--protocol", "p.toml", "--donors", "2"],
-                    {"p.toml": protocol(seed_density=tower)})
-    if where == 1:
-        return Case("unit exponent towers", ["culture", "--protocol", "p.toml", "--donors", "2"],
-                    {"p.toml": protocol(il2=tower)})
-    return Case("unit exponent towers", ["patient", "--scenario", "s.toml", "--replicates", "5",
-                                         "--years", "0.5"], {"s.toml": scenario(weight=tower)})
+    tower = pick(rng, TOWERS)
+    fmt, place = pick(rng, [("protocol", SEED_DENSITY), ("protocol", IL2),
+                            ("scenario", WEIGHT)])
+    argv = culture(protocol="f.toml") if fmt == "protocol" else patient(scenario="f.toml")
+    return Case("unit exponent towers", argv, {"f.toml": example(fmt, {place: tower})})
 
 
 def huge(rng: np.random.Generator) -> Case:
-    big = str(pick(rng, ["1e6", "1e300", "1e12", "inf", "nan"]))
-    options_ = [
-        Case("", ["culture", "--days", big, "--donors", "2"]),
-        Case("", ["killing", "--hours", big, "--donors", "2"]),
-        Case("", ["patient", "--years", big, "--replicates", "5"]),
-        Case("", ["patient", "--replicates", str(pick(rng, [10**12, 0, -1])), "--years", "0.5"]),
-        Case("", ["culture", "--donors", str(pick(rng, [10**9, 0, -2])), "--days", "3"]),
-        Case("", ["culture", "--protocol", "p.toml", "--donors", "2"],
-             {"p.toml": protocol(every=str(pick(rng, ["1e-4", "1e-9", "0", "-3", "nan"])))}),
-        Case("", ["culture", "--protocol", "p.toml", "--donors", "2"],
-             {"p.toml": protocol(seed_density=str(pick(rng, ['"1e300 cells/mL"', "1e300",
-                                                              '"1e30 cells/mL"'])))}),
-        Case("", ["trial", "examples/aml-adjuvant-cik.toml", "--draws", "0", "--workers", "1",
-                  "--n-per-arm", str(pick(rng, [10**12, 0, -1]))]),
-    ]
-    case = pick(rng, options_)
-    return Case("huge values", case.argv, case.files)
+    big = pick(rng, ["1e6", "1e300", "1e12", "inf", "nan"])
+    argv, files = pick(rng, [
+        (culture(days=big), {}),
+        (killing(hours=big), {}),
+        (patient(years=big), {}),
+        (patient(replicates=pick(rng, [10**12, 0, -1])), {}),
+        (culture(donors=pick(rng, [10**9, 0, -2]), days=3), {}),
+        (culture(protocol="f.toml"),
+         {"f.toml": example("protocol", {EVERY: pick(rng, ["1e-4", "1e-9", "0", "-3",
+                                                          "nan"])})}),
+        (culture(protocol="f.toml"),
+         {"f.toml": example("protocol", {SEED_DENSITY: pick(rng, ['"1e300 cells/mL"',
+                                                                  "1e300",
+                                                                  '"1e30 cells/mL"'])})}),
+        (trial(n_per_arm=pick(rng, [10**12, 0, -1])), {}),
+    ])
+    return Case("huge values", argv, files)
 
 
 def silent(rng: np.random.Generator) -> Case:
-    pat = ["patient", "--scenario", "s.toml", "--replicates", "5", "--years", "0.5"]
-    tri = ["trial", "t.toml", *TRIAL_FAST]
-    argv, files = pick(rng, [
-        (pat, {"s.toml": scenario(weight="-70")}),
-        (pat, {"s.toml": scenario(weight='"-70 kg"')}),
-        (pat, {"s.toml": scenario(extra="T_double = -5")}),
-        (pat, {"s.toml": scenario(extra="logkill_L = -1")}),
-        (pat, {"s.toml": scenario(variability="nan")}),
-        (pat, {"s.toml": scenario(variability="inf")}),
-        (pat, {"s.toml": scenario(variability="-0.3")}),
-        (tri, {"t.toml": trial(il2_support='"no"')}),
-        (tri, {"t.toml": trial(il2_support="0")}),
-        (tri, {"t.toml": trial(infusions="1.5")}),
-        (tri, {"t.toml": trial(infusions='"3"')}),
-        (tri, {"t.toml": trial(relapse="true")}),
-        (tri, {"t.toml": trial(relapse="1.5")}),  # a number is a threshold in (0, 1]
-        (["trial", "examples/aml-adjuvant-cik.toml", "--draws", "0", "--n-per-arm", "12",
-          "--workers", "1", "--chunk-size", "0"], {}),
+    place, text = pick(rng, [
+        (WEIGHT, "-70"), (WEIGHT, '"-70 kg"'), (("parameters", "T_double"), "-5"),
+        (("parameters", "logkill_L"), "-1"), (T_DOUBLE_SD, "nan"), (T_DOUBLE_SD, "inf"),
+        (T_DOUBLE_SD, "-0.3"),
+        ((*CIK, "il2_support"), '"no"'), ((*CIK, "il2_support"), "0"),
+        ((*CIK, "infusions"), "1.5"), ((*CIK, "infusions"), '"3"'),
+        (RELAPSE, "true"), (RELAPSE, "1.5"),  # a number is a threshold in (0, 1]
+        (None, None),
     ])
-    return Case("silently accepted values", list(argv), files)
+    if place is None:
+        return Case("silently accepted values", trial(chunk_size=0))
+    if place[0] in ("relapse", "arms"):
+        return Case("silently accepted values", trial("f.toml"),
+                    {"f.toml": example("trial", {place: text})})
+    return Case("silently accepted values", patient(scenario="f.toml"),
+                {"f.toml": example("scenario", {place: text})})
 
 
 def lysis_plates(rng: np.random.Generator) -> Case:
     rows = list(LYSIS_ROWS)
     kind = int(rng.integers(4))
     if kind == 0:  # experimental release far above maximum: > 100 % lysis
-        value = int(rng.integers(2300, 10_000))
-        rows[4] = f"cik,k562,10,experimental,1,{value}"
+        value_ = int(rng.integers(2300, 10_000))
+        rows[4] = f"cik,k562,10,experimental,1,{value_}"
     elif kind == 1:  # a duplicated row
         i = int(rng.integers(len(rows)))
         rows.insert(i, rows[i])
@@ -303,8 +261,8 @@ def lysis_plates(rng: np.random.Generator) -> Case:
         rows[i] = rows[i] + "," + str(pick(rng, ["1", "x", ""]))
     else:  # an extra column in the header only for some rows -> mismatched field counts
         rows = [r + ",9" for r in rows]
-    return Case("lysis plates", ["lysis", "l.csv"],
-                {"l.csv": "\n".join([LYSIS_HEAD, *rows]).encode()})
+    return Case("lysis plates", ["lysis", "p.csv"],
+                {"p.csv": "\n".join([LYSIS_HEAD, *rows]).encode()})
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -341,22 +299,25 @@ def judge(case: Case, root: Path, outcome) -> list[str]:
     return faults
 
 
-def warm_up(repo: Path) -> None:
+def populate(root: Path, files: dict[str, bytes]) -> None:
+    """A case's folder: the base files, then the case's own."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, data in {**BASE_FILES, **files}.items():
+        (root / name).write_bytes(data)
+
+
+def warm_up() -> None:
     """Import and compile once in the parent: forked children inherit it, so each case pays
     only its own work."""
     from typer.testing import CliRunner
 
     from ciksim.cli import app
     runner = CliRunner()
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "l.csv").write_text("\n".join([LYSIS_HEAD, *LYSIS_ROWS]) + "\n")
-        for argv in (["culture", "--donors", "2", "--days", "3", "--json"],
-                     ["killing", "--donors", "2", "--json"],
-                     ["patient", "--replicates", "2", "--years", "0.2", "--json"],
-                     ["lysis", str(Path(tmp) / "l.csv"), "--json"],
-                     ["trial", str(repo / "examples" / "aml-adjuvant-cik.toml"), *TRIAL_FAST,
-                      "--json"]):
-            runner.invoke(app, argv)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        populate(Path(tmp), {})
+        for argv in (culture(days=3), killing(), patient(replicates=2, years=0.2),
+                     ["lysis", "l.csv"], trial()):
+            runner.invoke(app, [*argv, "--json"])
 
 
 def main() -> None:
@@ -367,8 +328,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args()
 
-    repo = Path(__file__).resolve().parents[1]
-    warm_up(repo)
+    warm_up()
     cases = generate(args.cases, args.seed)
     ctx = mp.get_context("fork")
     start = time.perf_counter()
@@ -383,12 +343,7 @@ def main() -> None:
             while pending and len(running) < args.jobs:
                 i, case = pending.pop(0)
                 root = Path(tmp) / str(i)
-                (root / "examples").mkdir(parents=True)
-                for name in ("aml-adjuvant-cik.toml",):
-                    (root / "examples" / name).write_bytes(
-                        (repo / "examples" / name).read_bytes())
-                for name, data in case.files.items():
-                    (root / name).write_bytes(data)
+                populate(root, case.files)
                 if case.preexisting_out:
                     (root / "o").write_bytes(b"keep")
                 recv, send = ctx.Pipe(duplex=False)
