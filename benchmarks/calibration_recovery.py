@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pyabc.weighted_statistics import effective_sample_size
 from scipy import stats
 
 from ciksim.evidence import Posterior, calibrate, parse_evidence
@@ -148,7 +149,8 @@ def run_cell(r: int, size: float, truth: dict[str, float]) -> dict[str, object]:
         "replicate": r, "size": size, "evaluations": res.evaluations,
         "generations": res.generations, "final_epsilon": m["epsilons"][-1],
         "converged": m["converged"], "wall_s": round(time.perf_counter() - t0, 1),
-        "ess": _ess(res.posterior.weights), "terms": m.get("terms", "sampled"),
+        "ess": round(float(effective_sample_size(res.posterior.weights)), 1),
+        "terms": m.get("terms", "sampled"),
         "pooled_generations": len(m.get("pooled_generations", [1]))}
     for name in res.posterior.effects:
         lo, hi = float(summ.loc[name, "q05"]), float(summ.loc[name, "q95"])
@@ -158,11 +160,6 @@ def run_cell(r: int, size: float, truth: dict[str, float]) -> dict[str, object]:
         row[f"{name}_width_ratio"] = float(summ.loc[name, "width_ratio"])
     shutil.rmtree(out, ignore_errors=True)  # the database of every cell would fill the disk
     return row
-
-
-def _ess(w: np.ndarray) -> float:
-    w = np.asarray(w, float)
-    return round(float(w.sum() ** 2 / (w ** 2).sum()), 1)
 
 
 def cells() -> list[tuple[int, float]]:

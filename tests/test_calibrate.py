@@ -136,12 +136,9 @@ def test_study_terms_shift_the_summaries_as_the_simulator_does(small):
 
 
 def test_marginal_acceptance_weight_is_the_prior_probability_of_acceptance():
-    from ciksim.evidence.marginal import MarginalAcceptor, TermModel
+    from ciksim.evidence.marginal import MarginalAcceptor
 
-    # two arms: control shifted by the offset, treated by offset + bias (priors 1.0, 0.6)
-    m = TermModel(("bias:s", "offset:s"), ("s/t", "s/c"), np.array([[1.0, 1.0], [0.0, 1.0]]),
-                  np.array([True, True]), np.zeros(2), np.array([0.6, 1.0]),
-                  np.array([0.45, 0.12]), np.array([0.15, 0.12]))
+    m = _two_arm_terms()
     raw = np.array([0.2, 0.3])
     eps = 2 ** 0.5
     rng = np.random.default_rng(5)
@@ -237,3 +234,85 @@ def test_dask_scheduler_gives_the_same_posterior(small, tmp_path):
                       scheduler=cluster.scheduler_address)
     assert np.array_equal(local.posterior.samples.to_numpy(), remote.posterior.samples.to_numpy())
     assert np.array_equal(local.posterior.weights, remote.posterior.weights)
+
+
+def _two_arm_terms():
+    from ciksim.evidence.marginal import TermModel
+
+    # two arms: control shifted by the offset, treated by offset + bias (priors 1.0, 0.6)
+    return TermModel(("bias:s", "offset:s"), ("s/t", "s/c"),
+                     np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([True, True]), np.zeros(2),
+                     np.array([0.6, 1.0]), np.array([0.45, 0.12]), np.array([0.15, 0.12]))
+
+
+def _accept(acc, raw, eps, seed):
+    np.random.seed(seed)
+    x = {"s/t": raw[0], "s/c": raw[1]}
+    res = acc(None, lambda t: eps, x, None, 0, None)
+    return res.distance, res.accept, res.weight, x.get("term:bias:s"), x.get("term:offset:s")
+
+
+def test_proposal_cached_per_tolerance_gives_the_same_numbers():
+    from ciksim.evidence.marginal import WIDEN, MarginalAcceptor
+
+    m = _two_arm_terms()
+    raw = np.array([0.2, 0.3])
+    for eps in (0.7, 2 ** 0.5, 3.0):
+        # the cached parts equal the formula computed afresh
+        w = 2 / (eps ** 2 * m.scale ** 2)
+        cov = np.linalg.inv(np.diag(1 / m.sd ** 2) + m.A.T @ (w[:, None] * m.A))
+        mean = cov @ (m.mean / m.sd ** 2
+                      + m.A.T @ (w * (m.linear(m.observed) - m.linear(raw))))
+        got_w, got_cov, got_chol = m.at(eps)
+        assert np.array_equal(got_w, w) and np.array_equal(got_cov, cov)
+        assert np.array_equal(got_chol, np.linalg.cholesky(cov * WIDEN ** 2))
+        assert np.array_equal(m.proposal(raw, eps)[0], mean)
+    assert len(m._by_eps) == 3 and m.at(3.0) is m.at(3.0)
+    # an acceptor that has seen other tolerances gives what a fresh one gives, same seed
+    used = MarginalAcceptor(m)
+    seen = [_accept(used, raw, eps, seed) for eps in (3.0, 0.7, 2 ** 0.5) for seed in (1, 2)]
+    fresh = [_accept(MarginalAcceptor(_two_arm_terms()), raw, eps, seed)
+             for eps in (3.0, 0.7, 2 ** 0.5) for seed in (1, 2)]
+    assert seen == fresh
+    assert any(s[1] for s in seen)
+
+
+def test_a_study_set_without_a_summary_is_never_accepted():
+    from ciksim.evidence.calibration import _check
+    from ciksim.evidence.marginal import MarginalAcceptor
+    from ciksim.evidence.simulate import Observed, distance
+
+    obs = {"s/t": Observed("s/t", 0.45, 0.15), "s/c": Observed("s/c", 0.12, 0.12)}
+    assert distance({"s/t": 0.45, "s/c": 0.12}, obs) == 0.0
+    # an arm without eligible patients has no proportion (NaN): infinitely far
+    assert distance({"s/t": float("nan"), "s/c": 0.12}, obs) == float("inf")
+    m = _two_arm_terms()
+    d, accept, weight, bias, offset = _accept(MarginalAcceptor(m), [np.nan, 0.3], 2.0, 0)
+    assert (d, accept, weight, bias, offset) == (float("inf"), False, 0.0, None, None)
+    assert m.best(np.array([np.nan, 0.3]), 2.0) == float("inf")
+    # the predictive check uses the simulated sets that have the summary
+    row = _check(obs["s/t"], np.array([0.3, np.nan, 0.5, 0.4, np.nan]))
+    assert row["q05"] == pytest.approx(0.31) and row["q95"] == pytest.approx(0.49)
+    assert row["covered"] is True
+    none = _check(obs["s/t"], np.full(4, np.nan))
+    assert np.isnan(none["median"]) and none["covered"] is False
+
+
+def test_evidence_without_study_terms_takes_the_same_pooled_path(tmp_path):
+    study = {
+        "id": "rct", "source": "test", "setting": "donor-after-chemotherapy",
+        "design": "randomised",
+        "endpoint": {"kind": "hazard_ratio", "at_months": 12.0, "estimate": 0.7,
+                     "ci90": [0.4, 1.2]},
+        "arms": [
+            {"name": "cik", "n": 5, "product": {"culture_protocol": "cik-gmp"},
+             "dose_per_kg": 5e7, "infusions": 2, "interval_days": 21, "first_day": 30},
+            {"name": "control", "n": 5},
+        ],
+    }
+    ev = parse_evidence({"version": "rct-1", "studies": [study]}, origin="test")
+    res = _run(ev, tmp_path / "rct", particles=4, generations=3)
+    m = res.posterior.manifest
+    assert m["terms"] == "none"  # nothing to integrate out: the plain acceptance
+    assert list(res.posterior.samples.columns) == ["potency", "persistence_sd"]
+    assert m["pooled_generations"] and m["ess"] > 0

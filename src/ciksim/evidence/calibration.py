@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyabc
+from pyabc.weighted_statistics import effective_sample_size
 from pydantic import BaseModel
 
 from ciksim.errors import DataError
@@ -32,6 +33,7 @@ from ciksim.evidence.marginal import MarginalAcceptor, TermModel, kept_terms, te
 from ciksim.evidence.posterior import Posterior
 from ciksim.evidence.sampler import BatchModel, ChunkRunner, OrderedBatchSampler
 from ciksim.evidence.simulate import (
+    Observed,
     PreparedStudy,
     distance,
     observed,
@@ -131,9 +133,9 @@ class Problem:
     simulate: Callable[..., list[dict[str, float]]]
     model_hash: Callable[[], str]
     #: How the study terms shift the summaries (``prepared -> (summaries, shifts,
-    #: logodds)``, :func:`ciksim.evidence.marginal.term_model`): given, the terms are
-    #: integrated out of the acceptance; None: sampled jointly with the effect by pyabc.
-    terms: Callable[[Any], tuple[list[str], dict[str, list[str]], list[bool]]] | None = None
+    #: logodds)``, :func:`ciksim.evidence.marginal.term_model`): the terms are integrated
+    #: out of the acceptance, never sampled by pyabc.
+    terms: Callable[[Any], tuple[list[str], dict[str, list[str]], list[bool]]]
 
 
 def _patient_dimensions(ev: Evidence, names: Sequence[str] | None,
@@ -187,13 +189,19 @@ def _ppc(prepared: tuple[PreparedStudy, ...], dims: list[Dimension], posterior: 
         raw = np.array([[s[k] for k in terms.summaries] for s in sims])
         sims = [dict(zip(terms.summaries, terms.shifted(r, bi[None, :])[0], strict=True))
                 for r, bi in zip(raw, b, strict=True)]
-    rows = []
-    for name, o in observed(prepared).items():
-        v = np.array([s[name] for s in sims])
-        q05, q50, q95 = np.quantile(v, [0.05, 0.5, 0.95])
-        rows.append({"summary": name, "observed": o.value, "se": o.se, "q05": q05,
-                     "median": q50, "q95": q95, "covered": bool(q05 <= o.value <= q95)})
-    return rows
+    return [_check(o, np.array([s[name] for s in sims], float))
+            for name, o in observed(prepared).items()]
+
+
+def _check(o: Observed, values: np.ndarray) -> dict[str, Any]:
+    """One study's predictive check: the observed summary against the 90% interval of its
+    simulated values. NaN values (a simulated study without that summary, e.g. an arm
+    without eligible patients) are left out; with none left, the interval is NaN and the
+    check fails (``covered`` false)."""
+    v = values[~np.isnan(values)]
+    q05, q50, q95 = np.quantile(v, [0.05, 0.5, 0.95]) if v.size else (math.nan,) * 3
+    return {"summary": o.name, "observed": o.value, "se": o.se, "q05": float(q05),
+            "median": float(q50), "q95": float(q95), "covered": bool(q05 <= o.value <= q95)}
 
 
 def calibrate(
@@ -226,11 +234,10 @@ def calibrate(
     generation accepts under :data:`MIN_ACCEPTANCE` of its proposals. The manifest says
     whether the tolerance was reached (``converged``).
 
-    Where the problem says how its study terms shift the summaries (``patient``,
-    ``allo``), pyabc
-    samples only the effect parameters and the terms are integrated out of the acceptance
-    (:mod:`ciksim.evidence.marginal`); the generations at the final tolerance are then
-    pooled and the run stops once the pool's effective sample size reaches
+    pyabc samples only the effect parameters: the study bias/offset terms are integrated
+    out of the acceptance (:mod:`ciksim.evidence.marginal`; evidence without such terms
+    gets the plain acceptance, manifest ``terms``: ``none``). The generations at the final
+    tolerance are pooled and the run stops once the pool's effective sample size reaches
     :data:`MIN_ESS_SHARE` x ``particles`` (manifest: ``ess``, ``pooled_generations``).
     ``resume`` continues the run in ``out/calibration.db`` (same evidence, seed and
     settings) up to ``generations``.
@@ -274,10 +281,8 @@ def calibrate(
         run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
     target = default_epsilon(len(obs)) if min_epsilon is None else float(min_epsilon)
-    terms = None
-    if prob.terms is not None:
-        terms = term_model(dims, *prob.terms(prepared), obs)
-    fitted = [d for d in dims if d.kind == "effect"] if terms is not None else dims
+    terms = term_model(dims, *prob.terms(prepared), obs)
+    fitted = [d for d in dims if d.kind == "effect"]
     prior = pyabc.Distribution(**{_internal(j): pyabc.RV(*_rv_args(d))
                                   for j, d in enumerate(fitted)})
     payload = (prepared, fitted, int(seed))
@@ -289,39 +294,26 @@ def calibrate(
         sampler.show_progress = False
         observed_values = {k: o.value for k, o in obs.items()}
         np.random.seed(int(seed) % 2**32)
-        if terms is None:
-            abc = pyabc.ABCSMC(batch_model, prior, lambda x, y: distance(x, obs),
-                               population_size=int(particles), sampler=sampler,
-                               eps=FloorEpsilon(target))
-        else:
-            def abc_factory() -> pyabc.ABCSMC:
-                return pyabc.ABCSMC(batch_model, prior, _TermDistance(terms, target),
+
+        def abc_factory() -> pyabc.ABCSMC:
+            if terms is None:  # evidence without bias/offset terms: plain ABC acceptance
+                return pyabc.ABCSMC(batch_model, prior, lambda x, y: distance(x, obs),
                                     population_size=int(particles), sampler=sampler,
-                                    eps=FloorEpsilon(target),
-                                    acceptor=MarginalAcceptor(terms))
-            abc = abc_factory()
+                                    eps=FloorEpsilon(target))
+            return pyabc.ABCSMC(batch_model, prior, _TermDistance(terms, target),
+                                population_size=int(particles), sampler=sampler,
+                                eps=FloorEpsilon(target), acceptor=MarginalAcceptor(terms))
+        abc = abc_factory()
         if resume:
             history = abc.load(f"sqlite:///{db}", 1)
             done = history.max_t + 1
         else:
             history = abc.new(f"sqlite:///{db}", observed_values)
             done = 0
-        remaining = int(generations) - done
-        if terms is None and remaining > 0:
-            history = abc.run(minimum_epsilon=target, max_nr_populations=remaining,
-                              min_acceptance_rate=MIN_ACCEPTANCE)
-        elif terms is not None:
-            history = _run_pooled(abc, abc_factory, db, history, target, remaining,
-                                  int(particles))
-        pooled = [int(history.max_t)]
-        if terms is None:
-            frame, weights = history.get_distribution(m=0, t=history.max_t)
-            natural = pd.DataFrame({d.name: d.to_natural(frame[_internal(j)]
-                                                         .to_numpy(float))
-                                    for j, d in enumerate(dims)})
-        else:
-            pooled = _final(history, target) or pooled
-            natural, weights = _with_terms(history, pooled, fitted, terms)
+        history = _run_pooled(abc, abc_factory, db, history, target, int(generations) - done,
+                              int(particles))
+        pooled = _final(history, target) or [int(history.max_t)]
+        natural, weights = _with_terms(history, pooled, fitted, terms)
         pops = history.get_all_populations()
         manifest = {
             **settings,
@@ -331,7 +323,7 @@ def calibrate(
             "epsilons": [float(e) for e in pops["epsilon"].iloc[1:]],
             "epsilon_target": target,
             "converged": bool(float(pops["epsilon"].iloc[-1]) <= target),
-            "terms": "marginalised" if terms is not None else "sampled",
+            "terms": "marginalised" if terms is not None else "none",
             "ess": _ess(np.asarray(weights, float)),
             "pooled_generations": pooled,
             "git_commit": commit,
@@ -356,11 +348,6 @@ def calibrate(
 #: (each weighted by its effective sample size) and the run goes on until the pool's
 #: effective sample size is at least this multiple of the particles per generation.
 MIN_ESS_SHARE = 1.0
-
-
-def _ess(w: np.ndarray) -> float:
-    """Effective sample size of importance weights (Kish)."""
-    return float(w.sum() ** 2 / (w ** 2).sum())
 
 
 class _TermDistance(pyabc.distance.Distance):
@@ -389,10 +376,19 @@ def _final(history: pyabc.History, target: float) -> list[int]:
             if t >= 0 and float(e) <= target]
 
 
-def _pool_ess(history: pyabc.History, ts: Sequence[int]) -> float:
-    """Effective sample size of generations ``ts`` pooled with weights ESS_t."""
-    ess = [_ess(np.asarray(history.get_distribution(m=0, t=t)[1], float)) for t in ts]
-    return float(sum(ess))
+def _ess(w: np.ndarray) -> float:
+    """Effective sample size of importance weights (Kish: pyabc's)."""
+    return float(effective_sample_size(np.asarray(w, float)))
+
+
+def _pool_ess(history: pyabc.History, ts: Sequence[int], known: dict[int, float]) -> float:
+    """Effective sample size of generations ``ts`` pooled with weights ESS_t; ``known``
+    holds the ESS of generations already read (a stored generation does not change), so
+    each generation is read from the database once."""
+    for t in ts:
+        if t not in known:
+            known[t] = _ess(history.get_distribution(m=0, t=t)[1])
+    return float(sum(known[t] for t in ts))
 
 
 def _run_pooled(abc: pyabc.ABCSMC, factory: Callable[[], pyabc.ABCSMC], db: Path,
@@ -402,11 +398,13 @@ def _run_pooled(abc: pyabc.ABCSMC, factory: Callable[[], pyabc.ABCSMC], db: Path
     a resumed run takes the same steps) until the generations at the final tolerance
     pool to an effective sample size of MIN_ESS_SHARE x ``particles``, ``remaining``
     generations have run, or a generation accepts under MIN_ACCEPTANCE of its proposals."""
+    known: dict[int, float] = {}
+
     def done(h: pyabc.History) -> bool:
         if h.max_t < 0:
             return False
         last = h.get_all_populations().iloc[-1]
-        return (_pool_ess(h, _final(h, target)) >= MIN_ESS_SHARE * particles
+        return (_pool_ess(h, _final(h, target), known) >= MIN_ESS_SHARE * particles
                 or particles / float(last["samples"]) < MIN_ACCEPTANCE)
     first = history.max_t < 0
     while remaining > 0 and not done(history):
@@ -420,9 +418,10 @@ def _run_pooled(abc: pyabc.ABCSMC, factory: Callable[[], pyabc.ABCSMC], db: Path
 
 
 def _with_terms(history: pyabc.History, ts: Sequence[int], fitted: list[Dimension],
-                terms: TermModel) -> tuple[pd.DataFrame, np.ndarray]:
-    """Effect parameters and kept study terms of generations ``ts``, pooled: each
-    generation's normalised weights times its effective sample size."""
+                terms: TermModel | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Effect parameters and kept study terms (None: the evidence has none) of generations
+    ``ts``, pooled: each generation's normalised weights times its effective sample
+    size."""
     rows: list[Any] = []
     weights: list[np.ndarray] = []
     for t in ts:
@@ -432,8 +431,9 @@ def _with_terms(history: pyabc.History, ts: Sequence[int], fitted: list[Dimensio
         rows += particles
     natural = pd.DataFrame({d.name: d.to_natural(np.array(
         [p.parameter[_internal(j)] for p in rows], float)) for j, d in enumerate(fitted)})
-    for name, values in kept_terms([p.sum_stat for p in rows], terms.names).items():
-        natural[name] = values
+    if terms is not None:
+        for name, values in kept_terms([p.sum_stat for p in rows], terms.names).items():
+            natural[name] = values
     return natural, np.concatenate(weights)
 
 

@@ -352,5 +352,8 @@ def observed(prepared: Sequence[PreparedStudy]) -> dict[str, Observed]:
 
 
 def distance(sim: Mapping[str, float], obs: Mapping[str, Observed]) -> float:
-    """Root of the sum of squared standardised differences over all observed summaries."""
-    return math.sqrt(sum(((sim[k] - o.value) / o.se) ** 2 for k, o in obs.items()))
+    """Root of the sum of squared standardised differences over all observed summaries;
+    infinite (never accepted) when a simulated summary is NaN, a summary the simulated
+    study does not have (e.g. an arm without eligible patients)."""
+    d = math.sqrt(sum(((sim[k] - o.value) / o.se) ** 2 for k, o in obs.items()))
+    return math.inf if math.isnan(d) else d
