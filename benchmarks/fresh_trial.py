@@ -1,7 +1,7 @@
 """A 10-patient trial in a fresh process, after the first run on the machine (goal <= 1.5 s).
 
 Measured command (printed too), run RUNS times (default 5) after one warm-up run that fills
-the per-user caches (compiled code, the cultured product lots, pint's parsed units):
+the per-user caches (compiled code, the cultured product lots, the unit checks):
 
     ciksim trial examples/aml-adjuvant-cik.toml --n-per-arm 5 --draws 0
 

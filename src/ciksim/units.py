@@ -1,7 +1,9 @@
 """The project's unit registry (pint), with the units of this field.
 
 Units are checked when a model or protocol is built; hot loops use plain floats in the
-declared units, so a unit is only ever a label there.
+declared units, so a unit is only ever a label there. pint is imported when a check needs
+it: what it established once (a unit text reads, a model's units agree, a quantity's value
+in a unit) is remembered by :mod:`ciksim.unit_cache`, so a warm start does not import it.
 """
 
 from __future__ import annotations
@@ -9,11 +11,14 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pint
-
+from ciksim import unit_cache
 from ciksim.errors import UnitError
 from ciksim.unit_grammar import check_quantity_text, check_unit_text
+
+if TYPE_CHECKING:
+    import pint
 
 _DEFINITIONS = """
 cell = [cell_count] = cells
@@ -31,6 +36,8 @@ def registry() -> pint.UnitRegistry:
 def new_registry() -> pint.UnitRegistry:
     """A fresh registry like :func:`registry`'s (quantities of different registries do not
     mix: use :func:`registry` everywhere else)."""
+    import pint
+
     try:  # pint keeps its parsed default definitions there: a fresh process skips parsing
         ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True,
                                  cache_folder=pint_cache_folder())
@@ -45,6 +52,8 @@ def pint_cache_folder() -> Path:
     """pint's cache of parsed definitions, one per pint installation: the cached entries
     name the definition files of the installation that wrote them by absolute path, so
     another environment (or a deleted one) must not share them."""
+    import pint
+
     from ciksim.cache import cache_dir
 
     key = hashlib.sha256(f"{pint.__file__}|{pint.__version__}".encode()).hexdigest()[:16]
@@ -64,6 +73,16 @@ def parse_unit(text: str, *, field: str) -> pint.Unit:
         raise UnitError(
             f"{field}: cannot read unit {text!r} ({exc}); write it like 'cells/mL', '1/day' or '1'"
         ) from exc
+
+
+def check_unit(text: str, *, field: str) -> None:
+    """Raise :class:`UnitError` naming ``field`` unless ``text`` reads as a unit (what
+    :func:`parse_unit` accepts); a text pint has read before is not read again."""
+    check_unit_text(text, field=field)
+    if unit_cache.recall("unit", text):
+        return
+    parse_unit(text, field=field)
+    unit_cache.remember("unit", text)
 
 
 def quantity(value: float | str, unit: str | None = None, *, field: str) -> pint.Quantity:
@@ -90,19 +109,30 @@ def convert(value: float | str, target: str, *, field: str) -> float:
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    key = f"{value}\0{target}"
+    known = unit_cache.recall("convert", key) if isinstance(value, str) else None
+    if isinstance(known, float):
+        return known
+    import pint
+
     q = quantity(value, field=field)
     tgt = parse_unit(target, field=field)
     try:
-        return float(q.to(tgt).magnitude)
+        out = float(q.to(tgt).magnitude)
     except pint.DimensionalityError as exc:
         raise UnitError(
             f"{field}: {value!r} has unit {q.units:~} which does not convert to {target!r}; "
             f"give the value in {target}"
         ) from exc
+    if isinstance(value, str):
+        unit_cache.remember("convert", key, out)
+    return out
 
 
 def same_unit(a: pint.Unit, b: pint.Unit) -> bool:
     """True when ``a`` and ``b`` are the same unit (same dimension and factor 1)."""
+    import pint
+
     ureg = registry()
     try:
         factor = ureg.Quantity(1.0, a).to(b).magnitude

@@ -14,7 +14,7 @@ from typing import Literal
 
 from ciksim.errors import ModelError
 from ciksim.model.expression import FUNCTIONS, Expression
-from ciksim.units import parse_unit
+from ciksim.units import check_unit
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED = frozenset({"t", *FUNCTIONS})
@@ -49,7 +49,7 @@ class Parameter:
     def __post_init__(self) -> None:
         check_name(self.name, "parameter")
         where = f"parameter {self.name!r}"
-        parse_unit(self.unit, field=f"{where}.unit")
+        check_unit(self.unit, field=f"{where}.unit")
         for key in ("value", "low", "high", "variability"):
             v = getattr(self, key)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
@@ -93,7 +93,7 @@ class Species:
 
     def __post_init__(self) -> None:
         check_name(self.name, "species")
-        parse_unit(self.unit, field=f"species {self.name!r}.unit")
+        check_unit(self.unit, field=f"species {self.name!r}.unit")
         if self.kind not in ("amount", "concentration", "volume", "state"):
             raise ModelError(
                 f"species {self.name!r}.kind is {self.kind!r}; use amount, concentration, "
@@ -114,7 +114,7 @@ class Assignment:
 
     def __post_init__(self) -> None:
         check_name(self.name, "assignment")
-        parse_unit(self.unit, field=f"assignment {self.name!r}.unit")
+        check_unit(self.unit, field=f"assignment {self.name!r}.unit")
         object.__setattr__(self, "roles", tuple(self.roles))
 
 
@@ -171,7 +171,7 @@ class Dose:
 
     def __post_init__(self) -> None:
         check_name(self.name, "dose")
-        parse_unit(self.unit, field=f"dose {self.name!r}.unit")
+        check_unit(self.unit, field=f"dose {self.name!r}.unit")
         if not self.adds and not self.scales:
             raise ModelError(f"dose {self.name!r} changes nothing; give adds or scales")
         object.__setattr__(self, "adds", MappingProxyType(dict(self.adds)))

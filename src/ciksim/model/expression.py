@@ -10,12 +10,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pint
 
 from ciksim.errors import ModelError, UnitError
 from ciksim.units import registry
+
+if TYPE_CHECKING:
+    import pint
 
 FUNCTIONS: dict[str, object] = {
     "exp": np.exp,

@@ -6,6 +6,8 @@ derived here from the one declaration; nothing about a model is written twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,6 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ciksim import unit_cache
 from ciksim.errors import ModelError, UnitError
 from ciksim.model.declarations import Assignment, Dose, Parameter, Process, Species, parse
 from ciksim.model.expression import FUNCTIONS, Expression
@@ -62,51 +65,89 @@ class Model:
         if self.time_unit not in ("day", "hour"):
             raise ModelError(f"model {self.name!r}: time_unit must be 'day' or 'hour'")
         exprs: dict[str, Expression] = {}
-        units = {p.name: parse_unit(p.unit, field=p.name) for p in self.parameters}
-        units["t"] = parse_unit(self.time_unit, field="t")
+        known = {p.name for p in self.parameters}
         for sp in self.species:
             where = f"species {sp.name!r}.initial"
             expr = parse(sp.initial, where)
-            self._check_symbols(expr, set(units) - {"t"}, where)
-            if expr.symbols:  # a bare number is read in the species' own unit
-                self._check_unit(expr, units, sp.unit, where)
+            self._check_symbols(expr, known, where)
             exprs[f"init:{sp.name}"] = expr
-        for sp in self.species:
-            units[sp.name] = parse_unit(sp.unit, field=sp.name)
+        known |= {"t", *(s.name for s in self.species)}
         for a in self.assignments:
             where = f"assignment {a.name!r}"
             expr = parse(a.expr, where)
-            self._check_symbols(expr, set(units), where)
-            self._check_unit(expr, units, a.unit, where)
-            units[a.name] = parse_unit(a.unit, field=a.name)
+            self._check_symbols(expr, known, where)
+            known.add(a.name)
             exprs[a.name] = expr
         species_names = {s.name for s in self.species}
         for p in self.processes:
             where = f"process {p.name!r}"
             expr = parse(p.rate, f"{where}.rate")
-            self._check_symbols(expr, set(units), where)
+            self._check_symbols(expr, known, where)
             for sp in p.changes:
                 if sp not in species_names:
                     raise ModelError(
                         f"{where} changes unknown species {sp!r}; declare it or fix the name"
                     )
-                self._check_unit(expr, units, f"({self.species_by_name[sp].unit})/{self.time_unit}",
-                                 f"{where} (rate for {sp})")
             exprs[p.name] = expr
-        param_units = {k: v for k, v in units.items() if k in self.parameter_by_name}
         for d in self.doses:
-            env = {**param_units, "amount": parse_unit(d.unit, field=f"dose {d.name!r}")}
+            env = {p.name for p in self.parameters} | {"amount"}
             for kind, mapping in (("adds", d.adds), ("scales", d.scales)):
                 for sp, text in mapping.items():
                     where = f"dose {d.name!r}.{kind}[{sp}]"
                     if sp not in species_names:
                         raise ModelError(f"{where}: unknown species {sp!r}")
                     expr = parse(text, where)
-                    self._check_symbols(expr, set(env), where + " (parameters and amount)")
-                    unit = self.species_by_name[sp].unit if kind == "adds" else "1"
-                    self._check_unit(expr, env, unit, where)
+                    self._check_symbols(expr, env, where + " (parameters and amount)")
                     exprs[f"dose:{d.name}:{kind}:{sp}"] = expr
         object.__setattr__(self, "_exprs", MappingProxyType(exprs))
+        key = self.unit_key()
+        if not unit_cache.recall("model", key):
+            self._check_units()
+            unit_cache.remember("model", key)
+
+    def unit_key(self) -> str:
+        """Hash of what the unit check reads: time unit, every declared name, unit and
+        expression (not values, ranges or descriptions, so a model with other parameter
+        values shares its verdict)."""
+        content = [
+            self.time_unit,
+            [(p.name, p.unit) for p in self.parameters],
+            [(s.name, s.unit, s.initial) for s in self.species],
+            [(a.name, a.unit, a.expr) for a in self.assignments],
+            [(p.name, p.rate, sorted(p.changes)) for p in self.processes],
+            [(d.name, d.unit, sorted(d.adds.items()), sorted(d.scales.items()))
+             for d in self.doses],
+        ]
+        return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
+
+    def _check_units(self) -> None:
+        """pint's check that every expression has its declared unit (UnitError names the
+        first that does not)."""
+        units = {p.name: parse_unit(p.unit, field=p.name) for p in self.parameters}
+        units["t"] = parse_unit(self.time_unit, field="t")
+        for sp in self.species:
+            expr = self._exprs[f"init:{sp.name}"]
+            if expr.symbols:  # a bare number is read in the species' own unit
+                self._check_unit(expr, units, sp.unit, f"species {sp.name!r}.initial")
+        for sp in self.species:
+            units[sp.name] = parse_unit(sp.unit, field=sp.name)
+        for a in self.assignments:
+            self._check_unit(self._exprs[a.name], units, a.unit, f"assignment {a.name!r}")
+            units[a.name] = parse_unit(a.unit, field=a.name)
+        for p in self.processes:
+            for sp in p.changes:
+                self._check_unit(self._exprs[p.name], units,
+                                 f"({self.species_by_name[sp].unit})/{self.time_unit}",
+                                 f"process {p.name!r} (rate for {sp})")
+        param_units = {k: v for k, v in units.items() if k in self.parameter_by_name}
+        for d in self.doses:
+            env = {**param_units, "amount": parse_unit(d.unit, field=f"dose {d.name!r}")}
+            for kind, mapping in (("adds", d.adds), ("scales", d.scales)):
+                for sp in mapping:
+                    unit = self.species_by_name[sp].unit if kind == "adds" else "1"
+                    self._check_unit(self._exprs[f"dose:{d.name}:{kind}:{sp}"], env, unit,
+                                     f"dose {d.name!r}.{kind}[{sp}]")
+
 
     @staticmethod
     def _check_symbols(expr: Expression, known: set[str], where: str) -> None:
