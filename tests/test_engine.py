@@ -1,5 +1,7 @@
 """Engine correctness against analytic solutions, and batch = singles."""
 
+import ast
+
 import numpy as np
 import pytest
 
@@ -119,6 +121,22 @@ def test_compiled_matches_analytic_solutions():
     r = simulate(decay_model(), proto, 8, times=t, settings=COMPILED)
     exact = 10 * np.exp(-0.7 * t) + np.where(t >= 2, 5 * np.exp(-0.7 * (t - 2)), 0)
     np.testing.assert_allclose(r["C"][:, 0], exact, rtol=RTOL)
+
+
+def test_generated_code_reads_names_containing_w_from_their_slots():
+    from ciksim.engines._ode_loop import LANES, rows, slot
+    from ciksim.engines.compiled import scalar_source
+
+    m = Model("w", "logistic over names with W", (Species("W", "cells", "W", initial="W0"),),
+              (par("Wr", 0.8, "1/day"), par("KW", 1e6, "cells"), par("W0", 1e3, "cells")),
+              (Process("grow_W", "Wr * W * (1 - W / KW)", {"W": 1}, "growth"),))
+    f = next(node for node in ast.parse(scalar_source(m)).body
+             if isinstance(node, ast.FunctionDef) and node.name == "_f")
+    reads = {a.targets[0].id: ast.unparse(a.value) for a in f.body if isinstance(a, ast.Assign)}
+    first = rows(1)["P"]
+    assert reads["W"] == "_y[0]"
+    assert reads["Wr"] == slot(first, "_l", "_w") == f"_w[{first * LANES} + _l]"
+    assert reads["grow_W"].startswith("Wr * W")
 
 
 def test_compiled_batch_equals_single_runs_exactly():

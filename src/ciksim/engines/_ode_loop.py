@@ -26,8 +26,13 @@ A = ((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
      (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656))
 B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)
 E = (71 / 57600, 0.0, -71 / 16695, 71 / 1920, -17253 / 339200, 22 / 525, -1 / 40)
-#: Individuals advanced together by one thread (one vector), and individuals per parallel
-#: group.
+#: Individuals advanced together by one thread, and individuals per parallel group.
+#: ``LANES`` is the width of one AVX-512 vector of float64 (512 bits / 64 = 8), the machine
+#: the engine was tuned on (x86_64 with avx512f): each stage loop over the lanes becomes one
+#: vector instruction per operation. On an AVX2 machine (4 float64 per 256-bit vector) LLVM
+#: splits the same loop into two vector instructions, so it stays vectorised, with twice
+#: the instructions per stage; not measured there. The numbers never depend on ``LANES``:
+#: an individual's arithmetic is the same in every lane (tested: batch equals single runs).
 LANES = 8
 GROUP = 64
 
@@ -41,9 +46,10 @@ def rows(ns: int) -> dict[str, int]:
     return out
 
 
-def slot(row: int, lane: str = "l") -> str:
-    """The work-array element of ``row`` for lane ``lane`` (a name in the generated code)."""
-    return f"W[{row * LANES} + {lane}]"
+def slot(row: int, lane: str = "l", array: str = "W") -> str:
+    """The element of ``row`` for lane ``lane`` in the work array ``array`` (names in the
+    generated code)."""
+    return f"{array}[{row * LANES} + {lane}]"
 
 
 _TEMPLATE = """

@@ -53,8 +53,8 @@ def scalar_source(model: Model) -> str:
         symbols |= rewritten[pr.name].symbols
     first = rows(len(model.species))["P"]
     n_params = len(model.parameters)
-    lines += w.prelude(symbols, lambda i: slot(first + i, "_l").replace("W", "_w"),
-                       lambda i: slot(first + n_params + i, "_l").replace("W", "_w"))
+    lines += w.prelude(symbols, lambda i: slot(first + i, "_l", "_w"),
+                       lambda i: slot(first + n_params + i, "_l", "_w"))
     lines += [f"    {pr.name} = {rewritten[pr.name].scalar()}" for pr in model.processes]
     derivs = []
     for s in model.species:
