@@ -86,7 +86,7 @@ def test_cli_fit_culture_and_killing(tmp_path):
     assert {e["parameter"] for e in out["estimates"]} == set(TRUTH)
     assert out["forecast"][0]["dose"] == 1e9
     assert (tmp_path / "f" / "fit.png").is_file()
-    # 45 steps kept are fewer than 20 autocorrelation times: said in the JSON and the table
+    # 45 steps kept are fewer than 50 autocorrelation times: said in the JSON and the table
     [sampler] = out["sampler"]
     assert sampler["steps_kept"] == 45 and sampler["long_enough"] is False
     r = CliRunner().invoke(app, ["fit", "culture", str(csv), "--steps", "60", "--walkers", "24"])
@@ -114,3 +114,33 @@ def test_sobol_indices_from_declared_ranges(tmp_path):
     assert (tmp_path / "s" / "sobol_cd3cd56_yield.png").is_file()
     r = CliRunner().invoke(app, ["sensitivity", "culture", "--output", "cure_fraction"])
     assert r.exit_code == 2
+
+
+def test_a_set_the_compiled_engine_cannot_finish_is_minus_inf_and_never_switches_integrator(
+        monkeypatch):
+    """A parameter set the compiled engine does not finish has a log-likelihood of -inf; the
+    other sets of its batch keep the numbers they have alone, from the same engine (no
+    fallback to scipy's RK45 for the batch); a simulation that needs every set says so."""
+    import ciksim.inference.culture as culture
+    from ciksim.errors import CikError
+
+    bad, real, methods = 0.55, culture.simulate, []
+
+    def simulate(*args, parameters, settings=None, **kw):
+        methods.append(getattr(settings, "method", "RK45"))
+        if np.any(np.asarray(parameters["phi_max"]) == bad):
+            raise CikError("compiled integration did not finish for 1 individual(s)")
+        return real(*args, parameters=parameters, settings=settings, **kw)
+
+    monkeypatch.setattr(culture, "simulate", simulate)
+    counts = data(simulated_counts(TRUTH, days=[0, 3, 7], seed=4))
+    loglik, _ = culture.donor_log_likelihood(counts, "sim", Protocol.load("cik-standard"),
+                                             list(TRUTH))
+    good = np.array([[0.6, 0.2, 0.03], [0.5, 0.25, 0.04]])
+    alone = np.concatenate([loglik(good[:1]), loglik(good[1:])])
+    batch = loglik(np.vstack([good[0], [bad, 0.2, 0.03], good[1]]))
+    assert np.isfinite(alone).all() and batch[1] == -np.inf
+    np.testing.assert_array_equal(batch[[0, 2]], alone)
+    assert set(methods) == {"compiled"}
+    with pytest.raises(CikError, match="could not integrate 1 of 1 parameter set"):
+        simulated_counts({**TRUTH, "phi_max": bad}, days=[0, 3], seed=0)

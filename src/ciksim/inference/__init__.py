@@ -10,6 +10,8 @@ that the faces (the CLI's option defaults, the web page's inputs) read the same 
 #: the minimum and 32 leaves room for one or two more fitted parameters.
 FIT_WALKERS = 32
 #: MCMC steps per walker of a culture fit, the first quarter (``FIT_STEPS // 4``) discarded
-#: as burn-in: 1,500 kept steps are ~25-37 autocorrelation times at the default fit's
-#: 40-60 steps (see ``ciksim.inference.culture.MIN_AUTOCORR``).
-FIT_STEPS = 2000
+#: as burn-in: the 3,750 kept steps span the 50 autocorrelation times emcee asks for
+#: (``ciksim.inference.culture.MIN_AUTOCORR``) up to 75 steps; the default fit's are ~60-70
+#: (three simulated donors: 59 on 3,000 kept steps; 59 and 70 on 4,500), the 1,250 burn-in
+#: steps ~20 of them.
+FIT_STEPS = 5000

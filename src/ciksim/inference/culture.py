@@ -53,8 +53,13 @@ COUNT_CV = 0.15
 PCT_SD = 3.0
 FORECAST_DAYS = 28
 SOLVER = SolverSettings(method="compiled")
-#: A kept chain shorter than this many autocorrelation times is flagged as too short.
-MIN_AUTOCORR = 20
+#: A kept chain shorter than this many integrated autocorrelation times is flagged as too
+#: short. Basis: emcee's guidance that an estimate of the autocorrelation time tau is to be
+#: trusted only from a chain longer than F * tau with F >= 50 (emcee's autocorrelation
+#: tutorial; ``emcee.autocorr.integrated_time``'s default ``tol = 50``): below that the
+#: estimate itself, and so the intervals' Monte Carlo error, is unknown (short chains
+#: underestimate tau: 47 steps from 1,500 kept steps, 59 from 3,000, same donor).
+MIN_AUTOCORR = 50
 
 
 def sampler_moves() -> list[tuple[Any, float]]:
@@ -139,20 +144,47 @@ def _predict(days: np.ndarray, protocol: Protocol, pars: dict[str, Any], t_end: 
              ) -> dict[str, np.ndarray]:
     """Model quantities (n_days, n_sets) at the given days.
 
-    Integrated with the compiled engine (each parameter set with its own error control, so a
-    set gives the same numbers alone or in a batch of walkers, and ~20x faster than scipy's
-    batched RK45); a batch it cannot finish falls back to scipy's RK45."""
+    Always integrated with the compiled engine: each parameter set has its own error
+    control, so a set gives the same numbers alone or in a batch of walkers (and ~20x
+    faster than scipy's batched RK45). The engine refuses a whole batch when one set does
+    not finish; the sets are then integrated one by one, and a set that does not finish on
+    its own has NaN quantities (a log-likelihood of -inf), so a walker's value never
+    depends on its batch-mates or switches integrator mid-chain."""
     model = culture_model()
     try:
         r = simulate(model, protocol, t_end, times=days, parameters=pars, settings=SOLVER)
-    except CikError:
-        r = simulate(model, protocol, t_end, times=days, parameters=pars)
+    except CikError as exc:
+        if type(exc) is not CikError:  # a ModelError, DataError ...: bad input, not a solve
+            raise
+        n = max(np.size(v) for v in pars.values())
+        if n == 1:
+            return {q: np.full((len(days), 1), np.nan) for q in _QUANTITIES}
+        alone = [_predict(days, protocol, {k: v[i] if np.ndim(v) else v
+                                            for k, v in pars.items()}, t_end)
+                 for i in range(n)]
+        return {q: np.hstack([a[q] for a in alone]) for q in _QUANTITIES}
     total = r["total_cells"]
     return {"total_cells": total / r.kept,
             "cd3cd56_pct": 100 * r["cd3cd56_cells"] / total,
             "cd3_pct": 100 * r["cd3_cells"] / total, "nk_pct": 100 * r["NK"] / total,
             "viability_pct": 100 * r["viability"], "cd3cd56_cells": r["cd3cd56_cells"],
             "cd3_cells": r["cd3_cells"]}
+
+
+_QUANTITIES = (*QUANTITIES, "cd3cd56_cells", "cd3_cells")
+
+
+def _predict_every(days: np.ndarray, protocol: Protocol, pars: dict[str, Any], t_end: float,
+                   what: str) -> dict[str, np.ndarray]:
+    """``_predict`` where every set must be integrated: else a CikError naming ``what``."""
+    pred = _predict(days, protocol, pars, t_end)
+    lost = np.isnan(pred["total_cells"]).any(axis=0)
+    if lost.any():
+        raise CikError(f"{what}: the compiled engine could not integrate {int(lost.sum())} "
+                       f"of {lost.size} parameter set(s) to day {t_end:g}, so nothing is "
+                       "predicted from them; give parameters within their declared ranges "
+                       "or an earlier last day")
+    return pred
 
 
 @dataclass
@@ -168,7 +200,8 @@ class DonorFit:
     nuisance_samples: np.ndarray | None = None
     #: sampler diagnostics: mean acceptance fraction of the walkers, and the integrated
     #: autocorrelation time (steps) per sampled dimension, fitted then nuisance (emcee's
-    #: estimate; unreliable when the kept chain is shorter than ~50 of them)
+    #: estimate, made for any chain length; trusted only when the kept chain spans
+    #: ``MIN_AUTOCORR`` of them)
     acceptance: float = float("nan")
     autocorr: np.ndarray | None = None
     #: steps per walker after burn-in
@@ -200,7 +233,8 @@ class DonorFit:
             pars.update({f: self.nuisance_samples[idx, j]
                          for j, f in enumerate(self.nuisance)})
         pars["start_cells"] = self.start_cells
-        return _predict(days, self.protocol, pars, float(days[-1]))
+        return _predict_every(days, self.protocol, pars, float(days[-1]),
+                              f"donor {self.donor!r}, posterior draws")
 
     def forecast(self, dose: float, cells: str = "cd3cd56") -> dict[str, Any]:
         """Day the culture holds ``dose`` cells (median, 95% prediction interval)."""
@@ -353,8 +387,8 @@ def simulated_counts(params: dict[str, float], *, days: Sequence[float], seed: i
     """Synthetic counts from the model with the module's noise (for recovery tests)."""
     rng = np.random.default_rng(seed)
     d = np.asarray(days, float)
-    pred = _predict(d, Protocol.load(protocol), {**params, "start_cells": start_cells},
-                    float(d[-1]))
+    pred = _predict_every(d, Protocol.load(protocol), {**params, "start_cells": start_cells},
+                          float(d[-1]), "simulated counts")
     rows = []
     for i, day in enumerate(d):
         total = pred["total_cells"][i, 0] * (1.0 if day == 0 else
