@@ -21,6 +21,7 @@ psutil = pytest.importorskip("psutil")
 
 from ciksim.assays.examples import example_path  # noqa: E402
 from ciksim.errors import DataError  # noqa: E402
+from ciksim.schemas import formats  # noqa: E402
 from ciksim.web.summaries import fmt  # noqa: E402
 
 CHROMIUM = os.environ.get("CIKSIM_CHROMIUM") or shutil.which("chromium")
@@ -117,7 +118,6 @@ def _cancel_leaves_no_worker(page, key, proc):
 
 
 def test_every_page_runs_its_job_and_matches_the_api(page, tmp_path):
-    from ciksim.assays.lysis import LysisData
     from ciksim.jobs.culture import culture_job
     from ciksim.jobs.killing import killing_job, lysis_job
     from ciksim.jobs.patient import patient_job
@@ -144,11 +144,11 @@ def test_every_page_runs_its_job_and_matches_the_api(page, tmp_path):
     bad = tmp_path / "plate.csv"
     bad.write_text(example_path("cik-vs-lak").read_text().replace("experimental", "mystery",
                                                                     1))
-    with pytest.raises(DataError) as cli_error:
-        LysisData.read_csv(bad, origin="plate.csv")
+    with pytest.raises(DataError) as cli_error:  # the reader of `ciksim schema lysis --check`
+        formats()["lysis"].reader(bad)
     page.set_input_files("#ly_file", str(bad))
     message = page.locator("#ly_upload_msg .ciksim-error")
-    assert message.inner_text().strip() == str(cli_error.value)
+    assert message.inner_text().strip() == str(cli_error.value).replace(str(bad), "plate.csv")
     page.set_input_files("#ly_file", str(example_path("cik-vs-lak")))
     message.wait_for(state="detached")
     page.click("#ly_run")
@@ -314,7 +314,18 @@ def test_fit_page_fits_uploaded_counts(page, tmp_path):
     simulated_counts({"phi_max": 0.6, "phi_min": 0.2, "k_conv": 0.03}, days=[0, 3, 7],
                      seed=5).to_csv(counts, index=False)
     page.click("text=Fit")
+    # a bad counts file shows the message of the CLI's reader of the counts format
+    bad = tmp_path / "bad-counts.csv"
+    bad.write_text("donor,day,quantity,value\nA,0,total_cells,1e8\nA,3,cd3_pct,120\n")
+    with pytest.raises(DataError) as cli_error:
+        formats()["counts"].reader(bad)
+    page.set_input_files("#fi_file", str(bad))
+    message = page.locator("#fi_upload_msg .ciksim-error")
+    assert message.inner_text().strip() == str(cli_error.value).replace(str(bad),
+                                                                       "bad-counts.csv")
+    assert "column value" in message.inner_text() and "0-100" in message.inner_text()
     page.set_input_files("#fi_file", str(counts))
+    message.wait_for(state="detached")
     page.wait_for_selector("#fi_file_progress:has-text('Upload complete')")
     _fill(page, {"fi_steps": 20, "fi_walkers": 24})
     page.click("#fi_run")

@@ -16,6 +16,7 @@ from shiny import App, Inputs, Outputs, Session, reactive, render, ui
 from shiny.types import SilentException
 
 from ciksim.errors import CikError
+from ciksim.schemas import Format, formats
 from ciksim.web import trialform
 from ciksim.web.inputs import Upload, gather
 from ciksim.web.pages import CANCEL, SLOTS, allo_options, page_ui
@@ -23,9 +24,11 @@ from ciksim.web.session import SessionFiles, limit_uploads
 from ciksim.web.summaries import SHOW
 from ciksim.web.worker import Job
 
-#: Upload slots and the suffix their kept file gets.
-UPLOADS = {"ly": ".csv", "fi": ".csv", "tr": ".toml", "ev": ".toml", "co": ".csv",
-           "st": ".toml"}
+#: Upload slots and the registered input format of their file (``ciksim schema``): an upload
+#: is checked by that format's reader, the code that reads the CLI's file of the format (the
+#: evidence slot's is allo-evidence while the calibration page's model is allo).
+UPLOADS = {"ly": "lysis", "fi": "counts", "tr": "trial", "ev": "evidence", "co": "cohort",
+           "st": "study"}
 _GENERATION = re.compile(r"generation (-?\d+): (\d+)/(\d+)")
 
 
@@ -291,7 +294,27 @@ def make_app(root: Path | None = None) -> Any:
             cancel(k)
 
         # ---- uploads -------------------------------------------------------------------
-        def upload_check(key: str, validate: Callable[[Path, str], None]) -> None:
+        def upload_format(key: str) -> Format:
+            """The registered format of slot ``key``'s upload."""
+            name = UPLOADS[key]
+            if key == "ev" and input.ca_model() == "allo":
+                name = "allo-evidence"
+            return formats()[name]
+
+        def take(key: str, path: Path, name: str) -> None:
+            """Check a kept upload with its format's reader; a trial spec also fills the
+            trial form (parsed and checked as the CLI checks it, see ``trialform.parse``)."""
+            if key == "tr":
+                from ciksim.schemas import read_text
+
+                text = read_text(path, what="trial spec", origin=name)
+                load_spec(trialform.parse(text, name), text)
+                return
+            upload_format(key).reader(path)
+            if key == "ev":
+                ui.update_radio_buttons("ca_evidence", selected="upload")
+
+        def upload_check(key: str) -> None:
             @reactive.effect
             @reactive.event(input[f"{key}_file"])
             def _got() -> None:
@@ -302,8 +325,9 @@ def make_app(root: Path | None = None) -> Any:
                     return
                 path = None
                 try:
-                    path, name = files.keep_upload(infos[0], key, UPLOADS[key])
-                    validate(path, name)
+                    suffix = f".{upload_format(key).kind}"
+                    path, name = files.keep_upload(infos[0], key, suffix)
+                    take(key, path, name)
                 except CikError as exc:
                     message = str(exc)
                     if path is not None:
@@ -319,46 +343,8 @@ def make_app(root: Path | None = None) -> Any:
                     return ui.div(upload_errors[key](), class_="ciksim-error", role="alert")
                 return None
 
-        def check_lysis(path: Path, name: str) -> None:
-            from ciksim.assays.lysis import LysisData
-
-            LysisData.read_csv(path, origin=name)
-
-        def check_counts(path: Path, name: str) -> None:
-            from ciksim.inference.culture import CultureData
-
-            CultureData.read_csv(path, origin=name)
-
-        def take_spec(path: Path, name: str) -> None:
-            from ciksim.schemas import read_text
-
-            text = read_text(path, what="trial spec", origin=name)
-            load_spec(trialform.parse(text, name), text)
-
-        def check_evidence(path: Path, name: str) -> None:
-            from ciksim.evidence import parse_evidence
-            from ciksim.evidence.allo import parse_allo_evidence
-            from ciksim.schemas import parse_toml, read_text
-
-            text = read_text(path, what="evidence file", origin=name)
-            parse = parse_allo_evidence if input.ca_model() == "allo" else parse_evidence
-            parse(parse_toml(text, origin=name), origin=name)
-            ui.update_radio_buttons("ca_evidence", selected="upload")
-
-        def check_cohort(path: Path, name: str) -> None:
-            from ciksim.evidence import read_cohort
-
-            read_cohort(path)
-
-        def check_study(path: Path, name: str) -> None:
-            from ciksim.schemas.study import check_study_file
-
-            check_study_file(path, origin=name)
-
-        for key, check in (("ly", check_lysis), ("fi", check_counts), ("tr", take_spec),
-                           ("ev", check_evidence), ("co", check_cohort),
-                           ("st", check_study)):
-            upload_check(key, check)
+        for key in UPLOADS:
+            upload_check(key)
 
     return limit_uploads(App(page_ui(), server))
 
