@@ -31,7 +31,7 @@ CIKSIM = shutil.which("ciksim", path=str(Path(sys.executable).parent)) or "ciksi
 COMMAND = [CIKSIM, "trial", "examples/aml-adjuvant-cik.toml", "--n-per-arm", "5", "--draws",
            "0"]
 LIBRARIES = "pandas, numba, lifelines, typer, rich, pydantic"
-IMPORTS = [sys.executable, "-c", "import gc; gc.set_threshold(10_000, 10, 10); "
+IMPORTS = [sys.executable, "-c", "import gc; gc.set_threshold(10_000, 50, 10); "
            f"import {LIBRARIES}; gc.freeze()"]
 
 
