@@ -66,7 +66,6 @@ def trial(
     the assurance of the planned analysis; or its assurance curve, or conditional power."""
     from ciksim.errors import DataError
     from ciksim.jobs.trial import power_job, trial_job
-    from ciksim.trial.draws import parse_sizes
 
     if args[0] == "assurance":
         if len(args) != 2:
@@ -85,6 +84,8 @@ def trial(
     if args[0] == "power":
         if len(args) != 2:
             raise DataError("usage: ciksim trial power SPEC.toml --n 20,40,80 --repeats 200")
+        from ciksim.trial.draws import parse_sizes
+
         sizes = list(parse_sizes(n, "--n"))
         if repeats < 1:
             raise DataError("--repeats must be >= 1")

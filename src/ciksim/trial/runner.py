@@ -364,10 +364,12 @@ def run_trial(
             progress(n_done, total)
     complete = all(c in done_frames for c in todo)
     frames = [done_frames[c] for c in todo if c in done_frames]
-    from ciksim.trial.allosim import ALLO_COLUMNS
+    if frames:
+        patients = pd.concat(frames, ignore_index=True)
+    else:
+        from ciksim.trial.allosim import ALLO_COLUMNS
 
-    patients = (pd.concat(frames, ignore_index=True) if frames
-                else pd.DataFrame(columns=list(ALLO_COLUMNS if allo else COLUMNS)))
+        patients = pd.DataFrame(columns=list(ALLO_COLUMNS if allo else COLUMNS))
     manifest = {
         "status": "complete" if complete else "incomplete",
         "digest": spec.digest(), "spec": spec.raw, "seed": spec.seed,
