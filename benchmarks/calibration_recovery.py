@@ -158,6 +158,10 @@ def run_cell(r: int, size: float, truth: dict[str, float]) -> dict[str, object]:
         row[f"{name}_q05"], row[f"{name}_q95"] = lo, hi
         row[f"{name}_covered"] = bool(lo <= truth[name] <= hi)
         row[f"{name}_width_ratio"] = float(summ.loc[name, "width_ratio"])
+        # the truth's rank: the posterior's weighted CDF at it (uniform over prior-drawn
+        # truths when the posterior is calibrated)
+        below = res.posterior.samples[name].to_numpy(float) <= truth[name]
+        row[f"{name}_cdf"] = float(res.posterior.weights[below].sum())
     shutil.rmtree(out, ignore_errors=True)  # the database of every cell would fill the disk
     return row
 
@@ -218,10 +222,17 @@ def report() -> None:
                   f"{stats.binom.cdf(k, n, 0.9):.2f}); width ratio mean "
                   f"{one[f'{name}_width_ratio'].mean():.2f}, median "
                   f"{one[f'{name}_width_ratio'].median():.2f}")
-            if n >= 10 and size == 1:
-                first = one[one["replicate"] < 10]
-                print(f"x1: {name}: first 10 replicates: "
-                      f"{int(first[f'{name}_covered'].sum())} of {len(first)}")
+            for m in (10, 20):
+                if n > m and size == 1:
+                    first = one[one["replicate"] < m]
+                    print(f"x1: {name}: first {m} replicates: "
+                          f"{int(first[f'{name}_covered'].sum())} of {len(first)}")
+            if f"{name}_cdf" in one and one[f"{name}_cdf"].notna().sum() >= 10:
+                u = one[f"{name}_cdf"].dropna().to_numpy(float)
+                print(f"x{size:g}: {name}: posterior CDF at the truth: below 0.05 in "
+                      f"{int((u < 0.05).sum())}, above 0.95 in {int((u > 0.95).sum())} of "
+                      f"{len(u)}; mean {u.mean():.2f}; Kolmogorov-Smirnov p against "
+                      f"uniform {stats.kstest(u, 'uniform').pvalue:.2f}")
     wide = df.pivot(index="replicate", columns="size",
                     values=[f"{n}_width_ratio" for n in effects])
     for name in effects:
