@@ -278,6 +278,15 @@ def plot(df: pd.DataFrame, effects: list[str], sizes: list[float]) -> None:
         ax.set_title(f"{name}: 90% posterior intervals ({TRUTHS} truths)")
         ax.legend(fontsize=7)
         ax = axes[1][col]
+        if len(sizes) == 1 and f"{name}_cdf" in df:  # one size: the truths' ranks instead
+            u = df[f"{name}_cdf"].dropna().to_numpy(float)
+            ax.hist(u, bins=10, range=(0, 1), color="#4c72b0", edgecolor="white")
+            ax.axhline(len(u) / 10, color="k", lw=1.5, ls="--", label="uniform (calibrated)")
+            ax.set_xlabel("posterior CDF at the truth")
+            ax.set_ylabel("replicates")
+            ax.set_title(f"{name}: rank of the truth (x{sizes[0]:g})")
+            ax.legend(fontsize=7)
+            continue
         wide = df.pivot(index="replicate", columns="size", values=f"{name}_width_ratio")
         for _, row in wide.iterrows():
             ax.plot(sizes, row[sizes].to_numpy(float), color="#999999", lw=1, marker=".")
