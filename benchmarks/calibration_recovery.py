@@ -227,7 +227,9 @@ def report() -> None:
                     first = one[one["replicate"] < m]
                     print(f"x1: {name}: first {m} replicates: "
                           f"{int(first[f'{name}_covered'].sum())} of {len(first)}")
-            if f"{name}_cdf" in one and one[f"{name}_cdf"].notna().sum() >= 10:
+            # ranks are uniform only over prior-drawn truths, not at one fixed truth
+            if TRUTHS == "prior" and f"{name}_cdf" in one \
+                    and one[f"{name}_cdf"].notna().sum() >= 10:
                 u = one[f"{name}_cdf"].dropna().to_numpy(float)
                 print(f"x{size:g}: {name}: posterior CDF at the truth: below 0.05 in "
                       f"{int((u < 0.05).sum())}, above 0.95 in {int((u > 0.95).sum())} of "
@@ -278,7 +280,7 @@ def plot(df: pd.DataFrame, effects: list[str], sizes: list[float]) -> None:
         ax.set_title(f"{name}: 90% posterior intervals ({TRUTHS} truths)")
         ax.legend(fontsize=7)
         ax = axes[1][col]
-        if len(sizes) == 1 and f"{name}_cdf" in df:  # one size: the truths' ranks instead
+        if len(sizes) == 1 and TRUTHS == "prior" and f"{name}_cdf" in df:  # truths' ranks
             u = df[f"{name}_cdf"].dropna().to_numpy(float)
             ax.hist(u, bins=10, range=(0, 1), color="#4c72b0", edgecolor="white")
             ax.axhline(len(u) / 10, color="k", lw=1.5, ls="--", label="uniform (calibrated)")
