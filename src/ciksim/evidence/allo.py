@@ -33,7 +33,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit
 
 from ciksim.errors import DataError
 from ciksim.evidence.allo_records import (
@@ -64,10 +63,11 @@ from ciksim.evidence.effect import (
     BIAS_SD,
     OFFSET_SD,
     Dimension,
+    proposal_to_natural,
     range_dimension,
     with_study_terms,
 )
-from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed, proportion
+from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed, proportion, shift_count
 
 DAYS_PER_YEAR = 365.25
 #: Calibrated by default: the alloreactive precursor share of T cells (A1), the host-tissue
@@ -382,12 +382,6 @@ def simulate_batch(prepared: Sequence[PreparedAlloStudy],
     return out
 
 
-def _shift(k: float, m: float, delta: float) -> float:
-    """A simulated proportion (half-count, as observed ones) moved by ``delta`` on the
-    log-odds scale."""
-    return float(expit(logit((k + 0.5) / (m + 1)) + delta))
-
-
 def summaries(prepared: Sequence[PreparedAlloStudy], raw: Mapping[str, Any],
               theta: Mapping[str, float], *, bias: bool = True) -> dict[str, float]:
     """Simulated summaries of one draw with its bias and offset terms (``bias`` False:
@@ -406,7 +400,7 @@ def summaries(prepared: Sequence[PreparedAlloStudy], raw: Mapping[str, Any],
             elif ps.rate:
                 out[f"{sid}/{arm.name}"] = 100.0 * k / m
             else:
-                out[f"{sid}/{arm.name}"] = _shift(k, m, delta)
+                out[f"{sid}/{arm.name}"] = shift_count(k, m, delta)
     return out
 
 
@@ -428,20 +422,12 @@ def term_shifts(prepared: Sequence[PreparedAlloStudy]
     return names, shifts, logodds
 
 
-def natural_thetas(dims: Sequence[Dimension], thetas: Sequence[Mapping[str, float]]
-                   ) -> list[dict[str, float]]:
-    """Proposals from pyabc's sampling scale (coordinates ``x00``, ``x01``, ...) to the
-    parameters' natural scale, by name."""
-    return [{d.name: float(d.to_natural(th[f"x{j:02d}"])) for j, d in enumerate(dims)}
-            for th in thetas]
-
-
 def simulate_chunk(payload: tuple[tuple[PreparedAlloStudy, ...], list[Dimension], int],
                    thetas: Sequence[Mapping[str, float]], keys: Sequence[int]
                    ) -> list[dict[str, float]]:
     """Summaries of proposals on the sampling scale (a worker's unit of work)."""
     prepared, dims, seed = payload
-    natural = natural_thetas(dims, thetas)
+    natural = [proposal_to_natural(dims, th) for th in thetas]
     raw = simulate_batch(prepared, natural, keys, seed)
     return [summaries(prepared, r, th) for r, th in zip(raw, natural, strict=True)]
 

@@ -28,7 +28,13 @@ from pyabc.weighted_statistics import effective_sample_size
 from pydantic import BaseModel
 
 from ciksim.errors import DataError
-from ciksim.evidence.effect import DEFAULT_EFFECTS, Dimension, dimensions
+from ciksim.evidence.effect import (
+    DEFAULT_EFFECTS,
+    Dimension,
+    dimensions,
+    proposal_to_natural,
+    sampling_name,
+)
 from ciksim.evidence.marginal import MarginalAcceptor, TermModel, kept_terms, term_model
 from ciksim.evidence.posterior import Posterior
 from ciksim.evidence.sampler import BatchModel, ChunkRunner, OrderedBatchSampler
@@ -81,20 +87,12 @@ def git_commit(where: str | Path | None = None) -> str | None:
     return head.stdout.strip() + ("+dirty" if dirty.returncode == 0 and changed else "")
 
 
-def _internal(j: int) -> str:
-    return f"x{j:02d}"
-
-
-def _natural(dims: Sequence[Dimension], pars: Mapping[str, float]) -> dict[str, float]:
-    return {d.name: float(d.to_natural(pars[_internal(j)])) for j, d in enumerate(dims)}
-
-
 def simulate_chunk(payload: tuple[tuple[PreparedStudy, ...], list[Dimension], int],
                    thetas: Sequence[Mapping[str, float]], keys: Sequence[int]
                    ) -> list[dict[str, float]]:
     """Summaries of proposals on the sampling scale (a worker's unit of work)."""
     prepared, dims, seed = payload
-    natural = [_natural(dims, th) for th in thetas]
+    natural = [proposal_to_natural(dims, th) for th in thetas]
     raw = simulate_batch(prepared, natural, keys, seed)
     return [summaries(prepared, r, th) for r, th in zip(raw, natural, strict=True)]
 
@@ -180,7 +178,7 @@ def _ppc(prepared: tuple[PreparedStudy, ...], dims: list[Dimension], posterior: 
          runner: ChunkRunner, draws: int, seed: int, terms: TermModel | None = None
          ) -> list[dict[str, Any]]:
     df = posterior.sample(draws, seed)
-    thetas = [{_internal(j): float(d.to_sampling(r[d.name])) for j, d in enumerate(dims)}
+    thetas = [{sampling_name(j): float(d.to_sampling(r[d.name])) for j, d in enumerate(dims)}
               for r in df.to_dict("records")]
     keys = [((PPC_GENERATION + 2) << 22) + i for i in range(draws)]
     sims = runner(thetas, keys)
@@ -283,7 +281,7 @@ def calibrate(
     target = default_epsilon(len(obs)) if min_epsilon is None else float(min_epsilon)
     terms = term_model(dims, *prob.terms(prepared), obs)
     fitted = [d for d in dims if d.kind == "effect"]
-    prior = pyabc.Distribution(**{_internal(j): pyabc.RV(*_rv_args(d))
+    prior = pyabc.Distribution(**{sampling_name(j): pyabc.RV(*_rv_args(d))
                                   for j, d in enumerate(fitted)})
     payload = (prepared, fitted, int(seed))
     runner = ChunkRunner(prob.simulate, payload, workers=workers, scheduler=scheduler)
@@ -430,7 +428,7 @@ def _with_terms(history: pyabc.History, ts: Sequence[int], fitted: list[Dimensio
         weights.append(w / w.sum() * _ess(w))
         rows += particles
     natural = pd.DataFrame({d.name: d.to_natural(np.array(
-        [p.parameter[_internal(j)] for p in rows], float)) for j, d in enumerate(fitted)})
+        [p.parameter[sampling_name(j)] for p in rows], float)) for j, d in enumerate(fitted)})
     if terms is not None:
         for name, values in kept_terms([p.sum_stat for p in rows], terms.names).items():
             natural[name] = values

@@ -261,3 +261,14 @@ def model_parameters(theta: Mapping[str, float], u: np.ndarray) -> dict[str, np.
     else:
         halves = np.full(n, t_half)
     return {"f_marrow": np.full(n, f_m), "s_vivo": np.full(n, s_v), "t_half_E": halves}
+
+
+def sampling_name(j: int) -> str:
+    """pyabc's name of the ``j``-th calibration coordinate (on its sampling scale)."""
+    return f"x{j:02d}"
+
+
+def proposal_to_natural(dims: Sequence[Dimension], pars: Mapping[str, float]) -> dict[str, float]:
+    """A proposal from pyabc's sampling scale (coordinates :func:`sampling_name`) to the
+    coordinates' natural scale, by name."""
+    return {d.name: float(d.to_natural(pars[sampling_name(j)])) for j, d in enumerate(dims)}

@@ -285,10 +285,15 @@ def _censor(arm: PreparedArm, part: dict[str, np.ndarray]) -> dict[str, np.ndarr
     return part
 
 
+def shift_count(k: float, n: float, delta: float) -> float:
+    """A simulated proportion of ``k`` in ``n`` (half-count, as observed ones: ``(k + 0.5) /
+    (n + 1)``) moved by ``delta`` on the log-odds scale."""
+    return float(expit(logit((k + 0.5) / (n + 1)) + delta))
+
+
 def _shift(p: float, n: int, delta: float) -> float:
-    """A simulated proportion moved by ``delta`` on the log-odds scale (half-count kept)."""
-    pt = (p * n + 0.5) / (n + 1)
-    return float(expit(logit(pt) + delta))
+    """A simulated proportion ``p`` of ``n`` moved by ``delta`` (:func:`shift_count`)."""
+    return shift_count(p * n, n, delta)
 
 
 def summaries(prepared: Sequence[PreparedStudy], raw: Mapping[str, Any],
