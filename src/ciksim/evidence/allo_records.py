@@ -20,6 +20,7 @@ from ciksim.evidence.studies import (
     Positive,
     Setting,
     Study,
+    check_design_arms,
     read_evidence_toml,
     validate_strictly,
 )
@@ -262,13 +263,7 @@ class AlloStudy(Study):
                              "false): rates are not shifted by study terms")
         if not self.bias and not self.notes:
             raise ValueError("bias = false (no design bias term) needs notes saying why")
-        several = len(self.arms) > 1
-        if self.design is Design.single_arm and several:
-            raise ValueError("design single-arm takes one arm; for more give the design of "
-                             "the comparison (randomised, matched-controls, ...)")
-        if self.design not in (Design.single_arm, Design.historical_controls) and not several:
-            raise ValueError(f"design {self.design.value} compares arms; give them, or use "
-                             "single-arm / historical-controls")
+        check_design_arms(self.design, len(self.arms))
         return self
 
 

@@ -166,6 +166,19 @@ class Population(BaseModel):
     start_burden: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
+def check_design_arms(design: Design, n_arms: int) -> None:
+    """The design's rule on the number of arms (their bounds are the schema's): single-arm
+    takes one, a comparison (randomised, matched or historical controls, patient choice)
+    more, historical controls either (a single arm against controls outside the study)."""
+    several = n_arms > 1
+    if design is Design.single_arm and several:
+        raise ValueError("design single-arm takes one arm; for more give the design of the "
+                         "comparison (randomised, matched-controls, ...)")
+    if design not in (Design.single_arm, Design.historical_controls) and not several:
+        raise ValueError(f"design {design.value} compares arms; give them, or use "
+                         "single-arm / historical-controls")
+
+
 class Study(BaseModel):
     """One calibration study (or a record kept out of the fit with ``use = false``)."""
 
@@ -189,16 +202,10 @@ class Study(BaseModel):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"arm names must differ, got {names}")
-        two = len(self.arms) == 2
-        if self.design is Design.single_arm and two:
-            raise ValueError("design single-arm takes one arm; for two arms give the design "
-                             "of the comparison (randomised, matched-controls, ...)")
-        if self.design not in (Design.single_arm, Design.historical_controls) and not two:
-            raise ValueError(f"design {self.design.value} compares two arms; give both, or "
-                             "use single-arm / historical-controls")
+        check_design_arms(self.design, len(self.arms))
         kind = self.endpoint.kind
         if kind == "hazard_ratio":
-            if not two:
+            if len(self.arms) != 2:
                 raise ValueError("a hazard_ratio endpoint needs two arms (treated first)")
         elif kind == "survival":
             if any(a.times_months is None for a in self.arms):
