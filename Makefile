@@ -29,11 +29,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reference_tools.py
 	$(BIN)/python benchmarks/recovery.py
 
-# Regenerate the shipped posterior of the in vivo CIK effect (about 3 min on 2 cores).
+# Regenerate the shipped posterior of the in vivo CIK effect (under a minute on 2 cores).
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibration.py --install
 
-# Regenerate the shipped posterior of the allo model's alloreactivity (A1-A4 studies).
+# Regenerate the shipped posterior of the allo model's alloreactivity (A1-A4, A6 studies;
+# 200 particles x 6 generations: about 19 min on 2 cores).
 calibrate-allo: $(STAMP)
 	$(BIN)/python benchmarks/calibration_allo.py --install
 
