@@ -38,12 +38,22 @@ def test_shipped_allo_evidence_records_a1_to_a3():
     assert {"A1-bar-2013-dli-dose", "A2-dazzi-2000-escalating", "A3-introna-2007-cik",
             "A3-laport-2011-cik", "A3-linn-2012-cik", "A3-chongqing-2016-cik"} <= ids
     a1 = ev.study("A1-bar-2013-dli-dose")
-    assert [a.n for a in a1.arms] == [75, 75, 75]
+    assert [a.n for a in a1.arms] == [66, 58, 84]  # the groups of Bar 2013's abstract
     # 12-month GvHD 55%, 45%, 21% (high to low initial dose) from the derived counts
     assert [round(a.events / a.n, 2) for a in a1.arms] == [0.55, 0.45, 0.21]
     a3 = {s.id: s.arms[0] for s in ev.used if s.id.startswith("A3")}
     assert sorted((a.events, a.n) for a in a3.values()) == [(2, 15), (2, 18), (3, 16), (4, 11)]
     assert all(a.cells == "cik" for a in a3.values())
+    # given at relapse, as published: the design of the same patients' CR records (A4)
+    for sid in ("A3-introna-2007-cik", "A3-laport-2011-cik", "A3-linn-2012-cik"):
+        arm, study = a3[sid], ev.study(sid)
+        assert arm.first_day is None and arm.trigger.watch == "blast_fraction"
+        assert study.population.parameters == {"start_burden": 3e-4}
+    for cik, cr in (("A3-introna-2007-cik", "A4-introna-2007-cr"),
+                    ("A3-linn-2012-cik", "A4-linn-2012-cr")):
+        a, b = a3[cik], ev.study(cr).arms[0]
+        assert (a.doses, a.interval_days, a.trigger) == (b.doses, b.interval_days, b.trigger)
+        assert ev.study(cik).population == ev.study(cr).population
     laport = a3["A3-laport-2011-cik"]  # the published dose levels
     assert [(lv.dose_per_kg, lv.n) for lv in laport.levels] == [(1e7, 4), (5e7, 6), (1e8, 8)]
     esc = ev.study("A2-dazzi-2000-escalating").arms[0]
@@ -64,7 +74,7 @@ def _bad(mutate, *needles):
 def test_bad_records_name_study_field_and_fix():
     def counts(d):
         d["studies"][0]["arms"][1]["events"] = 80
-    _bad(counts, "study 'A1-bar-2013-dli-dose'", "arms[1]", "above n = 75")
+    _bad(counts, "study 'A1-bar-2013-dli-dose'", "arms[1]", "above n = 58")
 
     def endpoint(d):
         d["studies"][0]["endpoint"]["kind"] = "grfs"

@@ -57,6 +57,7 @@ def calibrate_allo(
                                                        "shipped allo.toml).")] = None,
     parameters: Annotated[str | None, typer.Option(
         help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
+             "apc_floor,"
              "cik_allo_rel,cik_tox_rel,k_gvl,start_burden).")] = None,
     particles: Particles = 60,
     generations: Generations = 3,

@@ -71,12 +71,14 @@ from ciksim.evidence.simulate import DAYS_PER_MONTH, Observed, proportion, shift
 
 DAYS_PER_YEAR = 365.25
 #: Calibrated by default: the alloreactive precursor share of T cells (A1), the host-tissue
-#: damage rate (A1-A2), the CIK precursor share relative to T cells (A3-A4), the damage per
-#: activated CIK cell (A3, confounded with the share there, told apart by A4's GvL), the GvL
-#: killing rate (A4) and the residual leukemia at transplant (A6, jointly: the graft's GvL
-#: shapes the same relapse hazard).
-DEFAULT_PARAMETERS = ("f_allo_t", "k_dmg", "cik_allo_rel", "cik_tox_rel", "k_gvl",
-                      "start_burden")
+#: damage rate (A1-A2), the host antigen presentation left at full donor chimerism (A1: what
+#: primes a DLI given in remission, apart from the GvL that clears host haematopoiesis), the
+#: CIK precursor share relative to T cells (A3-A4), the damage per activated CIK cell (A3,
+#: confounded with the share there, told apart by A4's GvL), the GvL killing rate (A4) and
+#: the residual leukemia at transplant (A6, jointly: the graft's GvL shapes the same relapse
+#: hazard).
+DEFAULT_PARAMETERS = ("f_allo_t", "k_dmg", "apc_floor", "cik_allo_rel", "cik_tox_rel",
+                      "k_gvl", "start_burden")
 #: The summary of a simulated arm without eligible patients (e.g. nobody relapses, or all
 #: have severe GvHD before the infusion): an impossible proportion, far from every observed
 #: one (many standard errors) but finite, so the tolerance schedule keeps working.
