@@ -34,7 +34,7 @@ calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibration.py --install
 
 # Regenerate the shipped posterior of the allo model's alloreactivity (A1-A4, A6 studies;
-# 200 particles x 6 generations: about 19 min on 2 cores).
+# 300 particles x 6 generations: about 20 min on 2 cores).
 calibrate-allo: $(STAMP)
 	$(BIN)/python benchmarks/calibration_allo.py --install
 

@@ -2,7 +2,7 @@
 timed.
 
 Runs ``ciksim.evidence.calibrate(model="allo")`` (PARTICLES, GENERATIONS, WORKERS, SEED
-from the environment; defaults 200, 6, 2, 2026: the shipped posterior's) on
+from the environment; defaults 300, 6, 2, 2026: the shipped posterior's) on
 ``data/evidence/allo.toml``, prints the
 wall and CPU time, the simulated study sets and their CPU cost, the tolerances and effective
 sample size, the posterior summary and checks. With
@@ -21,7 +21,7 @@ from calibration_run import env_ints, show_and_install, timed_calibration
 from ciksim.evidence.allo import load_allo_evidence
 
 PARTICLES, GENERATIONS, WORKERS, SEED, PPC_DRAWS = env_ints(
-    PARTICLES=200, GENERATIONS=6, WORKERS=2, SEED=2026, PPC_DRAWS=40)
+    PARTICLES=300, GENERATIONS=6, WORKERS=2, SEED=2026, PPC_DRAWS=40)
 OUT = Path(os.environ.get("OUT", "out/calibration-allo"))
 SHIPPED = Path(__file__).resolve().parents[1] / "src/ciksim/data/posterior/allo.parquet"
 
