@@ -152,6 +152,9 @@ def test_coordinates_are_allo_parameters_with_declared_range_priors():
         assert (f"bias:{s.id}" in names) == (s.id != "A6-yanada-2021-relapse-hazard")
         assert (f"offset:{s.id}" in names) == (len(s.arms) > 1)
     assert "start_burden" in DEFAULT_PARAMETERS  # fitted jointly with A6
+    from ciksim.cli.calibrate import ALLO_DEFAULTS  # what `calibrate allo --help` shows
+
+    assert tuple(ALLO_DEFAULTS.split(",")) == DEFAULT_PARAMETERS
     with pytest.raises(CikError, match="unknown potency"):
         allo_dimensions(ev, ["potency"])
     with pytest.raises(CikError, match="declared range"):

@@ -20,6 +20,9 @@ Generations = Annotated[int, typer.Option(help="ABC-SMC generations (at most).")
 Workers = Annotated[int, typer.Option(help="Local worker processes.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
 Out = Annotated[Path, typer.Option(help="Folder of the run (database, posterior, report).")]
+#: ``ciksim.evidence.allo.DEFAULT_PARAMETERS`` as the help shows it (that module is imported
+#: only when a calibration runs; tests/test_evidence_allo.py checks the two agree).
+ALLO_DEFAULTS = "f_allo_t,k_dmg,apc_floor,cik_allo_rel,cik_tox_rel,k_gvl,start_burden"
 
 
 @verb(calibrate_app, "patient")
@@ -56,9 +59,8 @@ def calibrate_allo(
     evidence: Annotated[Path | None, typer.Option(help="Allo evidence TOML (default: the "
                                                        "shipped allo.toml).")] = None,
     parameters: Annotated[str | None, typer.Option(
-        help="Comma-separated allo-model parameters to calibrate (default: f_allo_t,k_dmg,"
-             "apc_floor,"
-             "cik_allo_rel,cik_tox_rel,k_gvl,start_burden).")] = None,
+        help=f"Comma-separated allo-model parameters to calibrate (default: "
+             f"{ALLO_DEFAULTS}).")] = None,
     particles: Particles = 60,
     generations: Generations = 3,
     min_epsilon: Annotated[float | None, typer.Option(help="Stop when the tolerance reaches "
