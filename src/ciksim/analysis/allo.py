@@ -68,7 +68,7 @@ INFUSIONS = ("dli", "cik")
 CHUNK = 200
 #: Quantities kept per patient and day when courses are asked for (``courses=True``).
 COURSE = ("LIC", "B", "blast_fraction", "mrd", "donor_chimerism", "P_t", "P_cik", "X_t",
-          "X_cik", "E_tot", "Dmg", "gvhd_grade", "Fib", "IS", "Infl")
+          "X_cik", "M", "X_m", "E_tot", "Dmg", "gvhd_grade", "Fib", "IS", "Infl")
 
 
 @dataclass(frozen=True)

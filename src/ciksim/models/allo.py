@@ -94,6 +94,12 @@ def _species() -> tuple[Species, ...]:
                 roles=("alloreactive", "activated")),
         Species("X_cik", "cells", "activated alloreactive donor CIK cells",
                 roles=("alloreactive", "activated")),
+        Species("M", "cells", "resting alloreactive donor memory cells (GvL-restricted)",
+                roles=("alloreactive", "memory")),
+        Species("C_m", "cells", "recalled alloreactive donor memory cells in their expansion "
+                "programme", roles=("alloreactive", "primed")),
+        Species("X_m", "cells", "activated alloreactive donor effectors from recalled memory "
+                "(GvL-restricted)", roles=("alloreactive", "activated")),
         Species("Infl", "1", "inflammation (conditioning, infection), relative to "
                 "myeloablative conditioning", initial="infl_0", kind="state"),
         Species("IS", "1", "immunosuppression level (1 = full prophylaxis)", initial="is_0",
@@ -132,7 +138,12 @@ def _assignments() -> list[Assignment]:
                    "alloantigen stimulus: host antigen presentation amplified by inflammation"),
         Assignment("drive", "is_on * stimulus / (K_stim + stimulus)", "1",
                    "relative priming and expansion drive of alloreactive cells"),
-        Assignment("X_allo", "X_t + X_cik", "cells", "activated alloreactive donor cells",
+        Assignment("recall_stimulus", "(1 - donor_chimerism) * (1 + infl_gain * Infl)", "1",
+                   "recipient haematopoietic antigen (leukemic and normal recipient cells) "
+                   "that recalls memory cells, amplified by inflammation"),
+        Assignment("recall_drive", "is_on * recall_stimulus / (K_stim + recall_stimulus)",
+                   "1", "relative recall and expansion drive of alloreactive memory cells"),
+        Assignment("X_allo", "X_t + X_cik + X_m", "cells", "activated alloreactive donor cells",
                    roles=("alloreactive_cells",)),
         Assignment("X_tox", "X_t + cik_tox_rel * X_cik", "cells",
                    "activated alloreactive cells weighted by their host-tissue toxicity"),
@@ -245,9 +256,27 @@ def _processes() -> list[Process]:
             Process(f"programme_end_{j}", f"k_prog * C_{j}", {f"C_{j}": -1, f"X_{j}": 1},
                     f"the expansion programme of primed {j} cells ends (they join the "
                     "effectors)"),
-            Process(f"contract_{j}", f"k_con * X_{j}", {f"X_{j}": -1},
-                    f"activated alloreactive {j} effectors contract"),
+            Process(f"contract_{j}", f"k_con * (1 - f_mem) * X_{j}", {f"X_{j}": -1},
+                    f"activated alloreactive {j} effectors contract (die)"),
+            Process(f"memory_{j}", f"k_con * f_mem * X_{j}", {f"X_{j}": -1, "M": 1},
+                    f"a share of contracting alloreactive {j} effectors become resting memory "
+                    "cells"),
         ]
+    out += [
+        Process("memory_loss", "k_mem * M", {"M": -1}, "alloreactive memory cells are lost"),
+        Process("recall", "k_act * recall_drive * M", {"M": -1, "C_m": 1},
+                "memory cells recalled by recipient haematopoietic antigen (a relapse, mixed "
+                "chimerism) start an expansion programme"),
+        Process("expand_m", "burst * k_prog * recall_drive * C_m", {"X_m": 1},
+                "recalled memory cells in their programme make GvL-restricted effector "
+                "progeny, more the more recipient haematopoietic antigen they meet"),
+        Process("programme_end_m", "k_prog * C_m", {"C_m": -1, "X_m": 1},
+                "the expansion programme of recalled memory cells ends"),
+        Process("contract_m", "k_con * (1 - f_mem) * X_m", {"X_m": -1},
+                "effectors from recalled memory contract (die)"),
+        Process("memory_m", "k_con * f_mem * X_m", {"X_m": -1, "M": 1},
+                "a share of contracting recalled effectors return to memory"),
+    ]
     return out
 
 
