@@ -113,6 +113,7 @@ class PreparedAlloArm:
     days: tuple[float, ...] = ()  # infusion days after the first one
     stops: tuple[str, ...] = ()
     shorter: tuple[Any, ...] = ()
+    in_remission: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def prepare_studies(studies: Sequence[AlloStudy]) -> tuple[PreparedAlloStudy, ..
                                 for k in range(1, len(doses))) if stops else ()
                 arms.append(PreparedAlloArm(
                     arm.name, level.n, level.screen, scen, start, latest + window + 1.0,
-                    tuple(k * step for k in range(1, len(doses))), stops, shorter))
+                    tuple(k * step for k in range(1, len(doses))), stops, shorter,
+                    level.in_remission))
         observed = []
         for arm in study.arms:
             if arm.rate_per_100py is not None:
@@ -213,6 +215,25 @@ def arm_outcome(kind: str, table: Any, start: np.ndarray | float, window: float
         else:
             raise DataError(f"endpoint {kind!r}: not a proportion; see arm_exposure")
     return eligible, hit & eligible
+
+
+def design_mask(study: AlloStudy, arm: PreparedAlloArm, table: Any,
+                start: np.ndarray | float) -> np.ndarray:
+    """Per simulated recipient, whether the study's design admits it: its landmark (alive on
+    ``population.alive_on_day``, not relapsed by ``population.relapse_free_on_day``) and,
+    for an ``in_remission`` (pre-emptive) arm, no overt relapse at the first infusion."""
+    start = np.broadcast_to(np.asarray(start, float), (len(table),))
+    pop = study.population
+    ok = np.ones(len(table), bool)
+    relapse = _column(table, "relapse_day")
+    with np.errstate(invalid="ignore"):
+        if pop.alive_on_day is not None:
+            ok &= ~(_column(table, "death_day") <= pop.alive_on_day)
+        if pop.relapse_free_on_day is not None:
+            ok &= ~(relapse <= pop.relapse_free_on_day)
+        if arm.in_remission:
+            ok &= ~(relapse <= start)
+    return ok
 
 
 def gvhd_onset(table: Any) -> np.ndarray:
@@ -372,6 +393,7 @@ def simulate_batch(prepared: Sequence[PreparedAlloStudy],
                 eligible = np.isfinite(start)
             else:
                 eligible, hit = arm_outcome(ep.kind, table, start, ps.window)
+            eligible = eligible & design_mask(ps.study, pa, table, start)
             for i in range(len(thetas)):
                 rows = np.flatnonzero(eligible[i * m:(i + 1) * m])[:pa.n] + i * m
                 if ps.rate:

@@ -55,7 +55,9 @@ MAX_STUDIES = 1 << (KEY_SHIFT - STUDY_SHIFT)
 
 
 class AlloPopulation(BaseModel):
-    """An allo scenario with its donor and conditioning options and parameter medians."""
+    """An allo scenario with its donor and conditioning options and parameter medians;
+    a landmark, if the study had one: only recipients alive on ``alive_on_day`` and not
+    relapsed by ``relapse_free_on_day`` (days after the stem-cell infusion) are eligible."""
 
     model_config = STRICT
     scenario: str = REFERENCE_SCENARIO
@@ -63,6 +65,8 @@ class AlloPopulation(BaseModel):
     conditioning: str | None = None
     parameters: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
         default_factory=dict)
+    alive_on_day: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    relapse_free_on_day: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class AlloEndpoint(BaseModel):
@@ -147,7 +151,9 @@ class AlloArm(BaseModel):
     on a schedule starting on ``first_day`` or when ``trigger`` fires, ``n`` patients,
     ``events`` observed (a relapse-rate endpoint: ``rate_per_100py``). ``levels`` splits
     the arm's patients over dose levels; ``stop`` withholds the later infusions of a
-    patient (:data:`STOPS`)."""
+    patient (:data:`STOPS`); ``in_remission``: only recipients not in overt relapse at the
+    first infusion are eligible (pre-emptive donor cells, given in the absence of
+    relapse)."""
 
     model_config = STRICT
     name: str = Field(min_length=1)
@@ -164,6 +170,7 @@ class AlloArm(BaseModel):
     trigger: AlloTrigger | None = None
     stop: tuple[Literal["significant-gvhd", "gvhd", "response"], ...] = ("significant-gvhd",)
     screen: int = Field(default=1, ge=1)
+    in_remission: bool = False
 
     @property
     def doses(self) -> tuple[float, ...]:
@@ -215,6 +222,9 @@ class AlloArm(BaseModel):
         if self.events is not None and self.events > self.n:
             raise ValueError(f"events = {self.events} is above n = {self.n}; give the "
                              "number of patients with the endpoint (0..n)")
+        if self.in_remission and self.trigger is None:
+            raise ValueError("in_remission = true belongs to a triggered (pre-emptive) arm; "
+                             "give a trigger or drop in_remission")
         if self.n * self.screen > MAX_SIMULATED:
             raise ValueError(f"n x screen = {self.n * self.screen} simulated recipients; at "
                              f"most {MAX_SIMULATED}")
