@@ -16,7 +16,7 @@ from ciksim.models.allo import STOCHASTIC, AlloScenario, allo_model
 from ciksim.models.patient import patient_model
 from ciksim.protocol import Protocol
 
-ALLO_CELLS = {"P_t", "P_cik", "X_t", "X_cik"}
+ALLO_CELLS = {"P_t", "P_cik", "X_t", "X_cik", "M", "C_m", "X_m"}
 
 
 def _depends_on(name_or_key: str) -> set[str]:
@@ -60,6 +60,41 @@ def test_a7_gvhd_is_host_tissue_damage_and_gvl_gvhd_share_the_same_cells():
     assert {"X_t", "X_cik"} <= _depends_on("tissue_damage")
     assert {"X_t", "X_cik"} <= _depends_on("gvl_blasts")
     assert {"X_t", "X_cik"} <= _depends_on("gvl_active")
+
+
+def test_memory_is_recalled_by_recipient_haematopoiesis_and_gives_gvl_without_gvhd():
+    """Memory (S71's share and terminal loss) is formed from every alloreactive effector,
+    recalled only by recipient haematopoietic antigen (not the host-tissue floor), and its
+    effectors kill recipient haematopoietic cells but do not damage host tissue."""
+    model = allo_model()
+    into_memory = {p.name for p in model.processes if p.changes.get("M", 0) > 0}
+    assert into_memory == {"memory_t", "memory_cik", "memory_m"}
+    for name in into_memory:
+        assert "f_mem" in _depends_on(name)
+    recall = _depends_on("recall")
+    assert {"M", "donor_chimerism", "is_on"} <= recall and "apc_floor" not in recall
+    assert "X_m" in _depends_on("gvl_blasts") and "X_m" in _depends_on("host_haem_kill")
+    assert "X_m" not in _depends_on("tissue_damage")
+    assert model.parameter_by_name["f_mem"].value == pytest.approx(0.0079)
+    assert model.parameter_by_name["k_mem"].value == pytest.approx(0.0032)
+
+
+def _regrowth(f_mem: float) -> tuple[float, float, float]:
+    """A day-30 DLI into a patient whose residual leukemia regrows: (leukemic cells on day
+    200, the most memory-derived effectors, the most host-tissue damage after day 100).
+    With memory the leukemia falls for two months, then regrows more slowly."""
+    proto = Protocol.from_dict({"name": "x", "events": [_DLI]})
+    res = simulate(allo_model(), proto, 200.0, times=np.linspace(0.0, 200.0, 401),
+                   parameters={**_FEW, "f_mem": f_mem})
+    late = np.linspace(0.0, 200.0, 401) > 100
+    return res["L_tot"][-1, 0], res["X_m"][:, 0].max(), res["Dmg"][late, 0].max()
+
+
+def test_memory_guards_a_remission_without_more_gvhd():
+    few, memory = _regrowth(0.001), _regrowth(0.0079)
+    assert memory[0] < 0.1 * few[0]           # the regrowing leukemia recalls memory: GvL
+    assert memory[1] > 10 * few[1]
+    assert memory[2] <= few[2] * 1.01         # ... with no more host-tissue damage
 
 
 # Deterministic (ODE) runs of one patient with few graft alloreactive cells, no GvHD

@@ -17,7 +17,11 @@ lost unprimed. A primed cell runs a programmed expansion (``C_t``, ``C_cik``): i
 ``burst`` effector progeny over the programme's duration (proliferation blocked by
 immunosuppression), and its progeny, activated cells ``X_t``, ``X_cik``, contract. The
 response is thus proportional to the precursors primed (the dose) and ends once they are
-used up, unless a new infusion brings more. The same
+used up, unless a new infusion brings more. A share ``f_mem`` of the contracting effectors
+become resting memory ``M`` (clinical S71, CAR-T proxy), recalled only by recipient
+haematopoietic antigen (a relapse, mixed chimerism) into effectors ``X_m`` that kill
+recipient haematopoietic cells but not host tissue (GvL-restricted memory, assumed after
+M26). The same
 activated cells kill recipient haematopoietic cells (leukemic and normal: GvL and conversion
 to full donor chimerism) and damage host tissue (skin, gut, liver lumped: ``Dmg``, 0-1), which
 drives the GvHD hazard and grade; CIK damage tissue less per cell (IFN-gamma protection, M25).
@@ -313,7 +317,8 @@ def allo_model() -> Model:
             "(exact birth-death-transfer LIC feeding continuous blasts), recipient and donor "
             "haematopoiesis (chimerism), alloreactive donor T and CIK cells primed by host "
             "antigen presentation and inflammation, killing recipient haematopoietic cells "
-            "(GvL) and damaging host tissue (GvHD), blunted by immunosuppression."
+            "(GvL) and damaging host tissue (GvHD), blunted by immunosuppression; their "
+            "memory, recalled by recipient haematopoietic antigen, gives GvL only."
         ),
         species=_species(),
         parameters=load_parameter_file("allo") + _imported_parameters(),

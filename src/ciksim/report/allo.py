@@ -55,6 +55,8 @@ def _one_patient(result: AlloPatientResult) -> Any:
                               ("X_t", "activated alloreactive T", "purple"),
                               ("P_cik", "alloreactive CIK precursors", "tab:cyan"),
                               ("X_cik", "activated alloreactive CIK", "tab:blue"),
+                              ("M", "alloreactive memory (GvL-restricted)", "tab:olive"),
+                              ("X_m", "recalled memory effectors (GvL only)", "olive"),
                               ("E_tot", "CIK product effectors (marrow)", "tab:green")):
         values = _positive(c[col].to_numpy())
         if np.isfinite(values).any():
