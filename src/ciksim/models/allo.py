@@ -467,7 +467,7 @@ def _host_fraction(model: Model, chimerism: Any, pars: Mapping[str, float],
     """Recipient marrow share at day 0 (``H0_frac``) giving the donor share ``chimerism``
     of the normal marrow on day 0, ``D0_frac / (D0_frac + H0_frac)``. Not the chimerism at
     engraftment: the graft's alloreactive cells kill recipient cells from day 0, so it
-    rises (0.5 on day 0 gives about 0.86 on day 21 in the median sibling/MAC patient)."""
+    rises (0.5 on day 0 gives about 0.84 on day 21 in the median sibling/MAC patient)."""
     c = _number(chimerism, f"{origin}: chimerism")
     if not 0 < c <= 1:
         raise DataError(f"{origin}: chimerism {c:g} must lie in (0, 1] (donor share of the "
