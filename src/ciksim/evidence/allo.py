@@ -9,7 +9,8 @@ list or dose levels) or none (a control arm), from a fixed day after the stem-ce
 or when a trigger fires, later infusions withheld at a stop (:data:`STOPS`); an endpoint
 (:data:`ALLO_ENDPOINTS`) counted from the first infusion. Patients alive and without grade
 II-IV or chronic GvHD at the first infusion are eligible for the GvHD endpoints (a resolved
-grade I is no bar), those in overt relapse for ``cr``. Everything is computed from the
+grade I is no bar), those in overt relapse for ``cr``; a study's landmark and an arm's
+``in_remission`` narrow that further (:func:`design_mask`). Everything is computed from the
 columns of :func:`ciksim.analysis.allo.simulate_allo_cohort` (days after the stem-cell
 infusion); an arm's patients are the first ``n`` eligible of ``n × screen`` simulated
 recipients.
