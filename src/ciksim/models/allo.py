@@ -201,6 +201,25 @@ def _assignments() -> list[Assignment]:
     ]
 
 
+def _programme(j: str, drive: str, who: str) -> list[Process]:
+    """The expansion programme of primed cells ``C_j`` (``burst`` progeny per cell at full
+    ``drive``, over ``1/k_prog`` days) into effectors ``X_j``, which contract at ``k_con``,
+    a share ``f_mem`` of them into memory ``M``: one law for the T, CIK and recalled memory
+    programmes."""
+    return [
+        Process(f"expand_{j}", f"burst * k_prog * {drive} * C_{j}", {f"X_{j}": 1},
+                f"{who} in their programme make effector progeny, more the more of their "
+                f"antigen they meet ({drive}: a leukemic relapse, inflammation), "
+                "immunosuppression blocking proliferation"),
+        Process(f"programme_end_{j}", f"k_prog * C_{j}", {f"C_{j}": -1, f"X_{j}": 1},
+                f"the expansion programme of {who} ends (they join the effectors)"),
+        Process(f"contract_{j}", f"k_con * (1 - f_mem) * X_{j}", {f"X_{j}": -1},
+                f"activated effectors of {who} contract (die)"),
+        Process(f"memory_{j}", f"k_con * f_mem * X_{j}", {f"X_{j}": -1, "M": 1},
+                f"a share of the contracting effectors of {who} become resting memory cells"),
+    ]
+
+
 def _processes() -> list[Process]:
     out = [
         *lic_processes(),
@@ -253,33 +272,14 @@ def _processes() -> list[Process]:
                     "their expansion programme"),
             Process(f"precursor_loss_{j}", f"k_P * P_{j}", {f"P_{j}": -1},
                     f"unprimed alloreactive {j} precursors lost"),
-            Process(f"expand_{j}", f"burst * k_prog * drive * C_{j}", {f"X_{j}": 1},
-                    f"primed alloreactive {j} cells in their programme make effector progeny, "
-                    "more the more host antigen they meet (a leukemic relapse, inflammation), "
-                    "immunosuppression blocking proliferation"),
-            Process(f"programme_end_{j}", f"k_prog * C_{j}", {f"C_{j}": -1, f"X_{j}": 1},
-                    f"the expansion programme of primed {j} cells ends (they join the "
-                    "effectors)"),
-            Process(f"contract_{j}", f"k_con * (1 - f_mem) * X_{j}", {f"X_{j}": -1},
-                    f"activated alloreactive {j} effectors contract (die)"),
-            Process(f"memory_{j}", f"k_con * f_mem * X_{j}", {f"X_{j}": -1, "M": 1},
-                    f"a share of contracting alloreactive {j} effectors become resting memory "
-                    "cells"),
+            *_programme(j, "drive", f"primed alloreactive {j} cells"),
         ]
     out += [
         Process("memory_loss", "k_mem * M", {"M": -1}, "alloreactive memory cells are lost"),
         Process("recall", "k_act * recall_drive * M", {"M": -1, "C_m": 1},
                 "memory cells recalled by recipient haematopoietic antigen (a relapse, mixed "
                 "chimerism) start an expansion programme"),
-        Process("expand_m", "burst * k_prog * recall_drive * C_m", {"X_m": 1},
-                "recalled memory cells in their programme make GvL-restricted effector "
-                "progeny, more the more recipient haematopoietic antigen they meet"),
-        Process("programme_end_m", "k_prog * C_m", {"C_m": -1, "X_m": 1},
-                "the expansion programme of recalled memory cells ends"),
-        Process("contract_m", "k_con * (1 - f_mem) * X_m", {"X_m": -1},
-                "effectors from recalled memory contract (die)"),
-        Process("memory_m", "k_con * f_mem * X_m", {"X_m": -1, "M": 1},
-                "a share of contracting recalled effectors return to memory"),
+        *_programme("m", "recall_drive", "recalled memory cells (GvL-restricted progeny)"),
     ]
     return out
 
