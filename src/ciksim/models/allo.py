@@ -18,16 +18,16 @@ lost unprimed. A primed cell runs a programmed expansion (``C_t``, ``C_cik``): i
 immunosuppression), and its progeny, activated cells ``X_t``, ``X_cik``, contract. The
 response is thus proportional to the precursors primed (the dose) and ends once they are
 used up, unless a new infusion brings more. A share ``f_mem`` of the contracting effectors
-become resting memory ``M`` (clinical S71, CAR-T proxy), recalled only by recipient
-haematopoietic antigen (a relapse, mixed chimerism) into effectors ``X_m`` that kill
-recipient haematopoietic cells but not host tissue (GvL-restricted memory, assumed after
-M26). The same
+become resting memory ``M`` (clinical S71, CAR-T proxy; fewer under immunosuppression),
+recalled only by recipient haematopoietic antigen (a relapse, mixed chimerism), at a tenth
+of the antigen priming needs, into effectors ``X_m`` that kill recipient haematopoietic
+cells but not host tissue (GvL-restricted memory, assumed after M26). The same
 activated cells kill recipient haematopoietic cells (leukemic and normal: GvL and conversion
 to full donor chimerism) and damage host tissue (skin, gut, liver lumped: ``Dmg``, 0-1), which
 drives the GvHD hazard and grade; CIK damage tissue less per cell (IFN-gamma protection, M25).
 Donor haematopoiesis shares the donor's antigens and is never a target (A7, M26).
-Immunosuppression ``IS`` (prophylaxis from day 0, tapered; a dose restarts it) blocks priming
-and expansion, so it blunts GvHD and GvL alike. Time is in days.
+Immunosuppression ``IS`` (prophylaxis from day 0, tapered; a dose restarts it) blocks priming,
+expansion and memory formation, so it blunts GvHD and GvL alike. Time is in days.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def _assignments() -> list[Assignment]:
         Assignment("free_marrow", "1 - (H + D + L_tot) / K_marrow", "1",
                    "free marrow space (negative when crowded)"),
         Assignment("is_on", "1 - is_block * min(IS, 1)", "1",
-                   "share of priming and expansion left by immunosuppression"),
+                   "share of priming, expansion and memory formation left by "
+                   "immunosuppression"),
         Assignment("stimulus", "(apc_floor + (1 - apc_floor) * (1 - donor_chimerism))"
                    " * (1 + infl_gain * Infl)", "1",
                    "alloantigen stimulus: host antigen presentation amplified by inflammation"),
@@ -145,8 +146,9 @@ def _assignments() -> list[Assignment]:
         Assignment("recall_stimulus", "(1 - donor_chimerism) * (1 + infl_gain * Infl)", "1",
                    "recipient haematopoietic antigen (leukemic and normal recipient cells) "
                    "that recalls memory cells, amplified by inflammation"),
-        Assignment("recall_drive", "is_on * recall_stimulus / (K_stim + recall_stimulus)",
-                   "1", "relative recall and expansion drive of alloreactive memory cells"),
+        Assignment("recall_drive", "is_on * recall_stimulus / (K_recall + recall_stimulus)",
+                   "1", "relative recall and expansion drive of alloreactive memory cells (memory "
+                   "responds to less antigen than priming needs: K_recall < K_stim)"),
         Assignment("X_allo", "X_t + X_cik + X_m", "cells", "activated alloreactive donor cells",
                    roles=("alloreactive_cells",)),
         Assignment("X_tox", "X_t + cik_tox_rel * X_cik", "cells",
@@ -204,8 +206,9 @@ def _assignments() -> list[Assignment]:
 def _programme(j: str, drive: str, who: str) -> list[Process]:
     """The expansion programme of primed cells ``C_j`` (``burst`` progeny per cell at full
     ``drive``, over ``1/k_prog`` days) into effectors ``X_j``, which contract at ``k_con``,
-    a share ``f_mem`` of them into memory ``M``: one law for the T, CIK and recalled memory
-    programmes."""
+    a share ``f_mem`` of them into memory ``M`` (less under immunosuppression, ``is_on``:
+    calcineurin inhibitors block the IL-2 that programs memory): one law for the T, CIK and
+    recalled memory programmes."""
     return [
         Process(f"expand_{j}", f"burst * k_prog * {drive} * C_{j}", {f"X_{j}": 1},
                 f"{who} in their programme make effector progeny, more the more of their "
@@ -213,10 +216,11 @@ def _programme(j: str, drive: str, who: str) -> list[Process]:
                 "immunosuppression blocking proliferation"),
         Process(f"programme_end_{j}", f"k_prog * C_{j}", {f"C_{j}": -1, f"X_{j}": 1},
                 f"the expansion programme of {who} ends (they join the effectors)"),
-        Process(f"contract_{j}", f"k_con * (1 - f_mem) * X_{j}", {f"X_{j}": -1},
+        Process(f"contract_{j}", f"k_con * (1 - f_mem * is_on) * X_{j}", {f"X_{j}": -1},
                 f"activated effectors of {who} contract (die)"),
-        Process(f"memory_{j}", f"k_con * f_mem * X_{j}", {f"X_{j}": -1, "M": 1},
-                f"a share of the contracting effectors of {who} become resting memory cells"),
+        Process(f"memory_{j}", f"k_con * f_mem * is_on * X_{j}", {f"X_{j}": -1, "M": 1},
+                f"a share of the contracting effectors of {who} become resting memory cells "
+                "(fewer under immunosuppression)"),
     ]
 
 
