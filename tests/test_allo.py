@@ -79,6 +79,31 @@ def test_memory_is_recalled_by_recipient_haematopoiesis_and_gives_gvl_without_gv
     assert model.parameter_by_name["k_mem"].value == pytest.approx(0.0032)
 
 
+def test_memory_needs_less_antigen_than_priming_and_forms_less_under_immunosuppression():
+    """Recall saturates at a tenth of the recipient share priming needs (K_recall =
+    K_stim / 10), and immunosuppression (is_on) cuts the share of contracting effectors
+    that become memory, not only their number."""
+    model = allo_model()
+    par = model.parameter_by_name
+    assert par["K_recall"].value == pytest.approx(par["K_stim"].value / 10)
+    assert "K_recall" in _depends_on("recall") and "K_stim" not in _depends_on("recall")
+    for j in ("t", "cik", "m"):
+        assert "IS" in _depends_on(f"memory_{j}")
+        assert "IS" in _depends_on(f"contract_{j}")  # the share, not a loss of cells
+
+    def memory_share(is_0: float) -> float:
+        """Memory formed per effector contracted, no infusion, the graft's response."""
+        res = simulate(allo_model(), Protocol("x"), 60.0, times=np.linspace(0, 60, 121),
+                       parameters={**_FEW, "is_0": is_0, "k_taper": 0.005, "k_mem": 0.001,
+                                   "graft_cd3": 2e8, "f_allo_t": 1e-4})
+        x = res["X_t"][:, 0] + res["X_cik"][:, 0] + res["X_m"][:, 0]
+        contracted = np.trapezoid(x, dx=0.5) * model.parameter_by_name["k_con"].value
+        return res["M"][-1, 0] / contracted
+
+    free, held = memory_share(0.0), memory_share(1.0)
+    assert held < 0.35 * free                       # is_block 0.8 at full prophylaxis
+
+
 def _regrowth(f_mem: float) -> tuple[float, float, float]:
     """A day-30 DLI into a patient whose residual leukemia regrows: (leukemic cells on day
     200, the most memory-derived effectors, the most host-tissue damage after day 100).

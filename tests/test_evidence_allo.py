@@ -28,6 +28,7 @@ from ciksim.evidence.allo import (
     simulate_batch,
     stop_days,
 )
+from ciksim.evidence.allo_records import AlloArm
 from ciksim.models.allo import allo_model
 from conftest import evidence_refused, shipped_evidence
 
@@ -241,6 +242,23 @@ def test_landmark_and_pre_emptive_eligibility():
     assert design_mask(a5, rel, table, start).tolist() == [False, False, True, True, True]
     a1 = load_allo_evidence().study("A1-bar-2013-dli-dose")
     assert design_mask(a1, prepare_studies([a1])[0].arms[0], table, start).all()
+
+
+def test_a_monitoring_only_arm_counts_from_its_trigger_and_infuses_nothing():
+    """cells = 'none' with a trigger: the same recipients and trigger day as the
+    pre-emptive arm, no infusion (the A5 check's counterfactual)."""
+    a5 = load_allo_evidence().study("A5-rettig-2021-preemptive")
+    arm = a5.arms[0].model_dump(exclude_none=True)
+    for key in ("dose_per_kg", "infusions"):
+        del arm[key]
+    watch = AlloArm.model_validate({**arm, "cells": "none"})
+    study = a5.model_copy(update={"arms": (watch,)})
+    [ps] = prepare_studies([study])
+    [trig] = ps.arms[0].scenario.protocol.triggers
+    assert ps.arms[0].start == "pre-emptive_day" and trig.doses == ()
+    assert not [e for e in ps.arms[0].scenario.protocol.events if e.action == "dose"]
+    raw = simulate_batch([ps], [{}], [1], seed=3)[0][study.id]["pre-emptive"]
+    assert 0 <= raw[0] <= raw[1] == 42
 
 
 def test_prepared_studies_carry_their_schedules_and_observed_summaries():

@@ -125,6 +125,26 @@ def test_an_individual_whose_triggers_never_fire_runs_as_without_them(engine):
     assert not np.array_equal(res.final[:, ~quiet], plain.final[:, ~quiet])
 
 
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_a_monitoring_only_trigger_records_its_day_and_gives_nothing(engine):
+    """A trigger without doses fires where the same trigger with doses would first fire,
+    and everyone runs as under the protocol without it."""
+    watch = Trigger("mrd-found", "mrd", above=0.05, monitor={"first": 5, "every": 5,
+                                                             "last": 60})
+    plain = Protocol("p", PROTOCOL.events)
+    kw = dict(stop_after_crossing=False, record=True)  # everyone to the end
+    res = run(engine, n=150, protocol=Protocol("p", PROTOCOL.events, triggers=(watch,)), **kw)
+    base = run(engine, n=150, protocol=plain, **kw)
+    dosed = run(engine, n=150, protocol=Protocol("p", PROTOCOL.events, triggers=(PRE,)), **kw)
+    day = res.trigger_day["mrd-found"]
+    assert 0.05 < np.isfinite(day).mean() < 0.95
+    np.testing.assert_array_equal(day, dosed.trigger_day["pre-emptive"])
+    np.testing.assert_array_equal(res.trajectory, base.trajectory)
+    np.testing.assert_array_equal(res.crossing_time, base.crossing_time)
+    toml = Protocol.from_dict({"name": "x", "triggers": [{**GOOD, "doses": []}]})
+    assert toml.triggers[0].doses == ()
+
+
 def test_fires_once_on_the_first_visit_meeting_the_condition_and_doses_follow():
     res = run("compiled", n=120, record=True, stop_after_crossing=False)
     day = res.trigger_day["pre-emptive"]
@@ -253,7 +273,6 @@ GOOD = {"name": "t", "watch": "mrd", "above": 0.1, "monitor": {"days": [10]},
         ({"monitor": {"days": [-5]}}, r"monitor\.days\[0\] = -5: must be >= 0"),
         ({"doses": [{"offset": -1, "dose": "eff", "amount": 1}]},
          r"doses\[0\]\.offset = -1: must be >= 0"),
-        ({"doses": []}, r"triggers\[0\]\.doses: 0 entries"),
         ({"doses": [{"dose": "eff"}]}, "missing field 'amount'"),
         ({"above": -1}, "negative"),
         ({"when": 3}, "unknown field"),
@@ -292,7 +311,7 @@ def test_triggers_not_fitting_the_model_are_refused_when_bound(change, message):
         ({"monitor": ()}, "empty monitoring schedule"),
         ({"monitor": [10, 5]}, "strictly increasing"),
         ({"monitor": {"first": 1, "every": 1}}, r"monitor: give \{first"),
-        ({"doses": []}, "doses: give a list"),
+        ({"doses": {"dose": "eff", "amount": 1}}, "doses: give a list"),
         ({"doses": [{"offset": -2, "dose": "eff", "amount": 1}]}, r"doses\[0\]: offset -2"),
         ({"doses": [{"offset": 0, "dose": "eff", "amount": 0}]}, "amount must be > 0"),
         ({"above": None}, "exactly one of above or below"),

@@ -134,8 +134,10 @@ class Trigger:
     monitoring days, as days (``[30, 60, 90]``), ``{"days": [...]}`` or ``{"first": 30,
     "every": 30, "last": 720}`` (stored expanded, days since the start of the protocol).
     ``doses``: :class:`TriggerDose` or ``{"offset": 0, "dose": "cik", "amount": 1e7}``
-    (offset in days after the trigger day). The condition is evaluated on the state of the
-    monitoring day after that day's fixed events; doses with offset 0 follow at once.
+    (offset in days after the trigger day); none (``[]``): a monitoring-only trigger, which
+    only records the day it fires (e.g. the day MRD is first found). The condition is
+    evaluated on the state of the monitoring day after that day's fixed events; doses with
+    offset 0 follow at once.
     """
 
     name: str
@@ -160,9 +162,9 @@ class Trigger:
         _nonnegative(self.threshold_value, f"{where}: {side}")
         object.__setattr__(self, "monitor", monitoring_days(self.monitor, f"{where}: monitor"))
         doses = self.doses
-        if isinstance(doses, Mapping) or not isinstance(doses, (list, tuple)) or not doses:
+        if isinstance(doses, Mapping) or not isinstance(doses, (list, tuple)):
             raise ProtocolError(f"{where}: doses: give a list of {{offset = days, dose = "
-                                "name, amount = quantity}}")
+                                "name, amount = quantity}} (or [] to monitor only)")
         out = []
         for j, d in enumerate(doses):
             try:

@@ -147,7 +147,8 @@ class AlloTrigger(BaseModel):
 
 
 class AlloArm(BaseModel):
-    """One arm: donor cells (``dli`` or ``cik``, CD3+ cells/kg; ``none`` for a control arm)
+    """One arm: donor cells (``dli`` or ``cik``, CD3+ cells/kg; ``none`` for a control arm,
+    counted from ``first_day`` or, monitoring only, from the day ``trigger`` fires)
     on a schedule starting on ``first_day`` or when ``trigger`` fires, ``n`` patients,
     ``events`` observed (a relapse-rate endpoint: ``rate_per_100py``). ``levels`` splits
     the arm's patients over dose levels; ``stop`` withholds the later infusions of a
@@ -195,9 +196,10 @@ class AlloArm(BaseModel):
         given = [f for f in ("dose_per_kg", "doses_per_kg", "levels")
                  if getattr(self, f) is not None]
         if self.cells == "none":
-            if given or self.infusions is not None or self.trigger is not None:
-                raise ValueError("cells = 'none' (a control arm) takes no doses, infusions or "
-                                 "trigger; give first_day = 0 (counted from the transplant)")
+            if given or self.infusions is not None:
+                raise ValueError("cells = 'none' (a control arm) takes no doses or infusions; "
+                                 "give first_day = 0 (counted from the transplant) or a "
+                                 "trigger (counted from the day monitoring finds it)")
         elif len(given) != 1:
             raise ValueError("give dose_per_kg with infusions (equal doses), doses_per_kg "
                              "= [...] (one CD3+ dose per infusion, e.g. escalating) or levels "

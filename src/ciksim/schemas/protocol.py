@@ -178,7 +178,8 @@ class TriggerSchema(Schema):
     """One ``[[triggers]]`` table: on each monitoring day (after that day's fixed events), if
     ``watch`` (a species or derived quantity of the model) is at or ``above`` (or at or
     ``below``) the threshold, the trigger fires once: its ``doses`` follow at the trigger
-    day plus their offsets. Monitoring: ``monitor = {first, every, last}`` or ``{days}``, or
+    day plus their offsets (none: a monitoring-only trigger, which records the day it
+    fires). Monitoring: ``monitor = {first, every, last}`` or ``{days}``, or
     ``days = [...]``."""
 
     name: Name
@@ -188,7 +189,7 @@ class TriggerSchema(Schema):
     monitor: MonitorSchema | None = None
     days: Annotated[list[Day], Field(min_length=1,
                                      max_length=int(limit("max_visits")))] | None = None
-    doses: Annotated[list[TriggerDoseSchema], Field(min_length=1, max_length=100)]
+    doses: Annotated[list[TriggerDoseSchema], Field(default_factory=list, max_length=100)]
     note: Text = ""
 
     @model_validator(mode="after")
