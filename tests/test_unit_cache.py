@@ -82,6 +82,7 @@ def test_a_changed_unit_is_still_caught(own_cache):
         growth(dose_unit="mL")
     with pytest.raises(UnitError, match="cannot read unit"):
         par("r", "furlongs per fortnight per")
+    unit_cache.flush()
     facts = json.loads(unit_cache.facts_path().read_text(encoding="utf-8"))
     assert "mL" in facts["unit"]  # the unit reads; only the models using it were wrong
     assert set(facts["model"]) == {good.unit_key()}
@@ -113,8 +114,23 @@ def test_remembered_conversions_are_pints_exactly(own_cache):
 
 def test_an_unreadable_facts_file_is_rewritten(own_cache):
     growth()
+    unit_cache.flush()
     path = unit_cache.facts_path()
     path.write_text("{not json", encoding="utf-8")
     unit_cache.forget()
     growth()
+    unit_cache.flush()
     assert json.loads(path.read_text(encoding="utf-8"))["model"]
+
+
+def test_new_facts_are_written_once_on_flush(own_cache):
+    path = unit_cache.facts_path()
+    for text in ("cells/mL", "IU/mL", "1/day"):
+        unit_cache.remember("unit", text)
+    assert not path.exists()  # nothing written per fact
+    unit_cache.flush()
+    assert set(json.loads(path.read_text(encoding="utf-8"))["unit"]) >= {"cells/mL", "IU/mL",
+                                                                         "1/day"}
+    mtime = path.stat().st_mtime_ns
+    unit_cache.flush()  # nothing new: no write
+    assert path.stat().st_mtime_ns == mtime

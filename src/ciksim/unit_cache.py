@@ -15,12 +15,14 @@ Only successes are kept: a text or model not in the file is checked by pint in f
 error is raised exactly as without the cache. The file is named by a hash of the pint
 installation (its path, size and modification time) and of the source of the modules that
 check units, so an upgrade of pint or a change to the checks starts a new file and never
-meets a stale verdict. Written atomically, merged with what other processes wrote; a folder
-that cannot be written only costs the checks.
+meets a stale verdict. New facts are written once, when the process exits (or on
+:func:`flush`), atomically and merged with what other processes wrote; a folder that cannot
+be written, or a process that ends without its exit handlers, only costs the checks.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import json
@@ -34,6 +36,8 @@ CHECKERS = ("units.py", "unit_grammar.py", "unit_cache.py", "model/expression.py
 KINDS = ("unit", "model", "convert")
 _FACTS: dict[str, dict[str, Any]] | None = None
 _PATH: list[Path | None] = []
+_PENDING: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
+_AT_EXIT: list[bool] = []
 
 
 def facts_key() -> str:
@@ -95,18 +99,30 @@ def recall(kind: str, key: str) -> Any:
 
 
 def remember(kind: str, key: str, value: Any = True) -> None:
-    """Keep a fact pint established (merged into the file at once)."""
+    """Keep a fact pint established (written to the file at exit or on :func:`flush`)."""
     facts = _facts()
     if facts[kind].get(key) == value:
         return
     facts[kind][key] = value
+    _PENDING[kind][key] = value
+    if not _AT_EXIT:
+        atexit.register(flush)
+        _AT_EXIT.append(True)
+
+
+def flush() -> None:
+    """Merge the facts learnt since the last flush into the file (one atomic write)."""
+    if not any(_PENDING.values()):
+        return
     path = facts_path()
+    pending = {k: dict(v) for k, v in _PENDING.items()}
+    for v in _PENDING.values():
+        v.clear()
     if path is None:
         return
     merged = _read(path)
     for k in KINDS:
-        merged[k].update(facts[k])
-        facts[k] = merged[k]
+        merged[k].update(pending[k])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,10 +130,15 @@ def remember(kind: str, key: str, value: Any = True) -> None:
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
+    if _FACTS is not None:
+        for k in KINDS:
+            _FACTS[k].update(merged[k])
 
 
 def forget() -> None:
-    """Drop what this process has read (the next question reads the file again)."""
+    """Write what this process has learnt, then drop what it has read (the next question
+    reads the file again, as a new process would)."""
     global _FACTS
+    flush()
     _FACTS = None
     _PATH.clear()
