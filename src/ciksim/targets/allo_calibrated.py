@@ -105,7 +105,7 @@ def allo_predictive(posterior: object = None, draws: int = DRAWS, seed: int = SE
         for s in studies if s.id.startswith("A3-")]
     no_dli = [s.model_copy(update={"id": s.id + NO_DLI, "arms": tuple(
         a.model_copy(update={"cells": "none", "dose_per_kg": None, "infusions": None})
-        for a in s.arms)}) for s in studies if s.id.startswith("A1-")]
+        for a in s.arms)}) for s in studies if s.id.startswith(("A1-", "A5-"))]
     prepared, missing = [], {}
     for study in [*studies, *as_dli, *no_dli]:
         try:
@@ -257,9 +257,13 @@ def a4_donor_cik_cr() -> TargetCheck:
 
 
 def a5_preemptive_vs_relapse() -> TargetCheck:
-    """A5: pre-emptive vs at-relapse donor cells, 2-year OS (a prediction, not fitted)."""
+    """A5: pre-emptive vs at-relapse donor cells, 2-year OS (a prediction, not fitted): the
+    comparison as the study made it (not randomised), with the same arms without their DLI
+    beside it (``without_dli``: what the donor cells add, apart from whom the trigger
+    selects)."""
     desc = ("pre-emptive (MRD-triggered) donor cells beat treatment at overt relapse: 2-year "
-            "OS higher by >= 20 points")
+            "OS higher by >= 20 points (as observed; without_dli: the same arms without "
+            "their DLI)")
     source = "clinical S133 (Rettig 2021, DLI proxy)"
 
     def compute(p: AlloPredictive) -> TargetCheck:
