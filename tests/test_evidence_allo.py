@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -424,6 +425,13 @@ UNMET = {
           "prophylaxis) give no new GvHD with either product",
 }
 TARGETS = ("A1", "A2", "A3", "A4", "A5", "A6")
+
+
+def test_the_trial_reports_caveat_names_the_unmet_targets():
+    from ciksim.report.allotrial import CALIBRATION_CAVEAT
+
+    named = set(re.findall(r"A\d", CALIBRATION_CAVEAT.split("but not")[1].split(".")[0]))
+    assert named == set(UNMET)
 
 
 @pytest.mark.slow

@@ -31,15 +31,16 @@ _KINDS = {"dli": "DLI", "cik": "donor CIK"}
 CALIBRATION_CAVEAT = (
     "Caveat on the allo calibration: on its posterior predictive the shipped allo posterior "
     "meets A1 (12-month GvHD rising with the DLI dose), A2 (escalating DLI stopped at "
-    "response or GvHD at most half the GvHD of bulk DLI) and A6 (the control arm's relapse "
-    "hazard, fitted jointly), but not A3-A5: A3-A5 are unmet (donor-CIK acute GvHD against "
-    "DLI at the same dose, CR after donor CIK at relapse, survival after pre-emptive "
-    "treatment). In particular the posterior cannot say how donor CIK compare with DLI in "
-    "GvHD at equal CD3+ dose, which is the question of a donor CIK against DLI trial such "
-    "as the cik-vs-dli example: the effect and assurance below show the model's "
-    "assumptions, not evidence. Current status: `ciksim validate` (group \"allo "
-    "(calibrated)\"); details: docs/inference.md, \"What the shipped allo posterior says, "
-    "and what it cannot say\".")
+    "response or GvHD at most half the GvHD of bulk DLI), A4 (CR after donor CIK at "
+    "relapse), A5 (survival after pre-emptive DLI above that after DLI at relapse, as "
+    "observed; in the model through whom the trigger selects, not through the DLI) and A6 "
+    "(the control arm's relapse hazard, fitted jointly), but not A3 (donor-CIK acute GvHD "
+    "against DLI at the same dose: the model gives less than the series report). In "
+    "particular the posterior cannot say how donor CIK compare with DLI in GvHD at equal "
+    "CD3+ dose, which is the question of a donor CIK against DLI trial such as the "
+    "cik-vs-dli example: the effect and assurance below show the model's assumptions, not "
+    "evidence. Current status: `ciksim validate` (group \"allo (calibrated)\"); details: "
+    "docs/inference.md, \"What the shipped allo posterior says, and what it cannot say\".")
 #: The headline table's parameters differ from the decision section's.
 HEADLINE_PARAMETERS = (
     "Parameters of this table: the scenario's default (uncalibrated) medians, with its "
