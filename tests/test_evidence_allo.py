@@ -420,11 +420,31 @@ def test_escalation_withheld_at_response_or_gvhd_and_levels_add_up():
 UNMET = {
     "A3": "donor CIK give 3-7% acute GvHD in the four series on the posterior predictive "
           "(target 10-35%): at relapse they are far below DLI at 5e7-1e8/kg (DLI 25-38%), "
-          "but the fit keeps their alloreactive share near its prior (cik_allo_rel median "
-          "0.10), and the lowest doses (Introna 6.2e6 x2, Chongqing 1e7 x3 under "
-          "prophylaxis) give no new GvHD with either product",
+          "but the fit keeps their alloreactive share near its prior (cik_allo_rel "
+          "posterior median 0.10, prior 0.07), and the lowest doses (Introna 6.2e6 x2, "
+          "Chongqing 1e7 x3 under prophylaxis) give no new GvHD with either product",
 }
 TARGETS = ("A1", "A2", "A3", "A4", "A5", "A6")
+
+
+def test_a5_reports_the_arms_without_their_dli(monkeypatch):
+    """A5's value carries the counterfactual (the same arms, no DLI) beside the comparison,
+    and says so when it could not be simulated."""
+    from ciksim.targets import allo_calibrated as t
+
+    sid = "A5-rettig-2021-preemptive"
+    arms = {f"{sid}/pre-emptive": [0.5, 0.4], f"{sid}/at-relapse": [0.2, 0.2],
+            f"{sid}{t.NO_DLI}/pre-emptive": [0.45, 0.45], f"{sid}{t.NO_DLI}/at-relapse": [0.1, -1]}
+    model = {k: np.array(v) for k, v in arms.items()}
+    stub = t.AlloPredictive(model, model, (), 2, {}, {})
+    monkeypatch.setattr(t, "_shipped", lambda: stub)
+    res = t.a5_preemptive_vs_relapse()
+    assert res.passed and res.value["difference"] == pytest.approx(0.25)
+    assert res.value["without_dli"] == {"pre-emptive": 0.45, "at-relapse": 0.1}
+    for k in [k for k in model if t.NO_DLI in k]:
+        del model[k]
+    missing = t.a5_preemptive_vs_relapse().value["without_dli"]
+    assert missing.startswith("not computable")
 
 
 def test_the_trial_reports_caveat_names_the_unmet_targets():

@@ -15,9 +15,11 @@ Only successes are kept: a text or model not in the file is checked by pint in f
 error is raised exactly as without the cache. The file is named by a hash of the pint
 installation (its path, size and modification time) and of the source of the modules that
 check units, so an upgrade of pint or a change to the checks starts a new file and never
-meets a stale verdict. New facts are written once, when the process exits (or on
-:func:`flush`), atomically and merged with what other processes wrote; a folder that cannot
-be written, or a process that ends without its exit handlers, only costs the checks.
+meets a stale verdict. New facts are kept in memory and written together on :func:`flush`
+(after each model check, :class:`ciksim.model.Model`) and when the process exits,
+atomically and merged with what other processes wrote; a folder that cannot be written, or
+a process that ends without its exit handlers (e.g. a forked worker) before a flush, only
+costs the checks (facts not written are not retried).
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ def remember(kind: str, key: str, value: Any = True) -> None:
 
 
 def flush() -> None:
-    """Merge the facts learnt since the last flush into the file (one atomic write)."""
+    """Merge the facts learnt since the last flush into the file (one atomic write; on an
+    error writing, they stay known to this process only)."""
     if not any(_PENDING.values()):
         return
     path = facts_path()

@@ -104,6 +104,7 @@ class Model:
         if not unit_cache.recall("model", key):
             self._check_units()
             unit_cache.remember("model", key)
+            unit_cache.flush()  # the model's unit facts in one write
 
     def unit_key(self) -> str:
         """Hash of what the unit check reads: time unit, every declared name, unit and

@@ -148,7 +148,7 @@ def _assignments() -> list[Assignment]:
                    "that recalls memory cells, amplified by inflammation"),
         Assignment("recall_drive", "is_on * recall_stimulus / (K_recall + recall_stimulus)",
                    "1", "relative recall and expansion drive of alloreactive memory cells (memory "
-                   "responds to less antigen than priming needs: K_recall < K_stim)"),
+                   "responds to less antigen than priming needs)"),
         Assignment("X_allo", "X_t + X_cik + X_m", "cells", "activated alloreactive donor cells",
                    roles=("alloreactive_cells",)),
         Assignment("X_tox", "X_t + cik_tox_rel * X_cik", "cells",

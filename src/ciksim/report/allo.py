@@ -160,7 +160,7 @@ def _event_lines(result: AlloPatientResult) -> list[str]:
         cond = (f"above {_amount(trig.above)}" if trig.above is not None
                 else f"below {_amount(trig.below)}")
         doses = ", ".join(f"{d.dose} {_amount(d.amount)} cells/kg {d.offset:g} days later"
-                          for d in trig.doses)
+                          for d in trig.doses) or "monitoring only (records the day)"
         m = trig.monitor
         days = (", ".join(f"{d:g}" for d in m) if len(m) <= 6
                 else f"{m[0]:g}, {m[1]:g}, ..., {m[-1]:g}: {len(m)} days")

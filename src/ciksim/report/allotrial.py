@@ -66,7 +66,7 @@ def arm_text(arm: Any) -> str:
                 f"{mon.get('last'):g}")
         ds = ", ".join(f"{_KINDS.get(str(d.get('dose')), d.get('dose'))} "
                        f"{float(d.get('amount', 0)):.3g} at +{float(d.get('offset', 0)):g} d"
-                       for d in t.get("doses", []))
+                       for d in t.get("doses", [])) or "monitoring only (records the day)"
         parts.append(f"when {t['watch']} is {side} {t[side]:g} (monitored {when}): {ds}")
     return " | ".join(parts) or "transplant alone (no donor-cell infusion)"
 

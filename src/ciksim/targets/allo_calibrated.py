@@ -278,8 +278,10 @@ def a5_preemptive_vs_relapse() -> TargetCheck:
         d = float(np.median(diff)) if diff.size else float("nan")
         own = {a: round(p.median(f"{sid}/{a}", own=True), 3)
                for a in ("pre-emptive", "at-relapse")}
-        without = {a: round(p.median(f"{sid}{NO_DLI}/{a}", own=True), 3)
-                   for a in ("pre-emptive", "at-relapse")}
+        without: dict[str, float] | str = (
+            {a: round(p.median(f"{sid}{NO_DLI}/{a}", own=True), 3)
+             for a in ("pre-emptive", "at-relapse")} if f"{sid}{NO_DLI}/at-relapse" in p.model
+            else f"not computable: {p.missing.get(sid + NO_DLI, 'not simulated')}")
         return TargetCheck("A5", desc, {"model": own, "difference": round(d, 3),
                                         "without_dli": without, "stale": list(p.stale)},
                            "model's own difference >= 0.20 (observed 64% vs 26%)",
