@@ -39,7 +39,6 @@ KINDS = ("unit", "model", "convert")
 _FACTS: dict[str, dict[str, Any]] | None = None
 _PATH: list[Path | None] = []
 _PENDING: dict[str, dict[str, Any]] = {k: {} for k in KINDS}
-_AT_EXIT: list[bool] = []
 
 
 def facts_key() -> str:
@@ -107,9 +106,6 @@ def remember(kind: str, key: str, value: Any = True) -> None:
         return
     facts[kind][key] = value
     _PENDING[kind][key] = value
-    if not _AT_EXIT:
-        atexit.register(flush)
-        _AT_EXIT.append(True)
 
 
 def flush() -> None:
@@ -136,6 +132,9 @@ def flush() -> None:
     if _FACTS is not None:
         for k in KINDS:
             _FACTS[k].update(merged[k])
+
+
+atexit.register(flush)  # nothing to write: no work
 
 
 def forget() -> None:
