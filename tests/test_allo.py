@@ -451,6 +451,23 @@ def test_immunosuppression_is_held_then_tapered():
     assert all(b <= a for a, b in pairwise(level))
 
 
+def test_withdrawing_immunosuppression_stops_it_and_lets_the_graft_expand():
+    """The ``is_withdrawal`` dose (practice at a relapse) scales the level by 1 - amount;
+    the graft's alloreactive cells then expand more than under the held prophylaxis."""
+    stop = Protocol.from_dict({"name": "x", "events": [
+        {"day": 40, "action": "dose", "dose": "is_withdrawal", "amount": 1}]})
+    half = Protocol.from_dict({"name": "x", "events": [
+        {"day": 40, "action": "dose", "dose": "is_withdrawal", "amount": 0.5}]})
+    pars = {**_FEW, "is_0": 1.0, "graft_cd3": 2e8, "f_allo_t": 1e-4}
+    kept = simulate(allo_model(), None, 80.0, parameters=pars)
+    gone = simulate(allo_model(), stop, 80.0, parameters=pars)
+    part = simulate(allo_model(), half, 80.0, parameters=pars)
+    after = gone.times > 40
+    assert kept["IS"][-1, 0] > 0.5 and gone["IS"][after, 0].max() == 0.0
+    assert part["IS"][-1, 0] == pytest.approx(0.5 * kept["IS"][-1, 0], rel=1e-6)
+    assert gone["X_t"][-1, 0] > 1.5 * kept["X_t"][-1, 0]
+
+
 def test_expansion_follows_the_host_antigen_met():
     """The same DLI expands more at a relapse (leukemic cells are host cells) than in a
     full-donor remission, and a CIK infusion inflames while a DLI does not."""

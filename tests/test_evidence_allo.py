@@ -29,7 +29,7 @@ from ciksim.evidence.allo import (
     simulate_batch,
     stop_days,
 )
-from ciksim.evidence.allo_records import AlloArm
+from ciksim.evidence.allo_records import WITHDRAWAL, AlloArm
 from ciksim.models.allo import allo_model
 from conftest import evidence_refused, shipped_evidence
 
@@ -247,7 +247,8 @@ def test_landmark_and_pre_emptive_eligibility():
 
 def test_a_monitoring_only_arm_counts_from_its_trigger_and_infuses_nothing():
     """cells = 'none' with a trigger: the same recipients and trigger day as the
-    pre-emptive arm, no infusion (the A5 check's counterfactual)."""
+    pre-emptive arm, no infusion (the A5 check's counterfactual); the arm's
+    immunosuppression is still withdrawn on that day."""
     a5 = load_allo_evidence().study("A5-rettig-2021-preemptive")
     arm = a5.arms[0].model_dump(exclude_none=True)
     for key in ("dose_per_kg", "infusions"):
@@ -256,7 +257,8 @@ def test_a_monitoring_only_arm_counts_from_its_trigger_and_infuses_nothing():
     study = a5.model_copy(update={"arms": (watch,)})
     [ps] = prepare_studies([study])
     [trig] = ps.arms[0].scenario.protocol.triggers
-    assert ps.arms[0].start == "pre-emptive_day" and trig.doses == ()
+    assert ps.arms[0].start == "pre-emptive_day"
+    assert [d.dose for d in trig.doses] == [WITHDRAWAL]
     assert not [e for e in ps.arms[0].scenario.protocol.events if e.action == "dose"]
     raw = simulate_batch([ps], [{}], [1], seed=3)[0][study.id]["pre-emptive"]
     assert 0 <= raw[0] <= raw[1] == 42
@@ -266,16 +268,18 @@ def test_prepared_studies_carry_their_schedules_and_observed_summaries():
     prepared = prepare(load_allo_evidence())
     a2 = next(ps for ps in prepared if ps.study.id == "A2-dazzi-2000-escalating")
     [esc] = a2.arms[0].scenario.protocol.triggers
-    assert [(d.offset, d.dose, float(d.amount)) for d in esc.doses] == [(0.0, "dli", 1e7),
-                                                                         (90.0, "dli", 5e7)]
+    # immunosuppression withdrawn on the day of the first infusion (practice at relapse)
+    assert [(d.offset, d.dose, float(d.amount)) for d in esc.doses] == [
+        (0.0, WITHDRAWAL, 1.0), (0.0, "dli", 1e7), (90.0, "dli", 5e7)]
     [shorter] = a2.arms[0].shorter  # the escalation stopped after its first step
-    assert [float(d.amount) for d in shorter.protocol.triggers[0].doses] == [1e7]
+    assert [(d.dose, float(d.amount)) for d in shorter.protocol.triggers[0].doses] == [
+        (WITHDRAWAL, 1.0), ("dli", 1e7)]
     assert a2.arms[0].days == (90.0,) and a2.arms[0].horizon > 365 + 365
     obs = {o.name: o.value for o in a2.observed}
     assert obs["A2-dazzi-2000-escalating/escalating"] == pytest.approx(2.5 / 21)
     laport = next(ps for ps in prepared if ps.study.id == "A3-laport-2011-cik")
     # each dose level given at relapse, found by weekly counts (as published)
-    assert [(a.name, a.n, a.start, float(a.scenario.protocol.triggers[0].doses[0].amount))
+    assert [(a.name, a.n, a.start, float(a.scenario.protocol.triggers[0].doses[1].amount))
             for a in laport.arms] == [("donor-cik", 4, "at-relapse_day", 1e7),
                                       ("donor-cik", 6, "at-relapse_day", 5e7),
                                       ("donor-cik", 8, "at-relapse_day", 1e8)]
@@ -289,7 +293,11 @@ def test_prepared_studies_carry_their_schedules_and_observed_summaries():
     assert a4.arms[0].start == "at-relapse_day" and a4.arms[0].horizon == 365 + a4.window + 1
     assert a4.arms[0].scenario.parameters["start_burden"] == 3e-4
     [trigger] = a4.arms[0].scenario.protocol.triggers
-    assert trigger.watch == "blast_fraction" and [d.amount for d in trigger.doses] == [6.2e6] * 2
+    assert trigger.watch == "blast_fraction" and [d.amount for d in trigger.doses] == [
+        1.0, 6.2e6, 6.2e6]
+    chongqing = next(ps for ps in prepared if ps.study.id == "A3-chongqing-2016-cik")
+    # CIK given with the transplant: the prophylaxis is kept
+    assert [e.dose for e in chongqing.arms[0].scenario.protocol.events] == ["cik"] * 3
     assert len(allo_model_hash()) == 16
 
 

@@ -44,6 +44,8 @@ STOPS = {"significant-gvhd": "acute GvHD grade II-IV or chronic GvHD (clinical p
                              "the trial layer's rule)",
          "gvhd": "GvHD of any grade",
          "response": "after a relapse, the blast fraction back below the relapse threshold"}
+#: The allo model's dose that stops immunosuppression (an arm's ``immunosuppression``).
+WITHDRAWAL = "is_withdrawal"
 REFERENCE_SCENARIO = "allo-aml-cr"
 SHIPPED_EVIDENCE = ("evidence", "allo.toml")
 MAX_SIMULATED = 1 << 13  # simulated recipients per arm and draw (n × screen)
@@ -136,14 +138,14 @@ class AlloTrigger(BaseModel):
         last = self.monitor.get("last")
         return float(last) if isinstance(last, (int, float)) else 0.0
 
-    def as_protocol(self, cells: str, doses: Sequence[float], interval: float
-                    ) -> dict[str, Any]:
-        """The ``[[triggers]]`` table giving ``doses`` of ``cells``."""
+    def as_protocol(self, doses: Sequence[tuple[float, str, float]]) -> dict[str, Any]:
+        """The ``[[triggers]]`` table giving ``doses`` (offset in days, the model's dose
+        name, amount) from the day it fires."""
         side = "above" if self.above is not None else "below"
         return {"name": self.name, "watch": self.watch, side: getattr(self, side),
                 "monitor": dict(self.monitor),
-                "doses": [{"offset": k * interval, "dose": cells, "amount": float(d)}
-                          for k, d in enumerate(doses)]}
+                "doses": [{"offset": offset, "dose": dose, "amount": amount}
+                          for offset, dose, amount in doses]}
 
 
 class AlloArm(BaseModel):
@@ -154,7 +156,9 @@ class AlloArm(BaseModel):
     the arm's patients over dose levels; ``stop`` withholds the later infusions of a
     patient (:data:`STOPS`); ``in_remission``: only recipients not in overt relapse at the
     first infusion are eligible (pre-emptive donor cells, given in the absence of
-    relapse)."""
+    relapse); ``immunosuppression = "withdrawn"``: the recipient's immunosuppression is
+    stopped on the day of the first infusion (practice at a relapse: the prophylaxis is
+    withdrawn before donor cells are given), ``"kept"``: it runs its scenario's course."""
 
     model_config = STRICT
     name: str = Field(min_length=1)
@@ -172,6 +176,7 @@ class AlloArm(BaseModel):
     stop: tuple[Literal["significant-gvhd", "gvhd", "response"], ...] = ("significant-gvhd",)
     screen: int = Field(default=1, ge=1)
     in_remission: bool = False
+    immunosuppression: Literal["kept", "withdrawn"] = "kept"
 
     @property
     def doses(self) -> tuple[float, ...]:
@@ -308,11 +313,13 @@ def _schedule(arm: AlloArm, doses: Sequence[float] | None = None
     days) or ``triggers``."""
     step = float(arm.interval_days or 0.0)
     doses = arm.doses if doses is None else tuple(doses)
+    given = [(k * step, arm.cells, float(d)) for k, d in enumerate(doses)]
+    if arm.immunosuppression == "withdrawn":
+        given.insert(0, (0.0, WITHDRAWAL, 1.0))
     if arm.trigger is not None:
-        return {"events": [], "triggers": [arm.trigger.as_protocol(arm.cells, doses, step)]}
-    return {"events": [{"day": float(arm.first_day) + k * step, "action": "dose",
-                        "dose": arm.cells, "amount": float(d)}
-                       for k, d in enumerate(doses)]}
+        return {"events": [], "triggers": [arm.trigger.as_protocol(given)]}
+    return {"events": [{"day": float(arm.first_day) + offset, "action": "dose",
+                        "dose": dose, "amount": amount} for offset, dose, amount in given]}
 
 
 def study_scenario(study: AlloStudy, origin: str, arm: AlloArm | None = None,

@@ -306,6 +306,9 @@ def _doses() -> tuple[Dose, ...]:
                    "E_nk": f"{_CD3_MARROW} * prod_nk"}),
         Dose("immunosuppression", "1", "immunosuppression (re)started: amount is the level "
              "added (1 = full)", adds={"IS": "amount"}),
+        Dose("is_withdrawal", "1", "immunosuppression withdrawn: amount is the share of "
+             "the current level stopped (1 = all), as at a relapse before donor cells",
+             scales={"IS": "1 - min(amount, 1)"}),
         Dose("infection", "1", "infection: inflammation added (relative to conditioning)",
              adds={"Infl": "amount"}),
     )
