@@ -48,11 +48,15 @@ def test_allo_population_routes_to_the_allo_trial():
     assert isinstance(spec, AlloTrialSpec) and spec.setting == "allo"
     assert spec.analysis.endpoint == "grfs" and spec.grfs_agvhd == "III-IV"
     cik = spec.arms[1]
+    # the recipient's immunosuppression is withdrawn on the day of the first infusion
     assert [(e["day"], e["dose"], e["amount"]) for e in cik.events] == [
-        (60, "cik", 1e7), (88, "cik", 5e7), (116, "cik", 2.5e8)]
+        (60, "is_withdrawal", 1.0), (60, "cik", 1e7), (88, "cik", 5e7), (116, "cik", 2.5e8)]
     scen = spec.arm_scenario(1)
     assert [(ev.day, ev.dose) for ev in scen.protocol.events] == [
-        (60, "cik"), (88, "cik"), (116, "cik")]
+        (60, "is_withdrawal"), (60, "cik"), (88, "cik"), (116, "cik")]
+    kept = allo_dict()
+    kept["arms"][1]["donor_cells"]["immunosuppression"] = "kept"
+    assert [e["dose"] for e in TrialSpec.from_dict(kept).arms[1].events] == ["cik"] * 3
     assert spec.with_patients(3).patients_per_arm == 3 and spec.with_seed(4).seed == 4
     # the autologous spec still routes to TrialSpec
     assert type(TrialSpec.from_dict({"name": "a", "population": {"scenario": "aml-cr1"},
@@ -68,7 +72,8 @@ def test_triggered_shorthand_is_the_protocol_trigger_format():
     assert a.events == ()
     assert a.triggers == ({"name": "cik-mrd", "watch": "mrd", "above": 1e-4,
                            "monitor": {"first": 30, "every": 30, "last": 360},
-                           "doses": [{"offset": 0, "dose": "cik", "amount": 1e7},
+                           "doses": [{"offset": 0, "dose": "is_withdrawal", "amount": 1.0},
+                                     {"offset": 0, "dose": "cik", "amount": 1e7},
                                      {"offset": 30, "dose": "cik", "amount": 1e7}]},)
 
 

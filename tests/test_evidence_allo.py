@@ -29,8 +29,8 @@ from ciksim.evidence.allo import (
     simulate_batch,
     stop_days,
 )
-from ciksim.evidence.allo_records import WITHDRAWAL, AlloArm
-from ciksim.models.allo import allo_model
+from ciksim.evidence.allo_records import AlloArm
+from ciksim.models.allo import WITHDRAWAL, allo_model
 from conftest import evidence_refused, shipped_evidence
 
 
@@ -453,6 +453,38 @@ def test_a5_reports_the_arms_without_their_dli(monkeypatch):
         del model[k]
     missing = t.a5_preemptive_vs_relapse().value["without_dli"]
     assert missing.startswith("not computable")
+
+
+def test_a3_pools_the_series_and_checks_each_count_against_its_predictive(monkeypatch):
+    """A3's range is for the series pooled (weighted by n); each series' observed count must
+    lie in its 90% predictive interval; CIK below DLI pooled and above it in no series."""
+    from ciksim.targets import allo_calibrated as t
+
+    ev = load_allo_evidence()
+    series = sorted(s.id for s in ev.studies if s.id.startswith("A3-"))
+    n = {s: ev.study(s).arms[0].n for s in series}
+    observed = {s: ev.study(s).arms[0].events / n[s] for s in series}
+    pred = {f"{s}/donor-cik": np.full(40, observed[s]) for s in series}
+    own = dict(pred)
+    own.update({f"{s}{t.AS_DLI}/donor-cik": np.full(40, observed[s] + 0.1) for s in series})
+    stub = t.AlloPredictive(pred, own, (), 40, {}, {})
+    monkeypatch.setattr(t, "_shipped", lambda: stub)
+    res = t.a3_donor_cik_gvhd()
+    pooled = sum(n[s] * observed[s] for s in series) / sum(n.values())
+    assert res.passed and res.value["pooled"] == pytest.approx(pooled, abs=1e-3)
+    assert all(lo <= ev.study(s).arms[0].events <= hi
+               for s, (lo, hi) in res.value["interval_90"].items())
+    # a tie in one series is allowed, CIK above DLI in one is not
+    chongqing = next(s for s in series if "chongqing" in s)
+    own[f"{chongqing}{t.AS_DLI}/donor-cik"] = own[f"{chongqing}/donor-cik"]
+    assert t.a3_donor_cik_gvhd().passed
+    own[f"{chongqing}{t.AS_DLI}/donor-cik"] = own[f"{chongqing}/donor-cik"] - 0.05
+    assert not t.a3_donor_cik_gvhd().passed
+    own[f"{chongqing}{t.AS_DLI}/donor-cik"] = own[f"{chongqing}/donor-cik"] + 0.1
+    # a series whose predictive cannot give its count fails, though the pool is in range
+    pred[f"{chongqing}/donor-cik"] = np.full(40, 0.001)
+    low = t.a3_donor_cik_gvhd()
+    assert not low.passed and 0.10 <= low.value["pooled"] <= 0.35
 
 
 def test_the_trial_reports_caveat_names_the_unmet_targets():

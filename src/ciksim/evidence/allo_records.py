@@ -24,6 +24,7 @@ from ciksim.evidence.studies import (
     read_evidence_toml,
     validate_strictly,
 )
+from ciksim.models.allo import WITHDRAWAL
 
 #: Endpoints the allo model computes, counted from each patient's first infusion.
 ALLO_ENDPOINTS = {
@@ -44,8 +45,6 @@ STOPS = {"significant-gvhd": "acute GvHD grade II-IV or chronic GvHD (clinical p
                              "the trial layer's rule)",
          "gvhd": "GvHD of any grade",
          "response": "after a relapse, the blast fraction back below the relapse threshold"}
-#: The allo model's dose that stops immunosuppression (an arm's ``immunosuppression``).
-WITHDRAWAL = "is_withdrawal"
 REFERENCE_SCENARIO = "allo-aml-cr"
 SHIPPED_EVIDENCE = ("evidence", "allo.toml")
 MAX_SIMULATED = 1 << 13  # simulated recipients per arm and draw (n × screen)

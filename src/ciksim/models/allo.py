@@ -63,6 +63,8 @@ from ciksim.protocol import Protocol
 
 STOCHASTIC = ("S_a", "S_q")
 DONOR_CELLS = ("t", "cik")
+#: The dose that withdraws immunosuppression (amount: the share of the level stopped).
+WITHDRAWAL = "is_withdrawal"
 #: Cumulative hazards of the per-patient events (states integrated by the engines; an event
 #: happens when its cumulative hazard reaches the patient's own unit-exponential draw).
 HAZARDS = {"nrm": "Lam_nrm", "leukemic_death": "Lam_leuk", "cgvhd": "Lam_cgvhd"}
@@ -306,7 +308,7 @@ def _doses() -> tuple[Dose, ...]:
                    "E_nk": f"{_CD3_MARROW} * prod_nk"}),
         Dose("immunosuppression", "1", "immunosuppression (re)started: amount is the level "
              "added (1 = full)", adds={"IS": "amount"}),
-        Dose("is_withdrawal", "1", "immunosuppression withdrawn: amount is the share of "
+        Dose(WITHDRAWAL, "1", "immunosuppression withdrawn: amount is the share of "
              "the current level stopped (1 = all), as at a relapse before donor cells",
              scales={"IS": "1 - min(amount, 1)"}),
         Dose("infection", "1", "infection: inflammation added (relative to conditioning)",

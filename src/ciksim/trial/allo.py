@@ -15,9 +15,11 @@ either with the ``donor_cells`` shorthand::
                              monitor = { first = 30, every = 30, last = 720 } } }
 
 (``first_day = 90`` instead of ``when`` gives a fixed schedule; ``escalation`` multiplies
-each successive dose, 1 = the same dose each time) or with protocol ``[[arms.events]]`` and
-``[[arms.triggers]]`` tables, whose format is the protocol's (``ciksim.protocol``). The
-shorthand expands into exactly those events and triggers.
+each successive dose, 1 = the same dose each time; ``immunosuppression = "kept"`` keeps
+the recipient's prophylaxis, which is otherwise withdrawn on the day of the first
+infusion) or with protocol ``[[arms.events]]`` and ``[[arms.triggers]]`` tables, whose
+format is the protocol's (``ciksim.protocol``). The shorthand expands into exactly those
+events and triggers (the withdrawal is the model's ``is_withdrawal`` dose).
 
 Bad input (an unknown donor type or conditioning, chimerism outside (0, 1], a trigger
 without a monitoring schedule, a donor-cell dose before engraftment) is a ``DataError``
@@ -38,6 +40,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ciksim.errors import CikError, DataError
+from ciksim.models.allo import WITHDRAWAL
 from ciksim.schemas.base import Name, Schema, Text, limit, limited
 from ciksim.schemas.protocol import EventSchema, MonitorSchema, TriggerSchema
 from ciksim.trial.estimands import Analysis
@@ -111,6 +114,10 @@ class DonorCellsSchema(Schema):
                                        "successive doses (1: the same dose each time)")] = 1.0
     first_day: Day | None = None
     when: WhenSchema | None = None
+    immunosuppression: Annotated[Literal["withdrawn", "kept"], Field(
+        description="the recipient's immunosuppression on the day of the first infusion: "
+                    "withdrawn (practice before donor cells, as in the allo calibration "
+                    "evidence) or kept")] = "withdrawn"
 
     @model_validator(mode="after")
     def _start(self) -> DonorCellsSchema:
@@ -119,10 +126,13 @@ class DonorCellsSchema(Schema):
                              "triggered one)")
         return self
 
-    def doses(self) -> list[tuple[float, float]]:
-        """(offset from the first infusion in days, CD3+ cells/kg) per infusion."""
-        return [(k * self.interval_days, self.dose_per_kg * self.escalation ** k)
-                for k in range(self.infusions)]
+    def doses(self) -> list[tuple[float, str, float]]:
+        """(offset from the first infusion in days, the model's dose, amount) per dose: the
+        withdrawal of immunosuppression (if ``withdrawn``), then each infusion (CD3+
+        cells/kg)."""
+        stop = [(0.0, WITHDRAWAL, 1.0)] if self.immunosuppression == "withdrawn" else []
+        return stop + [(k * self.interval_days, self.cells,
+                        self.dose_per_kg * self.escalation ** k) for k in range(self.infusions)]
 
 
 class AlloArmSchema(Schema):
@@ -347,16 +357,17 @@ def _arm(a: Any, raw: Mapping[str, Any], i: int, origin: str) -> AlloArm:
     if cells is not None:
         kinds.add(cells.cells)
         if cells.first_day is not None:
-            events += [{"day": cells.first_day + off, "action": "dose", "dose": cells.cells,
-                        "amount": dose} for off, dose in cells.doses()]
+            events += [{"day": cells.first_day + off, "action": "dose", "dose": dose,
+                        "amount": amount} for off, dose, amount in cells.doses()]
         else:
             w = cells.when
             assert w is not None and w.monitor is not None  # checked by the schema
             t: dict[str, Any] = {"name": w.name or f"{cells.cells}-{w.watch}",
                                  "watch": w.watch,
                                  "monitor": w.monitor.model_dump(exclude_none=True),
-                                 "doses": [{"offset": off, "dose": cells.cells,
-                                            "amount": dose} for off, dose in cells.doses()]}
+                                 "doses": [{"offset": off, "dose": dose,
+                                            "amount": amount}
+                                           for off, dose, amount in cells.doses()]}
             t["above" if w.above is not None else "below"] = (
                 w.above if w.above is not None else w.below)
             if t["name"] in {x["name"] for x in triggers}:
