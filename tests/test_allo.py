@@ -426,6 +426,10 @@ def test_allo_report_lists_the_infusions_and_triggers():
     assert "trigger &#x27;pre-emptive&#x27;: when mrd is above 0.0001" in html \
         or "trigger 'pre-emptive': when mrd is above 0.0001" in html
     assert "cik 5e+07 cells/kg 28 days later" in html
+    stop = AlloScenario.load("allo-aml-cr", events=[
+        {"day": 90, "action": "dose", "dose": "is_withdrawal", "amount": 1}])
+    html = type(res)(stop, res.cohort).report_html()
+    assert "is_withdrawal 1 on day 90" in html  # a share, not cells/kg
 
 
 def test_ciksim_patient_warns_that_haploidentical_lacks_ptcy(tmp_path):

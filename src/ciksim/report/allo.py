@@ -150,16 +150,25 @@ def _amount(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)
 
 
+def _dose(name: str | None, amount: Any) -> str:
+    """A dose in words with its declared unit (donor cells: CD3+ cells/kg; a level or
+    share: none)."""
+    from ciksim.models.allo import allo_model
+
+    unit = allo_model().dose_by_name[str(name)].unit
+    return f"{name} {_amount(amount)}" + ("" if unit == "1" else f" {unit}")
+
+
 def _event_lines(result: AlloPatientResult) -> list[str]:
-    """The scenario's protocol in words: fixed events (doses in CD3+ cells/kg, days after
+    """The scenario's protocol in words: fixed events (doses in their units, days after
     the stem-cell infusion) and triggers."""
     protocol = result.scenario.protocol
-    lines = [f"{e.dose} {_amount(e.amount)} cells/kg on day {e.day:g}" if e.action == "dose"
+    lines = [f"{_dose(e.dose, e.amount)} on day {e.day:g}" if e.action == "dose"
              else f"{e.action} on day {e.day:g}" for e in protocol.events]
     for trig in protocol.triggers:
         cond = (f"above {_amount(trig.above)}" if trig.above is not None
                 else f"below {_amount(trig.below)}")
-        doses = ", ".join(f"{d.dose} {_amount(d.amount)} cells/kg {d.offset:g} days later"
+        doses = ", ".join(f"{_dose(d.dose, d.amount)} {d.offset:g} days later"
                           for d in trig.doses) or "monitoring only (records the day)"
         m = trig.monitor
         days = (", ".join(f"{d:g}" for d in m) if len(m) <= 6
