@@ -402,13 +402,14 @@ def test_draws_same_numbers_for_workers_and_chunks_and_assurance_cli(tmp_path):
 def test_no_donor_cells_once_acute_gvhd_ii_iv_or_chronic_gvhd_has_begun():
     from ciksim.analysis.allo import simulate_allo_cohort
     from ciksim.models.allo import AlloScenario
-    from ciksim.trial.allosim import donor_cell_doses, withheld_cohort
+    from ciksim.trial.allosim import _without_doses, donor_cell_doses, withheld_cohort
 
     scen = AlloScenario.load("allo-aml-cr", events=[
         {"action": "dose", "dose": "dli", "amount": 1e8, "days": [30, 60, 90, 120, 150]}],
         triggers=[{"name": "mrd-cik", "watch": "mrd", "above": 1e-4,
                    "monitor": {"first": 30, "every": 30, "last": 150},
-                   "doses": [{"offset": 0, "dose": "cik", "amount": 1e7},
+                   "doses": [{"offset": 0, "dose": "is_withdrawal", "amount": 1},
+                             {"offset": 0, "dose": "cik", "amount": 1e7},
                              {"offset": 28, "dose": "cik", "amount": 5e7}]}])
     idx = np.arange(16)
     raw = simulate_allo_cohort(scen, 16, 5, horizon_days=240, indices=idx).table
@@ -430,3 +431,13 @@ def test_no_donor_cells_once_acute_gvhd_ii_iv_or_chronic_gvhd_has_begun():
     kept = [i for i in range(16) if not redone[i]]
     pd.testing.assert_frame_equal(table.iloc[kept], raw.reset_index(drop=True).iloc[kept],
                                   check_dtype=False)
+    # a re-simulated patient keeps the withdrawal of immunosuppression its trigger gave
+    # with the first infusion, as a fixed event on the trigger day (triggers are dropped)
+    [doses] = donor_cell_doses(scen, pd.DataFrame({"mrd-cik_day": [60.0]}))
+    assert [(d, name) for d, name, _ in doses if name != "dli"] == [
+        (60.0, "is_withdrawal"), (60.0, "cik"), (88.0, "cik")]
+    keep = np.array([d < 88 for d, _, _ in doses])
+    events = _without_doses(scen, doses, keep).protocol
+    assert not events.triggers
+    assert [(e.day, e.dose) for e in events.events] == [
+        (30.0, "dli"), (60.0, "dli"), (60.0, "is_withdrawal"), (60.0, "cik")]

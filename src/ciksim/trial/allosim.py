@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 
 from ciksim.errors import DataError
-from ciksim.trial.allo import GRFS_AGVHD, AlloTrialSpec, allo_scenarios
+from ciksim.models.allo import WITHDRAWAL
+from ciksim.trial.allo import DONOR_CELLS, GRFS_AGVHD, AlloTrialSpec, allo_scenarios
 
 DAYS_PER_MONTH = 365.25 / 12
 #: Event columns of the allo cohort table used here (ciksim.analysis.allo).
@@ -161,7 +162,6 @@ def first_infusion_day(cohort: pd.DataFrame, arm: Any) -> np.ndarray:
     """Day of each patient's first donor-cell infusion (fixed or triggered), NaN if none by
     the horizon."""
     from ciksim.schemas.protocol import EventSchema
-    from ciksim.trial.allo import DONOR_CELLS
 
     days = [EventSchema.model_validate(e).expanded_days()[0] for e in arm.events
             if e.get("dose") in DONOR_CELLS]
@@ -175,13 +175,18 @@ def first_infusion_day(cohort: pd.DataFrame, arm: Any) -> np.ndarray:
     return out
 
 
+#: The doses of a donor-cell course: the infusions and the withdrawal of immunosuppression
+#: that goes with them (given, or withheld, on the same rule).
+COURSE_DOSES = frozenset((*DONOR_CELLS, WITHDRAWAL))
+
+
 def donor_cell_doses(scen: Any, cohort: pd.DataFrame) -> list[list[tuple[float, str, Any]]]:
     """Per patient of ``cohort`` (simulated with ``scen``): the (day, dose, amount) of every
-    donor-cell dose its protocol gave, fixed or triggered, in the order of the days."""
-    from ciksim.trial.allo import DONOR_CELLS
-
+    dose of its donor-cell course (infusions and withdrawals of immunosuppression,
+    :data:`COURSE_DOSES`) its protocol gave, fixed or triggered, in the order of the
+    days."""
     fixed = [(float(e.day), str(e.dose), e.amount) for e in scen.protocol.events
-             if e.action == "dose" and e.dose in DONOR_CELLS]
+             if e.action == "dose" and e.dose in COURSE_DOSES]
     out = [list(fixed) for _ in range(len(cohort))]
     for t in scen.protocol.triggers:
         col = f"{t.name}_day"
@@ -190,14 +195,15 @@ def donor_cell_doses(scen: Any, cohort: pd.DataFrame) -> list[list[tuple[float, 
         fired = cohort[col].to_numpy(float)
         for i in np.flatnonzero(np.isfinite(fired)):
             out[i] += [(float(fired[i]) + d.offset, d.dose, d.amount) for d in t.doses
-                       if d.dose in DONOR_CELLS]
+                       if d.dose in COURSE_DOSES]
     return [sorted(d, key=lambda x: x[0]) for d in out]
 
 
 def allowed_doses(row: pd.DataFrame, doses: list[tuple[float, str, Any]]) -> np.ndarray:
-    """Which of one patient's donor-cell ``doses`` may be given: none once acute GvHD grade
-    II-IV or chronic GvHD has begun (nor after death): the eligibility rule of the allo
-    evidence layer (:func:`ciksim.evidence.allo.arm_outcome`), applied to each dose day."""
+    """Which of one patient's donor-cell course ``doses`` may be given: none once acute
+    GvHD grade II-IV or chronic GvHD has begun (nor after death): the eligibility rule of
+    the allo evidence layer (:func:`ciksim.evidence.allo.arm_outcome`), applied to each
+    dose day (so a withdrawal of immunosuppression goes with the infusion of its day)."""
     from ciksim.evidence.allo import arm_outcome
 
     if not doses:
@@ -208,13 +214,12 @@ def allowed_doses(row: pd.DataFrame, doses: list[tuple[float, str, Any]]) -> np.
 
 
 def _without_doses(scen: Any, doses: list[tuple[float, str, Any]], keep: np.ndarray) -> Any:
-    """``scen`` with its triggers and donor-cell events replaced by the kept ``doses`` as
-    fixed events (the other fixed events unchanged)."""
+    """``scen`` with its triggers and donor-cell course events replaced by the kept
+    ``doses`` as fixed events (the other fixed events unchanged)."""
     from ciksim.protocol import Event
-    from ciksim.trial.allo import DONOR_CELLS
 
     events = [e for e in scen.protocol.events
-              if not (e.action == "dose" and e.dose in DONOR_CELLS)]
+              if not (e.action == "dose" and e.dose in COURSE_DOSES)]
     events += [Event(day=d, action="dose", dose=name, amount=amount)
                for (d, name, amount), k in zip(doses, keep, strict=True) if k]
     proto = dataclasses.replace(scen.protocol, events=tuple(events), triggers=())
@@ -232,7 +237,8 @@ def withheld_cohort(scen: Any, n_days: float, seed: int, idx: np.ndarray
     practice; :func:`allowed_doses`): such a patient is simulated again with the same random
     stream and only the doses before the onset (its course up to the first withheld dose
     is unchanged; doses after death are dropped). Returns the table, each patient's given
-    donor-cell doses, and whether the patient was simulated again."""
+    donor-cell course doses (:func:`donor_cell_doses`), and whether the patient was
+    simulated again."""
     from ciksim.analysis.allo import simulate_allo_cohort
 
     table = simulate_allo_cohort(scen, idx.size, seed, horizon_days=n_days,
@@ -264,7 +270,8 @@ def _simulate(spec: AlloTrialSpec, scen: Any, arm: int, seed: int, idx: np.ndarr
               ) -> pd.DataFrame:
     table, given, _ = withheld_cohort(scen, spec.horizon_days, seed, idx)
     out = outcome_table(table, spec, arm)
-    out["first_infusion_day"] = [d[0][0] if d else np.nan for d in given]
+    out["first_infusion_day"] = [next((day for day, dose, _ in d if dose in DONOR_CELLS),
+                                      np.nan) for d in given]
     return out
 
 
