@@ -464,14 +464,16 @@ def test_a3_pools_the_series_and_checks_each_count_against_its_predictive(monkey
     series = sorted(s.id for s in ev.studies if s.id.startswith("A3-"))
     n = {s: ev.study(s).arms[0].n for s in series}
     observed = {s: ev.study(s).arms[0].events / n[s] for s in series}
-    pred = {f"{s}/donor-cik": np.full(40, observed[s]) for s in series}
+    half = {s: (ev.study(s).arms[0].events + 0.5) / (n[s] + 1) for s in series}
+    pred = {f"{s}/donor-cik": np.full(40, half[s]) for s in series}  # summaries' half-count
     own = dict(pred)
-    own.update({f"{s}{t.AS_DLI}/donor-cik": np.full(40, observed[s] + 0.1) for s in series})
-    stub = t.AlloPredictive(pred, own, (), 40, {}, {})
+    own.update({f"{s}{t.AS_DLI}/donor-cik": np.full(40, half[s] + 0.1) for s in series})
+    stub = t.AlloPredictive(pred, own, (), 40, {}, {},
+                            {f"{s}/donor-cik": np.full(40, float(n[s])) for s in series})
     monkeypatch.setattr(t, "_shipped", lambda: stub)
     res = t.a3_donor_cik_gvhd()
-    pooled = sum(n[s] * observed[s] for s in series) / sum(n.values())
-    assert res.passed and res.value["pooled"] == pytest.approx(pooled, abs=1e-3)
+    pooled = sum(n[s] * observed[s] for s in series) / sum(n.values())  # 11/60
+    assert res.passed and res.value["pooled"] == pytest.approx(pooled, abs=1e-9 + 5e-4)
     assert all(lo <= ev.study(s).arms[0].events <= hi
                for s, (lo, hi) in res.value["interval_90"].items())
     # a tie in one series is allowed, CIK above DLI in one is not
@@ -555,3 +557,19 @@ def test_every_simulated_arm_has_its_own_recipients():
                 seen.update(idx.tolist())
     with pytest.raises(DataError, match="4 arms"):
         recipient_indices(0, 0, 4, 10)
+
+
+def test_a_copy_given_its_originals_streams_simulates_the_same_recipients():
+    """The A checks' counterfactuals (as DLI, without donor cells) reuse the original
+    study's random streams: an exact copy with the original's number gives its numbers."""
+    a4 = load_allo_evidence().study("A4-introna-2007-cr")
+    small = a4.model_copy(update={"arms": (a4.arms[0].model_copy(update={"screen": 2}),)})
+    copy_ = small.model_copy(update={"id": "copy"})
+    prepared = prepare_studies([small, copy_])
+    shared = simulate_batch(prepared, [{}, {}], [3, 4], seed=2, streams=[0, 0])
+    own = simulate_batch(prepared, [{}, {}], [3, 4], seed=2)
+    for draw in shared:
+        assert draw["copy"] == draw[small.id]
+    assert [d["copy"] for d in own] != [d[small.id] for d in own]
+    with pytest.raises(CikError, match="streams"):
+        simulate_batch(prepared, [{}], [3], seed=2, streams=[0])

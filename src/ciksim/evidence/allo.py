@@ -371,23 +371,29 @@ def arm_table(ps: PreparedAlloStudy, study: int, arm: int,
 
 
 def simulate_batch(prepared: Sequence[PreparedAlloStudy],
-                   thetas: Sequence[Mapping[str, float]], keys: Sequence[int], seed: int
+                   thetas: Sequence[Mapping[str, float]], keys: Sequence[int], seed: int,
+                   streams: Sequence[int] | None = None
                    ) -> list[dict[str, dict[str, tuple[float, float]]]]:
     """Simulate every study for each draw ``thetas[i]`` (natural scale) with key
     ``keys[i]``: per draw, ``{study id: {arm: (patients with the endpoint, patients)}}``
     (a relapse-rate endpoint: ``(relapses, patient-years at risk)``; the dose levels of an
     arm added up). One cohort simulation per arm (and level) for the whole batch
-    (:func:`arm_table`), so a draw's result does not depend on the batch."""
+    (:func:`arm_table`), so a draw's result does not depend on the batch. ``streams``: the
+    study number of each study's random streams (default its position; a counterfactual
+    copy of a study given the original's number simulates the same recipients)."""
     if len(thetas) != len(keys):
         raise DataError("thetas and keys must have the same length")
+    if streams is not None and len(streams) != len(prepared):
+        raise DataError("streams must give one study number per prepared study")
     out: list[dict[str, Any]] = [{} for _ in thetas]
     if not thetas:
         return out
     for s, ps in enumerate(prepared):
         ep = ps.study.endpoint
+        number = s if streams is None else int(streams[s])
         for a, pa in enumerate(ps.arms):
             m = pa.n * pa.screen
-            table, start = arm_table(ps, s, a, thetas, keys, seed)
+            table, start = arm_table(ps, number, a, thetas, keys, seed)
             if ps.rate:
                 hit, days = arm_exposure(table, start, ep.from_months * DAYS_PER_MONTH,
                                          ps.window)
