@@ -441,3 +441,15 @@ def test_no_donor_cells_once_acute_gvhd_ii_iv_or_chronic_gvhd_has_begun():
     assert not events.triggers
     assert [(e.day, e.dose) for e in events.events] == [
         (30.0, "dli"), (60.0, "dli"), (60.0, "is_withdrawal"), (60.0, "cik")]
+
+
+def test_arm_text_names_the_withdrawal_and_the_cells():
+    from ciksim.report.allotrial import arm_text
+
+    spec = TrialSpec.from_dict(allo_dict())
+    text = arm_text(spec.arms[1])
+    assert text.startswith("immunosuppression withdrawn on day 60; donor CIK 1e+07 CD3+/kg "
+                           "on day 60; donor CIK 5e+07 CD3+/kg on day 88")
+    kept = allo_dict()
+    kept["arms"][0]["donor_cells"]["immunosuppression"] = "kept"
+    assert arm_text(TrialSpec.from_dict(kept).arms[0]) == "DLI 1e+07 CD3+/kg on day 60"

@@ -516,17 +516,19 @@ def allo_dimensions(evidence: AlloEvidence, names: Sequence[str] | None = None,
 
 
 def allo_model_hash() -> str:
-    """Fingerprint of the allo model and its reference scenario: a posterior made on
-    another version must be regenerated."""
+    """Fingerprint of the allo model (parameters, processes with their changes,
+    assignments, doses with what they add and scale) and its reference scenario: a
+    posterior made on another version must be regenerated."""
     from ciksim.models.allo import AlloScenario, allo_model
 
     m = allo_model()
     scen = AlloScenario.load(REFERENCE_SCENARIO)
     text = json.dumps({
         "parameters": [(p.name, p.value, p.low, p.high, p.variability) for p in m.parameters],
-        "processes": [(p.name, p.rate) for p in m.processes],
+        "processes": [(p.name, p.rate, sorted(p.changes.items())) for p in m.processes],
         "assignments": [(a.name, a.expr) for a in m.assignments],
-        "doses": [(d.name, sorted(d.adds.items())) for d in m.doses],
+        "doses": [(d.name, sorted(d.adds.items()), sorted(d.scales.items()))
+                  for d in m.doses],
         "scenario": [sorted(scen.parameters.items()), sorted(scen.variability.items()),
                      scen.engraftment_day, scen.relapse_threshold],
     }, sort_keys=True, default=str)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from ciksim.models.allo import WITHDRAWAL
 from ciksim.report.html import Report
 from ciksim.report.trial import specification_and_provenance
 
@@ -50,23 +51,32 @@ HEADLINE_PARAMETERS = (
     "the two can disagree.")
 
 
+def _dose_words(dose: Any, amount: Any) -> str:
+    """One dose in words: donor cells in CD3+/kg, a withdrawal of immunosuppression by
+    name (with its share when not all), other doses by name and amount."""
+    amount = float(amount or 0)
+    if dose in _KINDS:
+        return f"{_KINDS[dose]} {amount:.3g} CD3+/kg"
+    if dose == WITHDRAWAL:
+        return "immunosuppression withdrawn" + ("" if amount >= 1 else f" (share {amount:.3g})")
+    return f"{dose} {amount:.3g}"
+
+
 def arm_text(arm: Any) -> str:
     """What an arm gives, in words: fixed donor-cell doses and triggers."""
     parts = []
     doses = [e for e in arm.events if e.get("action") == "dose"]
     if doses:
-        parts.append("; ".join(
-            f"{_KINDS.get(str(e.get('dose')), e.get('dose'))} {float(e.get('amount', 0)):.3g}"
-            f"{' CD3+/kg' if e.get('dose') in _KINDS else ''} on day "
-            f"{_days(e)}" for e in doses))
+        parts.append("; ".join(f"{_dose_words(e.get('dose'), e.get('amount'))} on day "
+                               f"{_days(e)}" for e in doses))
     for t in arm.triggers:
         side = "above" if "above" in t else "below"
         mon = t.get("monitor") or {"days": t["days"]}
         when = (f"days {mon['days']}" if "days" in mon else
                 f"every {mon.get('every'):g} days from day {mon.get('first'):g} to "
                 f"{mon.get('last'):g}")
-        ds = ", ".join(f"{_KINDS.get(str(d.get('dose')), d.get('dose'))} "
-                       f"{float(d.get('amount', 0)):.3g} at +{float(d.get('offset', 0)):g} d"
+        ds = ", ".join(f"{_dose_words(d.get('dose'), d.get('amount'))} at "
+                       f"+{float(d.get('offset', 0)):g} d"
                        for d in t.get("doses", [])) or "monitoring only (records the day)"
         parts.append(f"when {t['watch']} is {side} {t[side]:g} (monitored {when}): {ds}")
     return " | ".join(parts) or "transplant alone (no donor-cell infusion)"
