@@ -245,12 +245,16 @@ def test_allo_trial_arms_are_donor_cells_and_run_as_the_api(page):
     page.wait_for_selector("#tr_arm1_cells")
     assert page.input_value("#tr_arm1_cells") == "cik"
     assert page.locator("#tr_arm1_first").count() == 0, "triggered: no fixed first day"
+    assert not page.is_checked("#tr_arm0_keepis"), "withdrawn by default"
+    page.check("#tr_arm0_keepis")
     _fill(page, {"tr_arm1_dose": "2e6", "tr_n_per_arm": 20, "tr_draws": 0})
     page.wait_for_selector("#tr_check .ciksim-valid:has-text('x 20 patients, 2 years, 0 draws')")
     with page.expect_download() as dl:
         page.click("#tr_save")
     spec = TrialSpec.load(Path(dl.value.path()))
     assert spec.setting == "allo" and spec.patients_per_arm == 20
+    assert spec.raw["arms"][0]["donor_cells"]["immunosuppression"] == "kept"
+    assert "immunosuppression" not in spec.raw["arms"][1]["donor_cells"]
     assert spec.raw["arms"][1]["donor_cells"]["dose_per_kg"] == 2e6
     assert spec.raw["arms"][1]["donor_cells"]["when"]["watch"] == "mrd", "trigger kept"
     page.click("#tr_run")

@@ -3,7 +3,8 @@
 A loaded spec (built-in example, upload or the advanced TOML box) is kept whole; the form
 edits its main fields (patients per arm, follow-up, seed, posterior draws) and each arm's
 name and CIK schedule (in an allo trial, its donor cells: DLI or CIK, dose, infusions,
-interval, first day, escalation; a trigger (``when``) is kept as written); every other
+interval, first day, escalation, whether immunosuppression is kept; a trigger (``when``)
+is kept as written); every other
 entry (population, product, delivery, analysis, other arm keys) is carried through
 unchanged, so the composed spec is the loaded one with the form's edits. It is validated
 by the CLI's schema (:meth:`ciksim.trial.spec.TrialSpec.from_dict`) and saved as the TOML
@@ -127,6 +128,9 @@ def arm_card(i: int, arm: dict[str, Any], allo: bool = False) -> Any:
             ui.input_select(f"tr_arm{i}_cells", "Cells", DONOR_CELLS,
                             selected=(cells or {}).get("cells", "dli")),
             ui.layout_columns(*fields, col_widths=2), note,
+            ui.input_checkbox(f"tr_arm{i}_keepis", "Keep immunosuppression (off: withdrawn "
+                              "on the day of the first infusion, as in practice)",
+                              (cells or {}).get("immunosuppression") == "kept"),
             ui.div(remove), class_="ciksim-arm", id=f"tr_arm{i}")
     cik = arm.get("cik") if isinstance(arm.get("cik"), dict) else None
     fields = [ui.input_numeric(f"tr_arm{i}_{key}", label,
@@ -161,6 +165,11 @@ def arms_from_inputs(read: Callable[[str], Any], arms: list[dict[str, Any]],
             given = dict(arm.get(key) or {})
             if allo:
                 given["cells"] = read(f"tr_arm{i}_cells") or given.get("cells", "dli")
+                keep = read(f"tr_arm{i}_keepis")
+                if keep:
+                    given["immunosuppression"] = "kept"
+                elif keep is not None:
+                    given.pop("immunosuppression", None)  # the default: withdrawn
             for form, spec, label, _ in fields:
                 if spec == "first_day" and given.get("when") is not None:
                     continue
