@@ -573,3 +573,18 @@ def test_a_copy_given_its_originals_streams_simulates_the_same_recipients():
     assert [d["copy"] for d in own] != [d[small.id] for d in own]
     with pytest.raises(CikError, match="streams"):
         simulate_batch(prepared, [{}], [3], seed=2, streams=[0])
+
+
+def test_the_model_fingerprint_reads_what_doses_scale(monkeypatch):
+    """A posterior must go stale when a dose's effect changes, also a dose that only
+    scales a state (the withdrawal of immunosuppression)."""
+    import dataclasses
+
+    import ciksim.models.allo as allo
+
+    before = allo_model_hash()
+    model = allo.allo_model()
+    doses = tuple(dataclasses.replace(d, scales={"IS": "1 - 0.5 * min(amount, 1)"})
+                  if d.name == WITHDRAWAL else d for d in model.doses)
+    monkeypatch.setattr(allo, "allo_model", lambda: dataclasses.replace(model, doses=doses))
+    assert allo_model_hash() != before

@@ -103,15 +103,18 @@ def evidence_hash(evidence: BaseModel) -> str:
 
 
 def model_hash() -> str:
-    """Fingerprint of the patient model (parameters, processes, assignments): a posterior
-    made on another model version must be regenerated."""
+    """Fingerprint of the patient model (parameters, processes with their changes,
+    assignments, doses with what they add and scale): a posterior made on another model
+    version must be regenerated."""
     from ciksim.models.patient import patient_model
 
     m = patient_model()
     text = json.dumps({
         "parameters": [(p.name, p.value, p.low, p.high, p.variability) for p in m.parameters],
-        "processes": [(p.name, p.rate) for p in m.processes],
+        "processes": [(p.name, p.rate, sorted(p.changes.items())) for p in m.processes],
         "assignments": [(a.name, a.expr) for a in m.assignments],
+        "doses": [(d.name, sorted(d.adds.items()), sorted(d.scales.items()))
+                  for d in m.doses],
     }, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
