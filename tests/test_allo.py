@@ -420,16 +420,16 @@ def test_allo_report_lists_the_infusions_and_triggers():
 
     res = allo_patient_job("allo-aml-cr", dli=["1e7@90"], years=0.3, seed=1)
     html = res.report_html()
-    assert "dli 1e+07 cells/kg on day 90" in html
+    assert "DLI 1e+07 CD3+/kg on day 90" in html
     trig = AlloScenario.load("allo-aml-cr", triggers=[_PRE_EMPTIVE])
     html = type(res)(trig, res.cohort).report_html()
     assert "trigger &#x27;pre-emptive&#x27;: when mrd is above 0.0001" in html \
         or "trigger 'pre-emptive': when mrd is above 0.0001" in html
-    assert "cik 5e+07 cells/kg 28 days later" in html
+    assert "donor CIK 5e+07 CD3+/kg 28 days later" in html
     stop = AlloScenario.load("allo-aml-cr", events=[
         {"day": 90, "action": "dose", "dose": "is_withdrawal", "amount": 1}])
     html = type(res)(stop, res.cohort).report_html()
-    assert "is_withdrawal 1 on day 90" in html  # a share, not cells/kg
+    assert "immunosuppression withdrawn on day 90" in html  # a share, not cells/kg
 
 
 def test_ciksim_patient_warns_that_haploidentical_lacks_ptcy(tmp_path):

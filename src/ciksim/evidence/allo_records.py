@@ -24,7 +24,7 @@ from ciksim.evidence.studies import (
     read_evidence_toml,
     validate_strictly,
 )
-from ciksim.models.allo import WITHDRAWAL
+from ciksim.models.allo import donor_course
 
 #: Endpoints the allo model computes, counted from each patient's first infusion.
 ALLO_ENDPOINTS = {
@@ -312,9 +312,8 @@ def _schedule(arm: AlloArm, doses: Sequence[float] | None = None
     days) or ``triggers``."""
     step = float(arm.interval_days or 0.0)
     doses = arm.doses if doses is None else tuple(doses)
-    given = [(k * step, arm.cells, float(d)) for k, d in enumerate(doses)]
-    if arm.immunosuppression == "withdrawn":
-        given.insert(0, (0.0, WITHDRAWAL, 1.0))
+    given = donor_course([(k * step, arm.cells, float(d)) for k, d in enumerate(doses)],
+                         arm.immunosuppression == "withdrawn")
     if arm.trigger is not None:
         return {"events": [], "triggers": [arm.trigger.as_protocol(given)]}
     return {"events": [{"day": float(arm.first_day) + offset, "action": "dose",

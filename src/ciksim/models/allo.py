@@ -65,6 +65,15 @@ STOCHASTIC = ("S_a", "S_q")
 DONOR_CELLS = ("t", "cik")
 #: The dose that withdraws immunosuppression (amount: the share of the level stopped).
 WITHDRAWAL = "is_withdrawal"
+
+
+def donor_course(infusions: list[tuple[float, str, float]], withdraw: bool
+                 ) -> list[tuple[float, str, float]]:
+    """A donor-cell course as (offset from the first infusion in days, dose, amount): the
+    ``infusions``, preceded on the first day by the withdrawal of immunosuppression when
+    ``withdraw`` (practice before donor cells; the allo evidence and trial arms' default
+    convention)."""
+    return [(0.0, WITHDRAWAL, 1.0), *infusions] if withdraw else list(infusions)
 #: Cumulative hazards of the per-patient events (states integrated by the engines; an event
 #: happens when its cumulative hazard reaches the patient's own unit-exponential draw).
 HAZARDS = {"nrm": "Lam_nrm", "leukemic_death": "Lam_leuk", "cgvhd": "Lam_cgvhd"}

@@ -150,25 +150,36 @@ def _amount(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, (int, float)) else str(value)
 
 
-def _dose(name: str | None, amount: Any) -> str:
-    """A dose in words with its declared unit (donor cells: CD3+ cells/kg; a level or
-    share: none)."""
-    from ciksim.models.allo import allo_model
+#: Donor cells by name in reports.
+DONOR_CELL_NAMES = {"dli": "DLI", "cik": "donor CIK"}
 
-    unit = allo_model().dose_by_name[str(name)].unit
-    return f"{name} {_amount(amount)}" + ("" if unit == "1" else f" {unit}")
+
+def dose_words(dose: Any, amount: Any) -> str:
+    """One allo-model dose in words: donor cells in CD3+ cells/kg, the withdrawal of
+    immunosuppression by name (with its share when not all), another dose by name, amount
+    and declared unit."""
+    from ciksim.models.allo import WITHDRAWAL, allo_model
+
+    text = _amount(amount)
+    if dose in DONOR_CELL_NAMES:
+        return f"{DONOR_CELL_NAMES[dose]} {text} CD3+/kg"
+    if dose == WITHDRAWAL:
+        whole = isinstance(amount, (int, float)) and amount >= 1
+        return "immunosuppression withdrawn" + ("" if whole else f" (share {text})")
+    unit = allo_model().dose_by_name[str(dose)].unit
+    return f"{dose} {text}" + ("" if unit == "1" else f" {unit}")
 
 
 def _event_lines(result: AlloPatientResult) -> list[str]:
     """The scenario's protocol in words: fixed events (doses in their units, days after
     the stem-cell infusion) and triggers."""
     protocol = result.scenario.protocol
-    lines = [f"{_dose(e.dose, e.amount)} on day {e.day:g}" if e.action == "dose"
+    lines = [f"{dose_words(e.dose, e.amount)} on day {e.day:g}" if e.action == "dose"
              else f"{e.action} on day {e.day:g}" for e in protocol.events]
     for trig in protocol.triggers:
         cond = (f"above {_amount(trig.above)}" if trig.above is not None
                 else f"below {_amount(trig.below)}")
-        doses = ", ".join(f"{_dose(d.dose, d.amount)} {d.offset:g} days later"
+        doses = ", ".join(f"{dose_words(d.dose, d.amount)} {d.offset:g} days later"
                           for d in trig.doses) or "monitoring only (records the day)"
         m = trig.monitor
         days = (", ".join(f"{d:g}" for d in m) if len(m) <= 6

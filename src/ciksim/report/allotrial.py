@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ciksim.models.allo import WITHDRAWAL
+from ciksim.report.allo import dose_words
 from ciksim.report.html import Report
 from ciksim.report.trial import specification_and_provenance
 
@@ -26,7 +26,6 @@ INCIDENCE_PANELS = (
 _KEYS = (("grfs", "GRFS"), ("os", "overall survival"), ("rfs", "relapse-free survival"),
          ("cir", "relapse"), ("nrm", "non-relapse mortality"),
          ("agvhd", "acute GvHD II-IV"), ("cgvhd", "chronic GvHD"))
-_KINDS = {"dli": "DLI", "cik": "donor CIK"}
 #: What the allo calibration can and cannot support (its status is computed by ``ciksim
 #: validate``, group "allo (calibrated)", and described in docs/inference.md).
 CALIBRATION_CAVEAT = (
@@ -51,23 +50,12 @@ HEADLINE_PARAMETERS = (
     "the two can disagree.")
 
 
-def _dose_words(dose: Any, amount: Any) -> str:
-    """One dose in words: donor cells in CD3+/kg, a withdrawal of immunosuppression by
-    name (with its share when not all), other doses by name and amount."""
-    amount = float(amount or 0)
-    if dose in _KINDS:
-        return f"{_KINDS[dose]} {amount:.3g} CD3+/kg"
-    if dose == WITHDRAWAL:
-        return "immunosuppression withdrawn" + ("" if amount >= 1 else f" (share {amount:.3g})")
-    return f"{dose} {amount:.3g}"
-
-
 def arm_text(arm: Any) -> str:
     """What an arm gives, in words: fixed donor-cell doses and triggers."""
     parts = []
     doses = [e for e in arm.events if e.get("action") == "dose"]
     if doses:
-        parts.append("; ".join(f"{_dose_words(e.get('dose'), e.get('amount'))} on day "
+        parts.append("; ".join(f"{dose_words(e.get('dose'), float(e.get('amount', 0)))} on day "
                                f"{_days(e)}" for e in doses))
     for t in arm.triggers:
         side = "above" if "above" in t else "below"
@@ -75,7 +63,7 @@ def arm_text(arm: Any) -> str:
         when = (f"days {mon['days']}" if "days" in mon else
                 f"every {mon.get('every'):g} days from day {mon.get('first'):g} to "
                 f"{mon.get('last'):g}")
-        ds = ", ".join(f"{_dose_words(d.get('dose'), d.get('amount'))} at "
+        ds = ", ".join(f"{dose_words(d.get('dose'), float(d.get('amount', 0)))} at "
                        f"+{float(d.get('offset', 0)):g} d"
                        for d in t.get("doses", [])) or "monitoring only (records the day)"
         parts.append(f"when {t['watch']} is {side} {t[side]:g} (monitored {when}): {ds}")

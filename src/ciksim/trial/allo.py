@@ -40,7 +40,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ciksim.errors import CikError, DataError
-from ciksim.models.allo import WITHDRAWAL
+from ciksim.models.allo import donor_course
 from ciksim.schemas.base import Name, Schema, Text, limit, limited
 from ciksim.schemas.protocol import EventSchema, MonitorSchema, TriggerSchema
 from ciksim.trial.estimands import Analysis
@@ -130,9 +130,10 @@ class DonorCellsSchema(Schema):
         """(offset from the first infusion in days, the model's dose, amount) per dose: the
         withdrawal of immunosuppression (if ``withdrawn``), then each infusion (CD3+
         cells/kg)."""
-        stop = [(0.0, WITHDRAWAL, 1.0)] if self.immunosuppression == "withdrawn" else []
-        return stop + [(k * self.interval_days, self.cells,
-                        self.dose_per_kg * self.escalation ** k) for k in range(self.infusions)]
+        return donor_course([(k * self.interval_days, self.cells,
+                              self.dose_per_kg * self.escalation ** k)
+                             for k in range(self.infusions)],
+                            self.immunosuppression == "withdrawn")
 
 
 class AlloArmSchema(Schema):
